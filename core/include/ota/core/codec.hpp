@@ -1,0 +1,38 @@
+// Wire codec: decoding untrusted bytes into protocol messages with size caps and version checks,
+// and the mapping between ota::Status and the wire's Error. Internal to the project (exposes
+// protobuf types); the SDK's public headers never include it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ota/core/status.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::codec {
+
+inline constexpr uint32_t kProtocolMajor = 1;
+inline constexpr uint32_t kProtocolMinor = 0;
+// No control message is larger; a Chunk carries at most kMaxChunkSize bytes of payload.
+inline constexpr size_t kMaxControlMessage = 64 * 1024;
+inline constexpr uint32_t kMaxChunkSize = 1024 * 1024;
+inline constexpr size_t kMaxDataMessage = kMaxChunkSize + 1024;
+
+void set_protocol(v1::ProtocolVersion* v);
+uint64_t now_ms();
+
+// kUnsupported with a readable message when major differs (or is missing).
+Status check_protocol(const v1::ProtocolVersion& v, std::string_view what);
+
+// Parses bytes into msg. kCorrupt when larger than cap or not a valid encoding; what names the message.
+Status decode(std::string_view bytes, google::protobuf::MessageLite* msg, size_t cap, std::string_view what);
+
+v1::ErrorCode to_wire(Code code);
+Code from_wire(v1::ErrorCode code);
+void to_wire(const Status& st, v1::Phase phase, v1::Error* out);
+Status from_wire(const v1::Error& err);
+
+const char* phase_name(v1::Phase phase);  // "transfer", "install", ...
+
+}  // namespace ota::codec

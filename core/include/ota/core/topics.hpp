@@ -1,0 +1,40 @@
+// The MQTT topic tree of protocol v1 (docs/PROTOCOL.md). Every topic name used by the client, the SDK,
+// the simulators and broker-config/acl comes from here.
+//
+//   ota/v1/ecu/{ecu}/up/hello    agent  -> client  retained; Last Will (online=false) on the same topic
+//   ota/v1/ecu/{ecu}/up/state    agent  -> client  retained
+//   ota/v1/ecu/{ecu}/up/ack      agent  -> client  chunk acknowledgements
+//   ota/v1/ecu/{ecu}/up/result   agent  -> client  command results
+//   ota/v1/ecu/{ecu}/up/dtc      agent  -> client  retained DTC list
+//   ota/v1/ecu/{ecu}/down/cmd    client -> agent   commands
+//   ota/v1/ecu/{ecu}/down/data   client -> agent   payload chunks
+//   ota/v1/vehicle/status        client -> anyone  retained campaign progress
+//   ota/v1/vehicle/report        client -> anyone  retained last vehicle report
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ota::topics {
+
+inline constexpr std::string_view kPrefix = "ota/v1/";
+
+enum class Leaf { kUnknown, kHello, kState, kAck, kResult, kDtc, kCmd, kData };
+
+std::string ecu(std::string_view ecu_id, Leaf leaf);
+const char* leaf_name(Leaf leaf);  // "up/hello", "down/cmd", ...
+
+// Filters.
+inline constexpr const char* kAllAgentsUp = "ota/v1/ecu/+/up/#";
+std::string ecu_down_filter(std::string_view ecu_id);  // ota/v1/ecu/{ecu}/down/#
+
+inline constexpr const char* kVehicleStatus = "ota/v1/vehicle/status";
+inline constexpr const char* kVehicleReport = "ota/v1/vehicle/report";
+
+// Splits "ota/v1/ecu/{ecu}/{up|down}/{leaf}". False for any other topic.
+bool parse_ecu_topic(std::string_view topic, std::string* ecu_id, Leaf* leaf);
+
+// ECU ids are topic segments and MQTT usernames: 1-64 chars of [A-Za-z0-9_.-].
+bool valid_ecu_id(std::string_view ecu_id);
+
+}  // namespace ota::topics

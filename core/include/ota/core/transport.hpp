@@ -1,0 +1,86 @@
+// The message transport seam between the client, the agents and the broker. MqttTransport is the
+// production implementation over Eclipse Paho MQTT C++; nothing else in the project includes Paho.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ota/core/status.hpp"
+
+namespace ota {
+
+struct TransportMessage {
+  std::string topic;
+  std::string payload;
+  bool retained = false;
+};
+
+struct WillMessage {
+  std::string topic;
+  std::string payload;
+  int qos = 1;
+  bool retain = true;
+};
+
+struct TlsOptions {
+  std::string ca_file;    // PEM; the server's certificate must chain to it and match the host
+  std::string cert_file;  // client certificate (PEM), optional
+  std::string key_file;   // client private key (PEM), optional
+};
+
+struct TransportOptions {
+  std::string uri;        // "tcp://127.0.0.1:1883" or "ssl://host:8883"
+  std::string client_id;  // unique per broker
+  std::string username;
+  std::string password;
+  std::optional<WillMessage> will;
+  std::optional<TlsOptions> tls;  // required when uri starts with ssl://
+  bool mqtt_v5 = false;
+  std::chrono::seconds keepalive{10};
+  // Reconnect with backoff between these bounds after a lost connection.
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{4000};
+  // Messages published while disconnected are buffered up to this count (then publish fails).
+  int offline_buffer = 1000;
+};
+
+// Callbacks run on the transport's own thread, one at a time, in arrival order. They must not block
+// for long (a blocked callback stalls every message of this connection) and must not throw.
+class Transport {
+ public:
+  using MessageHandler = std::function<void(const TransportMessage&)>;
+  // Called with true after every (re)connect, after subscriptions are restored; false on loss.
+  using ConnectionHandler = std::function<void(bool connected)>;
+
+  virtual ~Transport() = default;
+  // Set before connect(); not thread-safe with respect to message delivery.
+  virtual void on_message(MessageHandler handler) = 0;
+  virtual void on_connection(ConnectionHandler handler) = 0;
+
+  // Connects and waits for the CONNACK. Errors: kUnavailable (unreachable), kRejected (refused:
+  // bad credentials / not authorised) with the broker's reason.
+  virtual Status connect(std::chrono::milliseconds timeout) = 0;
+  // Subscribes now and again after every reconnect. Waits for the SUBACK.
+  virtual Status subscribe(const std::string& filter, int qos) = 0;
+  // Queues a message; does not wait for delivery. Thread-safe, callable from callbacks.
+  virtual Status publish(const std::string& topic, const void* data, size_t n, int qos, bool retain) = 0;
+  Status publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
+    return publish(topic, payload.data(), payload.size(), qos, retain);
+  }
+  // Waits until every publish queued so far has been handed to the broker (QoS>0: acknowledged).
+  virtual Status flush(std::chrono::milliseconds timeout) = 0;
+  // Orderly disconnect: the Last Will is not sent.
+  virtual void disconnect(std::chrono::milliseconds timeout) = 0;
+  virtual bool connected() const = 0;
+};
+
+std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options);
+
+// Reads a password from a file (first line, trailing newline stripped), as broker-config/render writes.
+Result<std::string> read_password_file(const std::string& path);
+
+}  // namespace ota

@@ -1,0 +1,187 @@
+// MqttTransport: the Transport seam over Eclipse Paho MQTT C++ (async client).
+#include <mqtt/async_client.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "ota/core/file.hpp"
+#include "ota/core/log.hpp"
+#include "ota/core/transport.hpp"
+
+namespace ota {
+namespace {
+
+constexpr const char* kLog = "mqtt";
+
+Status status_from_exception(const mqtt::exception& e, const std::string& what) {
+  int rc = e.get_return_code();
+  // CONNACK refusals: bad credentials or not authorised (v3 codes 4/5, v5 reason codes 0x86/0x87).
+  if (rc == 4 || rc == 5 || rc == 0x86 || rc == 0x87 || e.get_reason_code() == 0x86 ||
+      e.get_reason_code() == 0x87) {
+    return Status(Code::kRejected, what + ": broker refused the connection (" + e.get_message() + ")");
+  }
+  return Status(Code::kUnavailable, what + ": " + e.what());
+}
+
+class MqttTransport : public Transport {
+ public:
+  explicit MqttTransport(TransportOptions options) : options_(std::move(options)) {
+    mqtt::create_options create(options_.mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1, options_.offline_buffer);
+    create.set_send_while_disconnected(true);
+    client_ = std::make_unique<mqtt::async_client>(options_.uri, options_.client_id, create, nullptr);
+    client_->set_message_callback([this](mqtt::const_message_ptr msg) {
+      if (!message_handler_) return;
+      TransportMessage m{msg->get_topic(), msg->get_payload_str(), msg->is_retained()};
+      message_handler_(m);
+    });
+    client_->set_connected_handler([this](const std::string&) { on_connected(); });
+    client_->set_connection_lost_handler([this](const std::string& cause) {
+      OTA_LOGW(kLog, "%s: connection lost%s%s", options_.client_id.c_str(), cause.empty() ? "" : ": ",
+               cause.c_str());
+      if (connection_handler_) connection_handler_(false);
+    });
+  }
+
+  ~MqttTransport() override {
+    try {
+      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (const std::exception&) {
+    }
+  }
+
+  void on_message(MessageHandler handler) override { message_handler_ = std::move(handler); }
+  void on_connection(ConnectionHandler handler) override { connection_handler_ = std::move(handler); }
+
+  Status connect(std::chrono::milliseconds timeout) override {
+    mqtt::connect_options opts;
+    opts.set_keep_alive_interval(static_cast<int>(options_.keepalive.count()));
+    if (options_.mqtt_v5) {
+      opts.set_mqtt_version(MQTTVERSION_5);
+      opts.set_clean_start(true);
+    } else {
+      opts.set_clean_session(true);
+    }
+    if (!options_.username.empty()) opts.set_user_name(options_.username);
+    if (!options_.password.empty()) opts.set_password(options_.password);
+    opts.set_automatic_reconnect(
+        std::max<int>(1, static_cast<int>(options_.reconnect_min.count() / 1000)),
+        std::max<int>(1, static_cast<int>(options_.reconnect_max.count() / 1000)));
+    opts.set_max_inflight(256);
+    opts.set_connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout) + std::chrono::seconds(1));
+    if (options_.will) {
+      mqtt::will_options will(options_.will->topic, options_.will->payload.data(), options_.will->payload.size(),
+                              options_.will->qos, options_.will->retain);
+      opts.set_will(will);
+    }
+    if (options_.tls) {
+      mqtt::ssl_options ssl;
+      ssl.set_trust_store(options_.tls->ca_file);
+      if (!options_.tls->cert_file.empty()) ssl.set_key_store(options_.tls->cert_file);
+      if (!options_.tls->key_file.empty()) ssl.set_private_key(options_.tls->key_file);
+      ssl.set_enable_server_cert_auth(true);
+      ssl.set_verify(true);
+      opts.set_ssl(ssl);
+    }
+    try {
+      auto tok = client_->connect(opts);
+      if (!tok->wait_for(timeout)) return Status(Code::kTimeout, "connect to " + options_.uri + ": no CONNACK in time");
+    } catch (const mqtt::exception& e) {
+      return status_from_exception(e, "connect to " + options_.uri + " as " + options_.username);
+    }
+    return Status::ok();
+  }
+
+  Status subscribe(const std::string& filter, int qos) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      subscriptions_.emplace_back(filter, qos);
+    }
+    try {
+      auto tok = client_->subscribe(filter, qos);
+      if (!tok->wait_for(std::chrono::seconds(10))) return Status(Code::kTimeout, "subscribe " + filter);
+      // Mosquitto grants 0x80 (failure) when the ACL forbids the filter.
+      for (auto rc : tok->get_subscribe_response().get_reason_codes()) {
+        if (rc >= 0x80) return Status(Code::kRejected, "subscribe " + filter + ": refused by broker");
+      }
+    } catch (const mqtt::exception& e) {
+      return status_from_exception(e, "subscribe " + filter);
+    }
+    return Status::ok();
+  }
+
+  Status publish(const std::string& topic, const void* data, size_t n, int qos, bool retain) override {
+    try {
+      client_->publish(topic, data, n, qos, retain);
+    } catch (const mqtt::exception& e) {
+      return Status(Code::kUnavailable, "publish " + topic + ": " + e.what());
+    }
+    return Status::ok();
+  }
+
+  Status flush(std::chrono::milliseconds timeout) override {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (auto& tok : client_->get_pending_delivery_tokens()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      try {
+        if (left.count() <= 0 || !tok->wait_for(left)) return Status(Code::kTimeout, "flush: deliveries pending");
+      } catch (const mqtt::exception& e) {
+        return Status(Code::kUnavailable, std::string("flush: ") + e.what());
+      }
+    }
+    return Status::ok();
+  }
+
+  void disconnect(std::chrono::milliseconds timeout) override {
+    try {
+      if (client_->is_connected()) client_->disconnect()->wait_for(timeout);
+    } catch (const mqtt::exception& e) {
+      OTA_LOGW(kLog, "%s: disconnect: %s", options_.client_id.c_str(), e.what());
+    }
+  }
+
+  bool connected() const override { return client_->is_connected(); }
+
+ private:
+  // Runs on Paho's callback thread after every (re)connect. Waiting for a SUBACK here would deadlock
+  // the thread that delivers it, so subscriptions are restored asynchronously and in order; MQTT
+  // processes a connection's packets in order, so later publishes see them in place.
+  void on_connected() {
+    std::vector<std::pair<std::string, int>> subs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      subs = subscriptions_;
+    }
+    for (const auto& [filter, qos] : subs) {
+      try {
+        client_->subscribe(filter, qos);
+      } catch (const mqtt::exception& e) {
+        OTA_LOGE(kLog, "%s: resubscribe %s: %s", options_.client_id.c_str(), filter.c_str(), e.what());
+      }
+    }
+    if (connection_handler_) connection_handler_(true);
+  }
+
+  TransportOptions options_;
+  std::unique_ptr<mqtt::async_client> client_;
+  MessageHandler message_handler_;
+  ConnectionHandler connection_handler_;
+  std::mutex mu_;
+  std::vector<std::pair<std::string, int>> subscriptions_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options) {
+  return std::make_unique<MqttTransport>(std::move(options));
+}
+
+Result<std::string> read_password_file(const std::string& path) {
+  auto content = read_small_file(path, 4096);
+  if (!content) return content.status();
+  std::string pw = *content;
+  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+  if (pw.empty()) return Status(Code::kInvalidArgument, path + ": empty password file");
+  return pw;
+}
+
+}  // namespace ota
