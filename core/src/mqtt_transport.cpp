@@ -100,7 +100,9 @@ class MqttTransport : public Transport {
       auto tok = client_->subscribe(filter, qos);
       if (!tok->wait_for(std::chrono::seconds(10))) return Status(Code::kTimeout, "subscribe " + filter);
       // Mosquitto grants 0x80 (failure) when the ACL forbids the filter.
-      for (auto rc : tok->get_subscribe_response().get_reason_codes()) {
+      const mqtt::subscribe_response resp = tok->get_subscribe_response();
+      const std::vector<mqtt::ReasonCode> codes = resp.get_reason_codes();
+      for (auto rc : codes) {
         if (rc >= 0x80) return Status(Code::kRejected, "subscribe " + filter + ": refused by broker");
       }
     } catch (const mqtt::exception& e) {
