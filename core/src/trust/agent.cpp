@@ -1,0 +1,176 @@
+// Platform-side signing, the agent-side target verifier, installed-image checks and ECU-signed reports.
+#include <algorithm>
+
+#include "internal.hpp"
+
+namespace ota::trust {
+
+using namespace detail;  // NOLINT(google-build-using-namespace)
+
+Result<std::string> sign(std::string_view body, const std::vector<PrivateKey>& keys) {
+  if (keys.empty()) return make_error(Code::kInvalidArgument, "sign: no keys");
+  ota::v1::SignedMetadata env;
+  env.set_body(std::string(body));
+  for (const auto& k : keys) {
+    auto sig = k.sign(body);
+    if (!sig) return sig.status();
+    auto* s = env.add_signatures();
+    s->set_key_id(k.key_id());
+    s->set_sig(std::move(*sig));
+  }
+  std::string out;
+  if (!env.SerializeToString(&out)) return make_error(Code::kInternal, "sign: cannot serialize SignedMetadata");
+  return out;
+}
+
+Result<std::string> add_signature(std::string_view signed_metadata, const PrivateKey& key) {
+  ota::v1::SignedMetadata env;
+  if (!env.ParseFromArray(signed_metadata.data(), static_cast<int>(signed_metadata.size())))
+    return make_error(Code::kCorrupt, "add_signature: cannot decode SignedMetadata");
+  auto sig = key.sign(env.body());
+  if (!sig) return sig.status();
+  auto* s = env.add_signatures();
+  s->set_key_id(key.key_id());
+  s->set_sig(std::move(*sig));
+  std::string out;
+  if (!env.SerializeToString(&out)) return make_error(Code::kInternal, "add_signature: cannot serialize");
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+
+Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number) {
+  if (target.version_number < active_version_number && !target.allow_downgrade)
+    return make_error(Code::kRejected, "ECU " + target.ecu_id + ": downgrade from version " +
+                                           std::to_string(active_version_number) + " to " +
+                                           std::to_string(target.version_number) +
+                                           " refused (the campaign does not allow downgrade)");
+  return Status::ok();
+}
+
+Status check_installed(const CampaignTarget& target, const Digest& sha256, uint64_t size) {
+  if (size != target.size)
+    return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image is " + std::to_string(size) +
+                                               " bytes, the signed target says " + std::to_string(target.size));
+  if (sha256 != target.sha256)
+    return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image sha256 " + hex(sha256) +
+                                               " differs from the signed target " + hex(target.sha256));
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------------------------------------
+
+struct AgentVerifier::Impl {
+  Limits limits;
+  RoleSpec director, image;
+};
+
+AgentVerifier::AgentVerifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AgentVerifier::~AgentVerifier() = default;
+AgentVerifier::AgentVerifier(AgentVerifier&&) noexcept = default;
+AgentVerifier& AgentVerifier::operator=(AgentVerifier&&) noexcept = default;
+
+Result<AgentVerifier> AgentVerifier::from_root(std::string_view signed_root, Limits limits) {
+  auto root = verify_self_signed_root(signed_root, limits);
+  if (!root) return root.status();
+  auto impl = std::make_unique<Impl>();
+  impl->limits = limits;
+  impl->director = std::move(root->director);
+  impl->image = std::move(root->image);
+  return AgentVerifier(std::move(impl));
+}
+
+namespace {
+
+Status make_role(const std::vector<std::string>& pems, uint32_t threshold, const char* name, RoleSpec* out) {
+  out->name = name;
+  for (const auto& pem : pems) {
+    auto k = PublicKey::from_pem(pem);
+    if (!k) return k.status().with_context(std::string(name) + " key");
+    out->keys.emplace(k->key_id(), *k);
+  }
+  if (threshold == 0 || threshold > out->keys.size())
+    return make_error(Code::kInvalidArgument, std::string(name) + " threshold " + std::to_string(threshold) +
+                                                  " is not within 1.." + std::to_string(out->keys.size()));
+  out->threshold = threshold;
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<AgentVerifier> AgentVerifier::from_keys(const std::vector<std::string>& director_pems,
+                                               uint32_t director_threshold, const std::vector<std::string>& image_pems,
+                                               uint32_t image_threshold, Limits limits) {
+  auto impl = std::make_unique<Impl>();
+  impl->limits = limits;
+  OTA_RETURN_IF_ERROR(make_role(director_pems, director_threshold, "director", &impl->director));
+  if (!image_pems.empty()) OTA_RETURN_IF_ERROR(make_role(image_pems, image_threshold, "image", &impl->image));
+  return AgentVerifier(std::move(impl));
+}
+
+Result<AgentTarget> AgentVerifier::verify_target(std::string_view signed_director, std::string_view signed_image,
+                                                 const AgentIdentity& me, const Clock* clock) const {
+  const Impl& s = *impl_;
+  auto env = parse_envelope(signed_director, s.limits.max_director_bytes, s.limits, "director metadata");
+  if (!env) return env.status();
+  OTA_RETURN_IF_ERROR(check_threshold(*env, s.director, "director metadata"));
+  auto dir = decode_director(env->body(), s.limits);
+  if (!dir) return dir.status();
+  VerifiedCampaign& c = dir->campaign;
+  if (!me.vin.empty() && c.vin != me.vin)
+    return make_error(Code::kRejected, "campaign is for VIN " + c.vin + ", this vehicle is " + me.vin);
+  if (clock != nullptr)
+    OTA_RETURN_IF_ERROR(check_expiry(c.expires, clock->now(), "director metadata v" + std::to_string(c.version)));
+  if (c.version < me.min_director_version)
+    return make_error(Code::kRejected, "director metadata: version counter " + std::to_string(c.version) +
+                                           " is below " + std::to_string(me.min_director_version) +
+                                           " (rollback or replay)");
+  auto it = std::find_if(c.targets.begin(), c.targets.end(),
+                         [&](const CampaignTarget& t) { return t.ecu_id == me.ecu_id; });
+  if (it == c.targets.end())
+    return make_error(Code::kRejected, "campaign " + c.campaign_id + " has no target for ECU " + me.ecu_id);
+  if (it->hardware_id != me.hardware_id)
+    return make_error(Code::kRejected, "ECU " + me.ecu_id + " has hardware id " + me.hardware_id +
+                                           ", the signed target is for hardware id " + it->hardware_id);
+  AgentTarget out;
+  if (!signed_image.empty()) {
+    if (s.image.keys.empty())
+      return make_error(Code::kInvalidArgument, "image metadata given but this agent has no image keys");
+    auto ienv = parse_envelope(signed_image, s.limits.max_image_bytes, s.limits, "image metadata");
+    if (!ienv) return ienv.status();
+    OTA_RETURN_IF_ERROR(check_threshold(*ienv, s.image, "image metadata"));
+    auto images = decode_image(ienv->body(), s.limits);
+    if (!images) return images.status();
+    if (clock != nullptr)
+      OTA_RETURN_IF_ERROR(
+          check_expiry(images->expires, clock->now(), "image metadata v" + std::to_string(images->version)));
+    OTA_RETURN_IF_ERROR(match_image(&*it, *images));
+    out.image_verified = true;
+  }
+  OTA_RETURN_IF_ERROR(check_downgrade(*it, me.active_version_number));
+  out.vin = c.vin;
+  out.campaign_id = c.campaign_id;
+  out.director_version = c.version;
+  out.target = std::move(*it);
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+
+Result<std::string> sign_report(std::string_view report, const PrivateKey& ecu_key) {
+  return sign(report, {ecu_key});
+}
+
+Result<std::string> verify_report(std::string_view signed_report, const PublicKey& ecu_key, size_t max_bytes) {
+  Limits limits;
+  auto env = parse_envelope(signed_report, max_bytes, limits, "ECU report");
+  if (!env) return env.status();
+  RoleSpec role;
+  role.name = "ECU";
+  role.keys.emplace(ecu_key.key_id(), ecu_key);
+  role.threshold = 1;
+  OTA_RETURN_IF_ERROR(check_threshold(*env, role, "ECU report"));
+  return std::move(*env->mutable_body());
+}
+
+}  // namespace ota::trust
