@@ -283,7 +283,12 @@ Status PrivateKey::save(const std::string& path) const {
   return s;
 }
 
-Status PrivateKey::save_public(const std::string& path) const { return atomic_write_file(path, impl_->public_pem); }
+Status PrivateKey::save_public(const std::string& path) const {
+  OTA_RETURN_IF_ERROR(atomic_write_file(path, impl_->public_pem));
+  // A public key is meant to be handed out.
+  if (::chmod(path.c_str(), 0644) != 0) return errno_status(errno, "chmod " + path);
+  return Status::ok();
+}
 
 const std::string& PrivateKey::key_id() const { return impl_->key_id; }
 const std::string& PrivateKey::public_pem() const { return impl_->public_pem; }
