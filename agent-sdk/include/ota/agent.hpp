@@ -1,0 +1,153 @@
+// OTA agent SDK: the C++ interface an ECU supplier implements, and the Agent that runs it.
+//
+// The supplier implements ota::agent::Device (how to write, read, activate and check the ECU's A/B
+// banks) and hands it to an ota::agent::Agent. The Agent hides everything else: the MQTT session with
+// the vehicle's broker, the protocol, chunked transfer with flow control and resume, CRC and SHA-256
+// checks, delta reconstruction, the A/B state machine and its durable state file, progress and DTC
+// reporting. A pure C interface over the same lives in ota/agent.h.
+//
+// Threading: every Device method is called from the Agent's single worker thread, one at a time,
+// except health_check(), which runs on its own thread so that the Agent can enforce its timeout.
+// Errors: every method returns ota::Status; a non-OK status (or an exception escaping the method,
+// which the Agent catches) fails the current step with that message, and the Agent reports it
+// to the client. Nothing a Device does can crash the Agent, and the ECU stays on a bootable bank.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ota/core/io.hpp"
+#include "ota/core/status.hpp"
+
+namespace ota::agent {
+
+enum class Bank { kA = 1, kB = 2 };
+inline Bank other(Bank b) { return b == Bank::kA ? Bank::kB : Bank::kA; }
+const char* bank_name(Bank b);  // "A" / "B"
+
+// A diagnostic trouble code as the ECU reports it (ISO 14229 style).
+struct Dtc {
+  uint32_t code = 0;          // 3-byte DTC number, e.g. 0xC14187
+  uint8_t status_mask = 0;    // ISO 14229 status byte
+  bool active = false;        // currently failing
+  bool confirmed = false;
+  uint64_t first_seen_ms = 0; // unix milliseconds
+  uint64_t last_seen_ms = 0;
+  uint32_t occurrences = 0;
+  std::string description;
+};
+
+// What the Agent tells the Device about the image being installed.
+struct ImageInfo {
+  std::string version;
+  uint64_t size = 0;
+  std::string sha256_hex;
+};
+
+// Sequential writer into one bank. Writes start at the offset given to open_bank_writer.
+class BankWriter : public ota::ByteSink {
+ public:
+  // Makes every byte written so far durable (fdatasync or the flash equivalent). The Agent calls it
+  // before it records a transfer offset as durable, and before verification.
+  virtual ota::Status sync() = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  // Capacity of one bank in bytes. Images larger than this are refused before transfer.
+  virtual uint64_t bank_size() const = 0;
+
+  // Opens `bank` (never the active one) for writing, positioned at `offset`: 0 for a new image, the
+  // durable offset when a transfer resumes. Bytes at and after `offset` may be discarded.
+  virtual ota::Result<std::unique_ptr<BankWriter>> open_bank_writer(Bank bank, uint64_t offset) = 0;
+
+  // Opens `bank` for random reads: the base of a delta (the active bank), and read-back checks.
+  virtual ota::Result<std::unique_ptr<ota::RandomReader>> open_bank_reader(Bank bank) = 0;
+
+  // Makes `bank` the one the ECU boots (and, for a live system, switches to it). Default: OK.
+  virtual ota::Status activate(Bank /*bank*/, const ImageInfo& /*image*/) { return ota::Status::ok(); }
+
+  // Checks the ECU is healthy on the newly activated bank. Runs on its own thread; if it does not
+  // return within the timeout the Agent treats it as failed and rolls back. Default: healthy.
+  virtual ota::Status health_check(Bank /*bank*/, std::chrono::milliseconds /*timeout*/) {
+    return ota::Status::ok();
+  }
+
+  // Makes the activated bank permanent (e.g. clears the bootloader's trial flag). Default: OK.
+  virtual ota::Status commit(Bank /*bank*/) { return ota::Status::ok(); }
+
+  // Returns the ECU to `previous` (the bank it ran before activation). Must succeed whenever
+  // possible: the Agent retries it on the next start if it fails. Default: OK.
+  virtual ota::Status rollback(Bank /*previous*/) { return ota::Status::ok(); }
+
+  // Current DTCs. Default: none.
+  virtual std::vector<Dtc> read_dtcs() { return {}; }
+  // Clears the given DTC codes (all when empty). Default: OK.
+  virtual ota::Status clear_dtcs(const std::vector<uint32_t>& /*codes*/) { return ota::Status::ok(); }
+
+  // Bytes free for staging (delta payloads are staged before reconstruction). Default: 1 GiB.
+  virtual uint64_t free_space() const { return uint64_t{1} << 30; }
+};
+
+struct AgentConfig {
+  std::string ecu_id;          // unique in the vehicle; also the MQTT username. [A-Za-z0-9_.-]{1,64}
+  std::string hardware_id;     // what images must be built for
+  std::string serial;
+  // Broker: "tcp://127.0.0.1:1883" locally; "ssl://host:8883" from another SoC (with TLS files).
+  std::string broker_uri;
+  std::string password;        // MQTT password for user ecu_id (local listener)
+  std::string tls_ca_file;     // TLS: CA of the broker (required for ssl://)
+  std::string tls_cert_file;   // TLS: this agent's certificate (CN = ecu_id)
+  std::string tls_key_file;
+  // Directory for the agent's durable state and delta staging. Created if missing. Required.
+  std::string state_dir;
+  // Version of the image in each bank when the agent starts with no state (first boot).
+  std::string factory_version = "0.0.0";
+  bool delta_capable = true;
+  uint32_t max_chunk_size = 1024 * 1024;
+  uint32_t max_window = 64;
+  // The transfer offset is made durable (writer sync + state file) at least this often.
+  uint64_t durable_interval_bytes = 8 * 1024 * 1024;
+  std::chrono::milliseconds health_timeout{10000};  // used when the client sends none
+  std::chrono::milliseconds progress_interval{250};  // at most one progress report per interval
+};
+
+// Runs one ECU's side of the protocol. Construct, start(), and keep it alive while the ECU runs.
+class Agent {
+ public:
+  // The Device must outlive the Agent.
+  Agent(AgentConfig config, Device& device);
+  ~Agent();  // stops if running
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads (or creates) the durable state, finishes any interrupted activation by rolling back,
+  // connects to the broker, publishes the retained hello and state, and starts serving commands.
+  // Errors: kInvalidArgument (config), kIoError/kCorrupt (state dir), kUnavailable/kRejected (broker).
+  ota::Status start();
+
+  // Blocks until stop() is called from another thread or a signal handler thread.
+  void wait();
+
+  // Publishes online=false, disconnects and joins the worker. Idempotent.
+  void stop();
+
+  // The bank the ECU boots now and the version in it.
+  Bank active_bank() const;
+  std::string active_version() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// SDK version "MAJOR.MINOR.PATCH" and the wire protocol major version it speaks.
+const char* sdk_version();
+uint32_t protocol_major();
+
+}  // namespace ota::agent
