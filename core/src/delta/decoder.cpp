@@ -1,0 +1,406 @@
+// Delta decoder: streams the image out of a sequentially read delta and a randomly read base, in
+// bounded memory, checking every length and offset taken from the delta before using it.
+#include <zstd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "format.hpp"
+#include "ota/core/delta.hpp"
+#include "transform.hpp"
+
+namespace ota::delta {
+namespace {
+
+using detail::kTransformBlock;
+
+Status corrupt(const std::string& what) { return make_error(Code::kCorrupt, "delta: " + what); }
+
+// Reads exactly n bytes; kCorrupt naming `what` if the delta ends first.
+Status read_exact(ByteSource& src, uint8_t* buf, size_t n, const char* what, uint64_t* counter) {
+  size_t done = 0;
+  while (done < n) {
+    size_t got = 0;
+    OTA_RETURN_IF_ERROR(src.read(buf + done, n - done, &got));
+    if (got == 0) return corrupt(std::string("truncated in ") + what);
+    done += got;
+  }
+  *counter += n;
+  return Status::ok();
+}
+
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// One of the three compressed streams; its input is the current block's chunk.
+class StreamReader {
+ public:
+  explicit StreamReader(const char* name) : name_(name) {}
+  Status init(int window_log_max) {
+    dctx_.reset(ZSTD_createDCtx());
+    if (!dctx_) return make_error(Code::kInternal, "zstd: out of memory");
+    size_t r = ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, window_log_max);
+    if (ZSTD_isError(r)) return make_error(Code::kInternal, "zstd: cannot limit the window");
+    return Status::ok();
+  }
+  std::vector<uint8_t>& chunk() { return chunk_; }
+  void start_block(uint64_t block) {
+    block_ = block;
+    in_ = ZSTD_inBuffer{chunk_.data(), chunk_.size(), 0};
+  }
+  // Decompresses exactly n bytes from the current block's chunk.
+  Status read(uint8_t* dst, size_t n) {
+    ZSTD_outBuffer out{dst, n, 0};
+    while (out.pos < n) {
+      size_t in_before = in_.pos, out_before = out.pos;
+      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
+      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
+      if (in_.pos != in_before || out.pos != out_before || r == 0) last_ret_ = r;
+      if (in_.pos == in_before && out.pos == out_before) return error("ends before the data its control entries need");
+    }
+    return Status::ok();
+  }
+  // Decompresses what the current chunk holds, up to cap bytes; *got == 0 once it is exhausted.
+  Status read_some(uint8_t* dst, size_t cap, size_t* got) {
+    ZSTD_outBuffer out{dst, cap, 0};
+    while (out.pos < cap) {
+      size_t in_before = in_.pos, out_before = out.pos;
+      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
+      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
+      bool progress = in_.pos != in_before || out.pos != out_before;
+      if (progress || r == 0) last_ret_ = r;  // 0: the frame is complete
+      if (!progress) break;
+    }
+    *got = out.pos;
+    return Status::ok();
+  }
+  // At the end of a block: the chunk must be fully used, with nothing decoded left over.
+  Status end_block(bool last) {
+    uint8_t extra_byte;
+    for (;;) {
+      ZSTD_outBuffer out{&extra_byte, 1, 0};
+      size_t in_before = in_.pos;
+      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
+      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
+      if (in_.pos != in_before || r == 0) last_ret_ = r;
+      if (out.pos) return error("holds more data than its control entries use");
+      if (in_.pos == in_.size || in_.pos == in_before) break;
+    }
+    if (in_.pos != in_.size) return error("has unused bytes");
+    if (last && last_ret_ != 0) return error("does not end its zstd frame in the last block");
+    return Status::ok();
+  }
+
+ private:
+  Status error(const std::string& what) const {
+    return corrupt(std::string(name_) + " stream of block " + std::to_string(block_) + " " + what);
+  }
+  const char* name_;
+  std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx_;
+  std::vector<uint8_t> chunk_;
+  ZSTD_inBuffer in_{nullptr, 0, 0};
+  size_t last_ret_ = 1;
+  uint64_t block_ = 0;
+};
+
+// Transformed view of the base: caches a few transform blocks (copies from the base are mostly
+// sequential, so a small cache hits almost always).
+class BaseView {
+ public:
+  BaseView(RandomReader& base, Transform t, const std::vector<Region>& regions)
+      : base_(base), t_(regions.empty() ? Transform::kNone : t), regions_(regions) {}
+
+  Status read(uint64_t off, uint8_t* dst, size_t n) {
+    if (t_ == Transform::kNone) return base_.read_at(off, dst, n);
+    while (n) {
+      uint64_t blk = off / kTransformBlock;
+      Slot* s = nullptr;
+      OTA_RETURN_IF_ERROR(get(blk, &s));
+      size_t in_blk = static_cast<size_t>(off - blk * kTransformBlock);
+      size_t take = std::min(n, s->len - in_blk);
+      std::memcpy(dst, s->data.data() + in_blk, take);
+      dst += take;
+      off += take;
+      n -= take;
+    }
+    return Status::ok();
+  }
+
+ private:
+  struct Slot {
+    uint64_t block = ~uint64_t{0};
+    size_t len = 0;
+    uint64_t used = 0;
+    std::vector<uint8_t> data;
+  };
+  Status get(uint64_t blk, Slot** out) {
+    ++tick_;
+    Slot* victim = &slots_[0];
+    for (auto& s : slots_) {
+      if (s.block == blk) {
+        s.used = tick_;
+        *out = &s;
+        return Status::ok();
+      }
+      if (s.used < victim->used) victim = &s;
+    }
+    uint64_t start = blk * kTransformBlock;
+    size_t len = static_cast<size_t>(std::min<uint64_t>(kTransformBlock, base_.size() - start));
+    victim->data.resize(kTransformBlock);
+    victim->block = ~uint64_t{0};
+    OTA_RETURN_IF_ERROR(base_.read_at(start, victim->data.data(), len));
+    detail::transform_span(t_, true, victim->data.data(), start, len, regions_);
+    victim->block = blk;
+    victim->len = len;
+    victim->used = tick_;
+    *out = victim;
+    return Status::ok();
+  }
+  RandomReader& base_;
+  Transform t_;
+  const std::vector<Region>& regions_;
+  std::array<Slot, 4> slots_;
+  uint64_t tick_ = 0;
+};
+
+// Collects the transformed image, undoes the transform one grid block at a time, hashes and writes.
+class ImageOut {
+ public:
+  ImageOut(ByteSink& sink, Transform t, const std::vector<Region>& regions)
+      : hashing_(&sink), t_(regions.empty() ? Transform::kNone : t), regions_(regions) {
+    if (t_ != Transform::kNone) buf_.resize(kTransformBlock);
+  }
+  Status write(const uint8_t* p, size_t n) {
+    written_ += n;
+    if (t_ == Transform::kNone) return hashing_.write(p, n);
+    while (n) {
+      size_t take = std::min(n, buf_.size() - fill_);
+      std::memcpy(buf_.data() + fill_, p, take);
+      fill_ += take;
+      p += take;
+      n -= take;
+      if (fill_ == buf_.size()) OTA_RETURN_IF_ERROR(flush());
+    }
+    return Status::ok();
+  }
+  Status flush() {
+    if (fill_ == 0) return Status::ok();
+    detail::transform_span(t_, false, buf_.data(), block_start_, fill_, regions_);
+    OTA_RETURN_IF_ERROR(hashing_.write(buf_.data(), fill_));
+    block_start_ += fill_;
+    fill_ = 0;
+    return Status::ok();
+  }
+  uint64_t written() const { return written_; }
+  Digest finish() { return hashing_.finish(); }
+
+ private:
+  HashingSink hashing_;
+  Transform t_;
+  const std::vector<Region>& regions_;
+  std::vector<uint8_t> buf_;
+  size_t fill_ = 0;
+  uint64_t block_start_ = 0;
+  uint64_t written_ = 0;
+};
+
+Result<DeltaHeader> parse_header(ByteSource& src, uint64_t* counter) {
+  uint8_t fixed[detail::kFixedHeaderSize];
+  OTA_RETURN_IF_ERROR(read_exact(src, fixed, sizeof(fixed), "header", counter));
+  if (std::memcmp(fixed, detail::kMagic, sizeof(detail::kMagic)) != 0) return corrupt("not a delta (bad magic)");
+  DeltaHeader h;
+  h.format_version = detail::get_u16(fixed + 8);
+  if (h.format_version != detail::kFormatVersion) {
+    return make_error(Code::kUnsupported, "delta: format version " + std::to_string(h.format_version) +
+                                              " not supported (this build reads version " +
+                                              std::to_string(detail::kFormatVersion) + ")");
+  }
+  uint8_t t = fixed[10];
+  if (t > static_cast<uint8_t>(Transform::kAArch64)) {
+    return make_error(Code::kUnsupported, "delta: unknown transform " + std::to_string(t));
+  }
+  h.transform = static_cast<Transform>(t);
+  if (fixed[11] != 0) return corrupt("reserved header byte is not zero");
+  h.base_size = detail::get_u64(fixed + 12);
+  h.image_size = detail::get_u64(fixed + 20);
+  std::memcpy(h.base_sha256.data(), fixed + 28, 32);
+  std::memcpy(h.image_sha256.data(), fixed + 60, 32);
+  size_t nb = detail::get_u16(fixed + 92), ni = detail::get_u16(fixed + 94);
+  if (nb > detail::kMaxRegions || ni > detail::kMaxRegions) return corrupt("too many transform regions in header");
+  std::vector<uint8_t> rest((nb + ni) * 16 + detail::kHeaderCheckSize);
+  OTA_RETURN_IF_ERROR(read_exact(src, rest.data(), rest.size(), "header regions", counter));
+  Sha256 check;
+  check.update(fixed, sizeof(fixed));
+  check.update(rest.data(), rest.size() - detail::kHeaderCheckSize);
+  Digest d = check.finish();
+  if (std::memcmp(d.data(), rest.data() + rest.size() - detail::kHeaderCheckSize, detail::kHeaderCheckSize) != 0) {
+    return corrupt("header check value mismatch (header damaged)");
+  }
+  for (size_t k = 0; k < nb + ni; ++k) {
+    Region r{detail::get_u64(rest.data() + 16 * k), detail::get_u64(rest.data() + 16 * k + 8)};
+    (k < nb ? h.base_regions : h.image_regions).push_back(r);
+  }
+  if (!detail::regions_valid(h.base_regions, h.base_size)) return corrupt("invalid base transform regions");
+  if (!detail::regions_valid(h.image_regions, h.image_size)) return corrupt("invalid image transform regions");
+  if (h.transform == Transform::kNone && (nb || ni)) return corrupt("transform regions without a transform");
+  return h;
+}
+
+class EmptyBase : public RandomReader {
+ public:
+  uint64_t size() const override { return 0; }
+  Status read_at(uint64_t, uint8_t*, size_t n) override {
+    return n ? make_error(Code::kCorrupt, "read beyond the empty base") : Status::ok();
+  }
+};
+
+Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const ApplyOptions& options,
+                  ApplyStats* stats) {
+  ApplyStats local;
+  if (!stats) stats = &local;
+  *stats = ApplyStats{};
+  auto hr = parse_header(delta, &stats->delta_bytes);
+  if (!hr) return hr.status();
+  const DeltaHeader& h = hr.value();
+  stats->header = h;
+
+  if (base.size() != h.base_size) {
+    return make_error(Code::kHashMismatch, "delta: base is " + std::to_string(base.size()) +
+                                               " bytes, the delta was made for a base of " +
+                                               std::to_string(h.base_size) + " bytes");
+  }
+  if (options.verify_base || h.base_size == 0) {
+    Sha256 sha;
+    std::vector<uint8_t> buf(1 << 20);
+    for (uint64_t off = 0; off < h.base_size;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), h.base_size - off));
+      OTA_RETURN_IF_ERROR(base.read_at(off, buf.data(), n));
+      sha.update(buf.data(), n);
+      off += n;
+    }
+    if (sha.finish() != h.base_sha256) {
+      return make_error(Code::kHashMismatch, "delta: base SHA-256 differs from the one the delta was made for " +
+                                                 to_hex(h.base_sha256));
+    }
+  }
+
+  StreamReader ctrl("control"), diff("difference"), extra("extra");
+  OTA_RETURN_IF_ERROR(ctrl.init(detail::kCtrlWindowLog));
+  OTA_RETURN_IF_ERROR(diff.init(detail::kDataWindowLog));
+  OTA_RETURN_IF_ERROR(extra.init(detail::kDataWindowLog));
+  BaseView bview(base, h.transform, h.base_regions);
+  ImageOut out(sink, h.transform, h.image_regions);
+
+  std::vector<uint8_t> ctrl_raw;
+  std::vector<uint8_t> dbuf(kTransformBlock), bbuf(kTransformBlock);
+  uint64_t pos = 0;  // position in the base
+  for (uint64_t block = 0;; ++block) {
+    uint8_t bh[detail::kBlockHeaderSize];
+    std::string where = "block " + std::to_string(block);
+    OTA_RETURN_IF_ERROR(read_exact(delta, bh, sizeof(bh), where.c_str(), &stats->delta_bytes));
+    if (bh[0] != detail::kTagBlock && bh[0] != detail::kTagLastBlock) return corrupt(where + ": bad block tag");
+    bool last = bh[0] == detail::kTagLastBlock;
+    uint32_t lens[3] = {detail::get_u32(bh + 1), detail::get_u32(bh + 5), detail::get_u32(bh + 9)};
+    if (lens[0] > detail::kMaxCtrlChunk || lens[1] > detail::kMaxDataChunk || lens[2] > detail::kMaxDataChunk) {
+      return corrupt(where + ": chunk length over the format's limit");
+    }
+    StreamReader* streams[3] = {&ctrl, &diff, &extra};
+    for (int k = 0; k < 3; ++k) {
+      auto& c = streams[k]->chunk();
+      c.resize(lens[k]);
+      OTA_RETURN_IF_ERROR(read_exact(delta, c.data(), c.size(), where.c_str(), &stats->delta_bytes));
+      streams[k]->start_block(block);
+    }
+    // Control entries of this block, decoded in full (bounded by kMaxCtrlRaw).
+    ctrl_raw.clear();
+    for (;;) {
+      uint8_t tmp[4096];
+      size_t got = 0;
+      OTA_RETURN_IF_ERROR(ctrl.read_some(tmp, sizeof(tmp), &got));
+      if (got == 0) break;
+      if (got > detail::kMaxCtrlRaw - ctrl_raw.size()) return corrupt(where + ": too much control data");
+      ctrl_raw.insert(ctrl_raw.end(), tmp, tmp + got);
+    }
+    const uint8_t* cp = ctrl_raw.data();
+    const uint8_t* ce = cp + ctrl_raw.size();
+    uint64_t block_output = 0;
+    while (cp < ce) {
+      uint64_t dlen, elen, zseek;
+      if (!detail::get_varint(&cp, ce, &dlen) || !detail::get_varint(&cp, ce, &elen) ||
+          !detail::get_varint(&cp, ce, &zseek)) {
+        return corrupt(where + ": truncated control entry");
+      }
+      uint64_t remaining = h.image_size - out.written();
+      if (dlen > remaining || elen > remaining - dlen) return corrupt(where + ": entry writes past the image size");
+      if (dlen + elen > detail::kMaxBlockOutput - block_output) return corrupt(where + ": block produces too much");
+      block_output += dlen + elen;
+      if (dlen > h.base_size || pos > h.base_size - dlen) return corrupt(where + ": copy beyond the end of the base");
+      while (dlen) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(dlen, dbuf.size()));
+        OTA_RETURN_IF_ERROR(diff.read(dbuf.data(), n));
+        OTA_RETURN_IF_ERROR(bview.read(pos, bbuf.data(), n));
+        for (size_t i = 0; i < n; ++i) dbuf[i] = static_cast<uint8_t>(dbuf[i] + bbuf[i]);
+        OTA_RETURN_IF_ERROR(out.write(dbuf.data(), n));
+        pos += n;
+        dlen -= n;
+      }
+      while (elen) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(elen, dbuf.size()));
+        OTA_RETURN_IF_ERROR(extra.read(dbuf.data(), n));
+        OTA_RETURN_IF_ERROR(out.write(dbuf.data(), n));
+        elen -= n;
+      }
+      int64_t seek = detail::unzigzag(zseek);
+      if (seek < 0 ? static_cast<uint64_t>(-(seek + 1)) + 1 > pos : static_cast<uint64_t>(seek) > h.base_size - pos) {
+        return corrupt(where + ": seek outside the base");
+      }
+      pos = static_cast<uint64_t>(static_cast<int64_t>(pos) + seek);
+    }
+    for (StreamReader* s : streams) OTA_RETURN_IF_ERROR(s->end_block(last));
+    ++stats->blocks;
+    if (last) break;
+  }
+  uint8_t probe;
+  size_t got = 0;
+  OTA_RETURN_IF_ERROR(delta.read(&probe, 1, &got));
+  if (got) return corrupt("trailing bytes after the last block");
+  OTA_RETURN_IF_ERROR(out.flush());
+  if (out.written() != h.image_size) {
+    return corrupt("result is " + std::to_string(out.written()) + " bytes, header says " +
+                   std::to_string(h.image_size));
+  }
+  Digest d = out.finish();
+  if (d != h.image_sha256) {
+    return make_error(Code::kHashMismatch, "delta: result SHA-256 " + to_hex(d) + " differs from the expected " +
+                                               to_hex(h.image_sha256));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<DeltaHeader> read_delta_header(ByteSource& delta) {
+  uint64_t n = 0;
+  return parse_header(delta, &n);
+}
+
+Status apply_delta(RandomReader& base, ByteSource& delta, ByteSink& out, const ApplyOptions& options,
+                   ApplyStats* stats) {
+  return apply_impl(base, delta, out, options, stats);
+}
+
+Status apply_full(ByteSource& delta, ByteSink& out, ApplyStats* stats) {
+  EmptyBase empty;
+  Status s = apply_impl(empty, delta, out, ApplyOptions{}, stats);
+  if (s.code() == Code::kHashMismatch && s.message().find("base is") != std::string::npos) {
+    return make_error(Code::kInvalidArgument, "delta: needs a base image; it is not a full image");
+  }
+  return s;
+}
+
+}  // namespace ota::delta

@@ -1,0 +1,404 @@
+// Delta encoder: bsdiff-style approximate matching over a suffix array of the (transformed) base,
+// with the control, difference and extra streams zstd-compressed separately.
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getCParams: size-dependent parameters
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "format.hpp"
+#include "ota/core/delta.hpp"
+#include "suffix_array.hpp"
+#include "transform.hpp"
+
+namespace ota::delta {
+namespace {
+
+using detail::kMaxBlockEntries;
+using detail::kMaxBlockOutput;
+
+struct CCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+using CCtxPtr = std::unique_ptr<ZSTD_CCtx, CCtxDeleter>;
+
+Status zstd_error(const char* what, size_t code) {
+  return make_error(Code::kInternal, std::string("zstd ") + what + ": " + ZSTD_getErrorName(code));
+}
+
+// One of the three streams: raw bytes of the current block, compressed on block end.
+class Stream {
+ public:
+  // Parameters follow the level, tuned down to the stream's total size (size_hint) so that small
+  // streams do not get level-19 tables sized for 16 MiB windows.
+  Status init(int level, int window_log_max, uint64_t size_hint) {
+    cctx_.reset(ZSTD_createCCtx());
+    if (!cctx_) return make_error(Code::kInternal, "zstd: out of memory");
+    ZSTD_compressionParameters cp = ZSTD_getCParams(level, std::max<uint64_t>(size_hint, 1), 0);
+    cp.windowLog = std::min<unsigned>(cp.windowLog, static_cast<unsigned>(window_log_max));
+    cp.chainLog = std::min(cp.chainLog, cp.windowLog + 1);
+    cp.hashLog = std::min(cp.hashLog, cp.windowLog + 1);
+    const std::pair<ZSTD_cParameter, int> params[] = {
+        {ZSTD_c_compressionLevel, level},
+        {ZSTD_c_windowLog, static_cast<int>(cp.windowLog)},
+        {ZSTD_c_chainLog, static_cast<int>(cp.chainLog)},
+        {ZSTD_c_hashLog, static_cast<int>(cp.hashLog)},
+        {ZSTD_c_searchLog, static_cast<int>(cp.searchLog)},
+        {ZSTD_c_minMatch, static_cast<int>(cp.minMatch)},
+        {ZSTD_c_targetLength, static_cast<int>(cp.targetLength)},
+        {ZSTD_c_strategy, static_cast<int>(cp.strategy)},
+        {ZSTD_c_checksumFlag, 1},
+    };
+    for (const auto& [param, value] : params) {
+      size_t r = ZSTD_CCtx_setParameter(cctx_.get(), param, value);
+      if (ZSTD_isError(r)) return zstd_error("parameters", r);
+    }
+    return Status::ok();
+  }
+  std::string& raw() { return raw_; }
+  // Compresses the pending raw bytes into `out` and flushes (or ends the frame on the last block).
+  Status compress(bool last, std::string* out) {
+    out->clear();
+    if (dump_) std::fwrite(raw_.data(), 1, raw_.size(), dump_);
+    ZSTD_inBuffer in{raw_.data(), raw_.size(), 0};
+    std::vector<char> buf(ZSTD_CStreamOutSize());
+    ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_flush;
+    for (;;) {
+      ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+      size_t left = ZSTD_compressStream2(cctx_.get(), &ob, &in, mode);
+      if (ZSTD_isError(left)) return zstd_error("compress", left);
+      out->append(buf.data(), ob.pos);
+      if (left == 0 && in.pos == in.size) break;
+    }
+    raw_.clear();
+    return Status::ok();
+  }
+
+ private:
+  CCtxPtr cctx_;
+  std::string raw_;
+ public:
+  FILE* dump_ = nullptr;
+};
+
+// Groups control entries into blocks and writes them to the sink.
+class BlockWriter {
+ public:
+  BlockWriter(ByteSink& out, EncodeStats* stats) : out_(out), stats_(stats) {}
+
+  Status init(int level, int extra_level, uint64_t entries, uint64_t diff_total, uint64_t extra_total) {
+    if (const char* d = std::getenv("OTA_DELTA_DUMP")) {
+      ctrl_.dump_ = std::fopen((std::string(d) + ".ctrl").c_str(), "wb");
+      diff_.dump_ = std::fopen((std::string(d) + ".diff").c_str(), "wb");
+      extra_.dump_ = std::fopen((std::string(d) + ".extra").c_str(), "wb");
+    }
+    OTA_RETURN_IF_ERROR(ctrl_.init(level, detail::kCtrlWindowLog, entries * 6));
+    OTA_RETURN_IF_ERROR(diff_.init(level, detail::kDataWindowLog, diff_total));
+    return extra_.init(extra_level, detail::kDataWindowLog, extra_total);
+  }
+
+  // Entry: diff_len bytes of image (new) against base (old) at the current base position, then
+  // extra_len bytes of image from `extra`, then seek. Split across blocks as needed.
+  Status add(const uint8_t* img, const uint8_t* old, uint64_t diff_len, const uint8_t* extra, uint64_t extra_len,
+             int64_t seek) {
+    for (;;) {
+      if (block_output_ == kMaxBlockOutput || block_entries_ == kMaxBlockEntries) {
+        OTA_RETURN_IF_ERROR(flush(false));
+      }
+      uint64_t room = kMaxBlockOutput - block_output_;
+      uint64_t dt = std::min(diff_len, room);
+      room -= dt;
+      uint64_t et = std::min(extra_len, room);
+      bool last_piece = dt == diff_len && et == extra_len;
+      std::string& c = ctrl_.raw();
+      detail::put_varint(c, dt);
+      detail::put_varint(c, et);
+      detail::put_varint(c, detail::zigzag(last_piece ? seek : 0));
+      std::string& d = diff_.raw();
+      size_t at = d.size();
+      d.resize(at + dt);
+      for (uint64_t i = 0; i < dt; ++i) d[at + i] = static_cast<char>(img[i] - old[i]);
+      extra_.raw().append(reinterpret_cast<const char*>(extra), et);
+      block_output_ += dt + et;
+      ++block_entries_;
+      if (stats_) {
+        ++stats_->entries;
+        stats_->diff_bytes += dt;
+        stats_->extra_bytes += et;
+      }
+      if (last_piece) return Status::ok();
+      img += dt;
+      old += dt;
+      diff_len -= dt;
+      extra += et;
+      extra_len -= et;
+    }
+  }
+
+  Status flush(bool last) {
+    std::string c, d, e;
+    OTA_RETURN_IF_ERROR(ctrl_.compress(last, &c));
+    OTA_RETURN_IF_ERROR(diff_.compress(last, &d));
+    OTA_RETURN_IF_ERROR(extra_.compress(last, &e));
+    if (c.size() > detail::kMaxCtrlChunk || d.size() > detail::kMaxDataChunk || e.size() > detail::kMaxDataChunk) {
+      return make_error(Code::kInternal, "delta block chunk exceeds the format's limit");
+    }
+    std::string h;
+    h.push_back(static_cast<char>(last ? detail::kTagLastBlock : detail::kTagBlock));
+    detail::put_u32(h, static_cast<uint32_t>(c.size()));
+    detail::put_u32(h, static_cast<uint32_t>(d.size()));
+    detail::put_u32(h, static_cast<uint32_t>(e.size()));
+    for (const std::string* s : {&h, &c, &d, &e}) {
+      OTA_RETURN_IF_ERROR(out_.write(reinterpret_cast<const uint8_t*>(s->data()), s->size()));
+    }
+    if (stats_) {
+      stats_->ctrl_compressed += c.size();
+      stats_->diff_compressed += d.size();
+      stats_->extra_compressed += e.size();
+      stats_->delta_size += h.size() + c.size() + d.size() + e.size();
+      ++stats_->blocks;
+    }
+    block_output_ = 0;
+    block_entries_ = 0;
+    return Status::ok();
+  }
+
+ private:
+  ByteSink& out_;
+  EncodeStats* stats_;
+  Stream ctrl_, diff_, extra_;
+  uint64_t block_output_ = 0;
+  uint64_t block_entries_ = 0;
+};
+
+inline int64_t match_len(const uint8_t* a, int64_t alen, const uint8_t* b, int64_t blen) {
+  int64_t n = std::min(alen, blen), i = 0;
+  while (i + 8 <= n) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    if (x != y) return i + (__builtin_ctzll(x ^ y) >> 3);
+    i += 8;
+  }
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// Longest match of img[0, ilen) among the base's suffixes.
+template <typename Idx>
+int64_t search(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, const uint8_t* img, int64_t ilen,
+               int64_t* pos) {
+  int64_t st = 0, en = oldsize - 1;
+  while (en - st >= 2) {
+    int64_t x = st + (en - st) / 2;
+    int64_t ox = sa[x];
+    int64_t n = std::min(oldsize - ox, ilen);
+    int c = std::memcmp(old + ox, img, static_cast<size_t>(n));
+    if (c < 0 || (c == 0 && n < ilen)) {
+      st = x;
+    } else {
+      en = x;
+    }
+  }
+  int64_t x = match_len(old + sa[st], oldsize - sa[st], img, ilen);
+  int64_t y = match_len(old + sa[en], oldsize - sa[en], img, ilen);
+  if (x > y) {
+    *pos = sa[st];
+    return x;
+  }
+  *pos = sa[en];
+  return y;
+}
+
+// The bsdiff 4 scan (Colin Percival's algorithm): find exact matches with the suffix array, extend
+// them approximately forwards and backwards, and emit (diff, extra, seek) entries.
+struct Entry {
+  uint64_t image_pos, base_pos, diff_len, extra_len;
+  int64_t seek;
+};
+
+template <typename Idx>
+void diff_scan(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, const uint8_t* img,
+               int64_t newsize, std::vector<Entry>* entries) {
+  int64_t scan = 0, len = 0, pos = 0, lastscan = 0, lastpos = 0, lastoffset = 0;
+  while (scan < newsize) {
+    int64_t oldscore = 0;
+    int64_t scsc;
+    for (scsc = scan += len; scan < newsize; scan++) {
+      len = search(sa, old, oldsize, img + scan, newsize - scan, &pos);
+      for (; scsc < scan + len; scsc++) {
+        if (scsc + lastoffset < oldsize && old[scsc + lastoffset] == img[scsc]) oldscore++;
+      }
+      if ((len == oldscore && len != 0) || len > oldscore + 8) break;
+      if (scan + lastoffset < oldsize && old[scan + lastoffset] == img[scan]) oldscore--;
+    }
+    if (len != oldscore || scan == newsize) {
+      int64_t s = 0, sf = 0, lenf = 0;
+      for (int64_t i = 0; lastscan + i < scan && lastpos + i < oldsize;) {
+        if (old[lastpos + i] == img[lastscan + i]) s++;
+        i++;
+        if (s * 2 - i > sf * 2 - lenf) {
+          sf = s;
+          lenf = i;
+        }
+      }
+      int64_t lenb = 0;
+      if (scan < newsize) {
+        int64_t sb = 0;
+        s = 0;
+        for (int64_t i = 1; scan >= lastscan + i && pos >= i; i++) {
+          if (old[pos - i] == img[scan - i]) s++;
+          if (s * 2 - i > sb * 2 - lenb) {
+            sb = s;
+            lenb = i;
+          }
+        }
+      }
+      if (lastscan + lenf > scan - lenb) {
+        int64_t overlap = (lastscan + lenf) - (scan - lenb);
+        int64_t ss = 0, lens = 0;
+        s = 0;
+        for (int64_t i = 0; i < overlap; i++) {
+          if (img[lastscan + lenf - overlap + i] == old[lastpos + lenf - overlap + i]) s++;
+          if (img[scan - lenb + i] == old[pos - lenb + i]) s--;
+          if (s > ss) {
+            ss = s;
+            lens = i + 1;
+          }
+        }
+        lenf += lens - overlap;
+        lenb -= lens;
+      }
+      int64_t extra_len = (scan - lenb) - (lastscan + lenf);
+      int64_t seek = (pos - lenb) - (lastpos + lenf);
+      entries->push_back(Entry{static_cast<uint64_t>(lastscan), static_cast<uint64_t>(lastpos),
+                               static_cast<uint64_t>(lenf), static_cast<uint64_t>(extra_len), seek});
+      lastscan = scan - lenb;
+      lastpos = pos - lenb;
+      lastoffset = pos - scan;
+    }
+  }
+}
+
+std::string encode_header(const DeltaHeader& h) {
+  std::string s(detail::kMagic, sizeof(detail::kMagic));
+  detail::put_u16(s, detail::kFormatVersion);
+  s.push_back(static_cast<char>(h.transform));
+  s.push_back(0);
+  detail::put_u64(s, h.base_size);
+  detail::put_u64(s, h.image_size);
+  s.append(reinterpret_cast<const char*>(h.base_sha256.data()), 32);
+  s.append(reinterpret_cast<const char*>(h.image_sha256.data()), 32);
+  detail::put_u16(s, static_cast<uint16_t>(h.base_regions.size()));
+  detail::put_u16(s, static_cast<uint16_t>(h.image_regions.size()));
+  for (const auto* list : {&h.base_regions, &h.image_regions}) {
+    for (const auto& r : *list) {
+      detail::put_u64(s, r.offset);
+      detail::put_u64(s, r.size);
+    }
+  }
+  Digest check = Sha256::of(s.data(), s.size());
+  s.append(reinterpret_cast<const char*>(check.data()), detail::kHeaderCheckSize);
+  return s;
+}
+
+}  // namespace
+
+Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, size_t image_size, ByteSink& out,
+                  const EncodeOptions& options, EncodeStats* stats) {
+  if (options.level < 1 || options.level > ZSTD_maxCLevel()) {
+    return make_error(Code::kInvalidArgument, "zstd level must be 1.." + std::to_string(ZSTD_maxCLevel()));
+  }
+  if ((base_size && !base) || (image_size && !image)) {
+    return make_error(Code::kInvalidArgument, "null base or image with a non-zero size");
+  }
+  EncodeStats local;
+  if (!stats) stats = &local;
+  *stats = EncodeStats{};
+  stats->base_kind = detect_image_kind(base, base_size);
+  stats->image_kind = detect_image_kind(image, image_size);
+
+  DeltaHeader h;
+  h.format_version = detail::kFormatVersion;
+  h.base_size = base_size;
+  h.image_size = image_size;
+  h.base_sha256 = Sha256::of(base, base_size);
+  h.image_sha256 = Sha256::of(image, image_size);
+  if (options.exec_transform &&
+      (stats->image_kind == ImageKind::kElfX86_64 || stats->image_kind == ImageKind::kElfAArch64) &&
+      (base_size == 0 || stats->base_kind == stats->image_kind)) {
+    h.transform = stats->image_kind == ImageKind::kElfX86_64 ? Transform::kX86_64 : Transform::kAArch64;
+    h.base_regions = detail::exec_regions(base, base_size, stats->base_kind);
+    h.image_regions = detail::exec_regions(image, image_size, stats->image_kind);
+  }
+
+  // Transformed copies (only when a transform applies); the caller's buffers stay untouched.
+  std::vector<uint8_t> tbase, timage;
+  const uint8_t* old = base;
+  const uint8_t* img = image;
+  if (h.transform != Transform::kNone) {
+    tbase.assign(base, base + base_size);
+    timage.assign(image, image + image_size);
+    detail::transform_span(h.transform, true, tbase.data(), 0, tbase.size(), h.base_regions);
+    detail::transform_span(h.transform, true, timage.data(), 0, timage.size(), h.image_regions);
+    // The decoder rebuilds the image by inverting the transform: make sure that is exact.
+    std::vector<uint8_t> check(detail::kTransformBlock);
+    bool exact = true;
+    for (uint64_t off = 0; off < image_size && exact; off += detail::kTransformBlock) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(detail::kTransformBlock, image_size - off));
+      std::memcpy(check.data(), timage.data() + off, n);
+      detail::transform_span(h.transform, false, check.data(), off, n, h.image_regions);
+      exact = std::memcmp(check.data(), image + off, n) == 0;
+    }
+    if (exact) {
+      old = tbase.data();
+      img = timage.data();
+    } else {
+      h.transform = Transform::kNone;
+      h.base_regions.clear();
+      h.image_regions.clear();
+      std::vector<uint8_t>().swap(tbase);
+      std::vector<uint8_t>().swap(timage);
+    }
+  }
+  stats->transform = h.transform;
+
+  std::string header = encode_header(h);
+  OTA_RETURN_IF_ERROR(out.write(reinterpret_cast<const uint8_t*>(header.data()), header.size()));
+  stats->delta_size += header.size();
+
+  const int64_t oldsize = static_cast<int64_t>(base_size), newsize = static_cast<int64_t>(image_size);
+  std::vector<Entry> entries;
+  if (base_size == 0) {
+    if (image_size) entries.push_back(Entry{0, 0, 0, image_size, 0});
+  } else if (base_size < (size_t{1} << 31)) {
+    std::vector<int32_t> sa;
+    if (!detail::build_suffix_array32(old, base_size, &sa)) return make_error(Code::kInternal, "suffix array failed");
+    diff_scan(sa, old, oldsize, img, newsize, &entries);
+  } else {
+    std::vector<int64_t> sa;
+    if (!detail::build_suffix_array64(old, base_size, &sa)) return make_error(Code::kInternal, "suffix array failed");
+    diff_scan(sa, old, oldsize, img, newsize, &entries);
+  }
+
+  uint64_t diff_total = 0, extra_total = 0;
+  for (const auto& e : entries) {
+    diff_total += e.diff_len;
+    extra_total += e.extra_len;
+  }
+  BlockWriter w(out, stats);
+  int extra_level = stats->image_kind == ImageKind::kCompressed ? std::min(options.level, 3) : options.level;
+  OTA_RETURN_IF_ERROR(w.init(options.level, extra_level, entries.size(), diff_total, extra_total));
+  for (const auto& e : entries) {
+    OTA_RETURN_IF_ERROR(w.add(img + e.image_pos, old + e.base_pos, e.diff_len, img + e.image_pos + e.diff_len,
+                              e.extra_len, e.seek));
+  }
+  return w.flush(true);
+}
+
+}  // namespace ota::delta

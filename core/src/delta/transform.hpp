@@ -1,0 +1,27 @@
+// Internal: file-type detection and the executable branch transform.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ota/core/delta.hpp"
+
+namespace ota::delta::detail {
+
+// Executable regions (file offsets) of an ELF image of the given kind: sections with SHF_EXECINSTR,
+// or executable PT_LOAD segments when there are no section headers. Sorted, disjoint, clamped to
+// the file, at most kMaxRegions. Empty for other kinds or malformed headers.
+std::vector<Region> exec_regions(const uint8_t* data, size_t size, ImageKind kind);
+
+// Transforms (forward: relative -> absolute; inverse: back) the bytes of an image held in
+// buf = image[buf_offset, buf_offset + len). buf_offset must be a multiple of kTransformBlock and
+// len a multiple of it too unless the span ends the image. regions are those of this image.
+// inverse(forward(x)) == x for every input (checked by the encoder and the tests).
+void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset, size_t len,
+                    const std::vector<Region>& regions);
+
+// Validates regions read from an untrusted header: sorted, disjoint, inside [0, image_size).
+bool regions_valid(const std::vector<Region>& regions, uint64_t image_size);
+
+}  // namespace ota::delta::detail
