@@ -151,9 +151,9 @@ class Agent::Impl {
   }
 
   void stop() {
+    std::lock_guard<std::mutex> stop_lock(stop_mu_);  // stop() may race from a signal thread
     {
       std::lock_guard<std::mutex> lock(qmu_);
-      if (stop_requested_ && !worker_.joinable()) return;
       stop_requested_ = true;
     }
     qcv_.notify_all();
@@ -194,6 +194,23 @@ class Agent::Impl {
         rec->set_bank(to_wire(b));
         rec->set_valid(b == Bank::kA);
         if (b == Bank::kA) rec->set_version(cfg_.factory_version);
+      }
+      std::unique_ptr<RandomReader> reader;
+      Status st = guarded("open_bank_reader", [&] {
+        auto r = dev_.open_bank_reader(Bank::kA);
+        if (!r) return r.status();
+        reader = std::move(*r);
+        return Status::ok();
+      });
+      if (st.is_ok()) {
+        uint64_t n = cfg_.factory_image_size ? cfg_.factory_image_size : reader->size();
+        auto digest = sha256_reader(*reader, n);
+        if (!digest) return digest.status().with_context("hashing the factory image");
+        disk_.mutable_banks(0)->set_sha256(std::string(reinterpret_cast<const char*>(digest->data()), 32));
+        disk_.mutable_banks(0)->set_size(n);
+      } else {
+        OTA_LOGW(kLog, "%s: factory image unreadable (%s): deltas will be refused until a full update",
+                 cfg_.ecu_id.c_str(), st.to_string().c_str());
       }
       return save_state_locked();
     }
@@ -790,6 +807,11 @@ class Agent::Impl {
     (void)save_state();
     Status st = verify_payload();
     if (st.is_ok() && is_delta()) st = reconstruct();
+    if (st.is_ok()) {
+      ImageInfo info{disk_.target().version(), disk_.target().size(),
+                     to_hex(reinterpret_cast<const uint8_t*>(disk_.target().sha256().data()), 32)};
+      st = guarded("finish_install", [&] { return dev_.finish_install(other(active()), info); });
+    }
     if (!st.is_ok()) {
       {
         std::lock_guard<std::mutex> lock(smu_);
@@ -960,6 +982,7 @@ class Agent::Impl {
   mutable std::mutex smu_;  // guards disk_ against readers on other threads (active_bank()).
   v1::AgentDiskState disk_;
 
+  std::mutex stop_mu_;
   std::mutex qmu_;
   std::condition_variable qcv_;
   std::condition_variable stopped_cv_;

@@ -69,6 +69,10 @@ class Device {
   // Opens `bank` for random reads: the base of a delta (the active bank), and read-back checks.
   virtual ota::Result<std::unique_ptr<ota::RandomReader>> open_bank_reader(Bank bank) = 0;
 
+  // Called once the image in `bank` is complete and its SHA-256 verified by the Agent: a last
+  // device-specific check (e.g. a secure-boot signature check, or reading back flash). Default: OK.
+  virtual ota::Status finish_install(Bank /*bank*/, const ImageInfo& /*image*/) { return ota::Status::ok(); }
+
   // Makes `bank` the one the ECU boots (and, for a live system, switches to it). Default: OK.
   virtual ota::Status activate(Bank /*bank*/, const ImageInfo& /*image*/) { return ota::Status::ok(); }
 
@@ -108,6 +112,9 @@ struct AgentConfig {
   std::string state_dir;
   // Version of the image in each bank when the agent starts with no state (first boot).
   std::string factory_version = "0.0.0";
+  // Size of the factory image in bank A (0: the whole bank as open_bank_reader reports it). Hashed
+  // once on first start so that deltas against it can be checked.
+  uint64_t factory_image_size = 0;
   bool delta_capable = true;
   uint32_t max_chunk_size = 1024 * 1024;
   uint32_t max_window = 64;
