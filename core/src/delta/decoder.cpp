@@ -112,8 +112,8 @@ class StreamReader {
 // sequential, so a small cache hits almost always).
 class BaseView {
  public:
-  BaseView(RandomReader& base, Transform t, const std::vector<Region>& regions)
-      : base_(base), t_(regions.empty() ? Transform::kNone : t), regions_(regions) {}
+  BaseView(RandomReader& base, Transform t, const std::vector<Region>& regions, const detail::AddressMap* map)
+      : base_(base), t_(regions.empty() ? Transform::kNone : t), regions_(regions), map_(map) {}
 
   Status read(uint64_t off, uint8_t* dst, size_t n) {
     if (t_ == Transform::kNone) return base_.read_at(off, dst, n);
@@ -154,7 +154,7 @@ class BaseView {
     victim->data.resize(kTransformBlock);
     victim->block = ~uint64_t{0};
     OTA_RETURN_IF_ERROR(base_.read_at(start, victim->data.data(), len));
-    detail::transform_span(t_, true, victim->data.data(), start, len, regions_);
+    detail::transform_span(t_, true, victim->data.data(), start, len, regions_, map_->empty() ? nullptr : map_);
     victim->block = blk;
     victim->len = len;
     victim->used = tick_;
@@ -164,6 +164,7 @@ class BaseView {
   RandomReader& base_;
   Transform t_;
   const std::vector<Region>& regions_;
+  const detail::AddressMap* map_;
   std::array<Slot, 4> slots_;
   uint64_t tick_ = 0;
 };
@@ -251,6 +252,42 @@ Result<DeltaHeader> parse_header(ByteSource& src, uint64_t* counter) {
   return h;
 }
 
+Status read_map(ByteSource& src, const DeltaHeader& h, detail::AddressMap* map, uint64_t* counter) {
+  uint8_t lenb[4];
+  OTA_RETURN_IF_ERROR(read_exact(src, lenb, 4, "address map", counter));
+  uint32_t zlen = detail::get_u32(lenb);
+  if (zlen > detail::kMaxMapSection) return corrupt("address map length over the format's limit");
+  std::vector<uint8_t> z(zlen);
+  OTA_RETURN_IF_ERROR(read_exact(src, z.data(), z.size(), "address map", counter));
+  unsigned long long raw_size = ZSTD_getFrameContentSize(z.data(), z.size());
+  if (raw_size == ZSTD_CONTENTSIZE_ERROR || raw_size == ZSTD_CONTENTSIZE_UNKNOWN || raw_size > detail::kMaxMapRaw) {
+    return corrupt("address map: bad zstd frame or size");
+  }
+  std::vector<uint8_t> raw(static_cast<size_t>(raw_size));
+  size_t n = ZSTD_decompress(raw.data(), raw.size(), z.data(), z.size());
+  if (ZSTD_isError(n) || n != raw.size()) return corrupt("address map does not decompress");
+  const uint8_t* p = raw.data();
+  const uint8_t* end = p + raw.size();
+  uint64_t count;
+  if (!detail::get_varint(&p, end, &count) || count > detail::kMaxMapEntries) return corrupt("address map: bad count");
+  if (count && h.transform == Transform::kNone) return corrupt("address map without a transform");
+  uint64_t off = 0;
+  int64_t shift = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t d_off, z_shift;
+    if (!detail::get_varint(&p, end, &d_off) || !detail::get_varint(&p, end, &z_shift)) {
+      return corrupt("address map truncated");
+    }
+    if ((k > 0 && d_off == 0) || d_off > h.base_size - off) return corrupt("address map offsets out of order");
+    off += d_off;
+    shift = static_cast<int64_t>(static_cast<uint64_t>(shift) + static_cast<uint64_t>(detail::unzigzag(z_shift)));
+    map->base_offset.push_back(off);
+    map->shift.push_back(shift);
+  }
+  if (p != end) return corrupt("address map has trailing bytes");
+  return Status::ok();
+}
+
 class EmptyBase : public RandomReader {
  public:
   uint64_t size() const override { return 0; }
@@ -293,7 +330,9 @@ Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const A
   OTA_RETURN_IF_ERROR(ctrl.init(detail::kCtrlWindowLog));
   OTA_RETURN_IF_ERROR(diff.init(detail::kDataWindowLog));
   OTA_RETURN_IF_ERROR(extra.init(detail::kDataWindowLog));
-  BaseView bview(base, h.transform, h.base_regions);
+  detail::AddressMap amap;
+  OTA_RETURN_IF_ERROR(read_map(delta, h, &amap, &stats->delta_bytes));
+  BaseView bview(base, h.transform, h.base_regions, &amap);
   ImageOut out(sink, h.transform, h.image_regions);
 
   std::vector<uint8_t> ctrl_raw;

@@ -386,6 +386,77 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
     diff_scan(sa, old, oldsize, img, newsize, &entries);
   }
 
+  // Address map: where the base's code and data went, predicted from the matches, so that the
+  // decoder can rewrite the base's references to moved targets before adding the difference.
+  detail::AddressMap amap;
+  if (h.transform != Transform::kNone) {
+    // Each match maps its base range by its shift; where matches overlap in the base, the longer
+    // one wins. Between matches the previous shift carries on (gaps are usually changed code that
+    // moved with its neighbours).
+    std::vector<const Entry*> m;
+    for (const auto& e : entries) {
+      if (e.diff_len >= detail::kMinMapMatch) m.push_back(&e);
+    }
+    std::stable_sort(m.begin(), m.end(), [](const Entry* a, const Entry* b) { return a->base_pos < b->base_pos; });
+    auto add = [&](uint64_t off, int64_t shift) {
+      if (!amap.empty() && amap.base_offset.back() == off) {
+        amap.shift.back() = shift;
+        if (amap.shift.size() >= 2 && amap.shift[amap.shift.size() - 2] == shift) {
+          amap.base_offset.pop_back();
+          amap.shift.pop_back();
+        }
+        return;
+      }
+      if (!amap.empty() && amap.shift.back() == shift) return;
+      if (amap.base_offset.size() < detail::kMaxMapEntries) {
+        amap.base_offset.push_back(off);
+        amap.shift.push_back(shift);
+      }
+    };
+    uint64_t active_end = 0, active_len = 0;
+    for (const Entry* e : m) {
+      int64_t shift = static_cast<int64_t>(e->image_pos) - static_cast<int64_t>(e->base_pos);
+      uint64_t end = e->base_pos + e->diff_len;
+      if (e->base_pos >= active_end || e->diff_len > active_len) {
+        add(e->base_pos, shift);
+        active_end = end;
+        active_len = e->diff_len;
+      } else if (end > active_end) {
+        add(active_end, shift);
+        active_len = end - active_end;
+        active_end = end;
+      }
+    }
+  }
+  {
+    std::string raw;
+    detail::put_varint(raw, amap.base_offset.size());
+    uint64_t prev_off = 0;
+    int64_t prev_shift = 0;
+    for (size_t k = 0; k < amap.base_offset.size(); ++k) {
+      detail::put_varint(raw, amap.base_offset[k] - prev_off);
+      detail::put_varint(raw, detail::zigzag(amap.shift[k] - prev_shift));
+      prev_off = amap.base_offset[k];
+      prev_shift = amap.shift[k];
+    }
+    std::string z(ZSTD_compressBound(raw.size()), '\0');
+    size_t zn = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), options.level);
+    if (ZSTD_isError(zn)) return zstd_error("map", zn);
+    z.resize(zn);
+    std::string sec;
+    detail::put_u32(sec, static_cast<uint32_t>(z.size()));
+    sec += z;
+    OTA_RETURN_IF_ERROR(out.write(reinterpret_cast<const uint8_t*>(sec.data()), sec.size()));
+    stats->delta_size += sec.size();
+    stats->map_entries = amap.base_offset.size();
+    stats->map_compressed = sec.size();
+  }
+  if (!amap.empty()) {
+    // The decoder's view of the base: transformed, with targets moved as the map predicts.
+    std::memcpy(tbase.data(), base, base_size);
+    detail::transform_span(h.transform, true, tbase.data(), 0, tbase.size(), h.base_regions, &amap);
+  }
+
   uint64_t diff_total = 0, extra_total = 0;
   for (const auto& e : entries) {
     diff_total += e.diff_len;

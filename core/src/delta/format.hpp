@@ -5,6 +5,8 @@
 //            | base_sha256[32] | image_sha256[32] | u16 n_base_regions | u16 n_image_regions
 //            | (u64 offset, u64 size) x n_base_regions | (u64 offset, u64 size) x n_image_regions
 //            | header_check[8] = first 8 bytes of SHA-256 over everything before it
+//   map:     u32 length | zstd frame of: varint count, then count x (varint base_offset delta,
+//            zigzag-varint shift delta)  -- the AddressMap (see transform.hpp), offsets increasing
 //   blocks:  u8 tag ('B', or 'L' for the last block) | u32 ctrl_len | u32 diff_len | u32 extra_len
 //            | ctrl chunk | diff chunk | extra chunk
 // Each of the three zstd streams (ctrl, diff, extra) is one zstd frame across all blocks; a block
@@ -26,6 +28,12 @@ constexpr uint16_t kFormatVersion = 1;
 constexpr size_t kFixedHeaderSize = 8 + 2 + 1 + 1 + 8 + 8 + 32 + 32 + 2 + 2;
 constexpr size_t kHeaderCheckSize = 8;
 constexpr size_t kMaxRegions = 64;
+
+// Address map: matches shorter than this do not enter it; at most this many entries.
+constexpr uint64_t kMinMapMatch = 64;
+constexpr size_t kMaxMapEntries = size_t{1} << 18;
+constexpr uint32_t kMaxMapSection = 4u << 20;
+constexpr size_t kMaxMapRaw = kMaxMapEntries * 20 + 10;
 
 constexpr uint8_t kTagBlock = 'B';
 constexpr uint8_t kTagLastBlock = 'L';

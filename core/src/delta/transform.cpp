@@ -72,13 +72,14 @@ std::vector<Region> normalize(std::vector<Region> r, uint64_t size) {
 // Rewrites a 32-bit little-endian displacement at p between relative and absolute form, if it lies
 // in the sign-extended `bits`-bit range (top bits all equal). That range is kept by the rewrite
 // (addition modulo 2^bits), so forward and inverse select the same fields.
-inline void convert(uint8_t* p, uint32_t pos, int bits, bool forward) {
+inline void convert(uint8_t* p, uint32_t pos, int bits, bool forward, const AddressMap* map) {
   uint32_t v = get_u32(p);
   uint32_t high = v >> (bits - 1);
   uint32_t all_ones = 0xffffffffu >> (bits - 1);
   if (high != 0 && high != all_ones) return;
   uint32_t mask = (bits == 32) ? 0xffffffffu : ((1u << bits) - 1);
   uint32_t x = (forward ? v + pos : v - pos) & mask;
+  if (map) x = static_cast<uint32_t>(map->map(x)) & mask;
   if (x & (1u << (bits - 1))) x |= ~mask;
   set_u32(p, x);
 }
@@ -86,23 +87,28 @@ inline void convert(uint8_t* p, uint32_t pos, int bits, bool forward) {
 constexpr int kCallBits = 26;  // E8/E9 rel32: targets within +-32 MiB
 constexpr int kRipBits = 26;   // RIP-relative disp32
 
-// x86-64: CALL/JMP rel32 (E8/E9) and RIP-relative MOV/LEA/store with a REX.W prefix
-// (48/4C 8B/8D/89 modrm with mod=00 rm=101). Decisions to skip over an instruction depend only on
-// bytes that no transform changes (opcodes, and the modrm byte only after an opcode byte that cannot
-// start a pattern), which is what makes the inverse exact.
-void x86_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward) {
+// x86-64: CALL/JMP rel32 (E8/E9), RIP-relative MOV/LEA/store with a REX.W prefix
+// (48/4C 8B/8D/89 modrm with mod=00 rm=101) and RIP-relative compares with an imm8 (83/80 3D).
+// Decisions to skip over an instruction depend only on bytes that no transform changes (opcodes,
+// and the modrm byte only after an opcode byte that cannot start a pattern), which is what makes
+// the inverse exact.
+void x86_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward, const AddressMap* map) {
   size_t i = start;
   while (i < end) {
     uint8_t b = buf[i];
     if ((b == 0x48 || b == 0x4c) && i + 7 <= end) {
       uint8_t op = buf[i + 1];
       if ((op == 0x8d || op == 0x8b || op == 0x89) && (buf[i + 2] & 0xc7) == 0x05) {
-        convert(buf + i + 3, static_cast<uint32_t>(buf_offset + i + 7), kRipBits, forward);
+        convert(buf + i + 3, static_cast<uint32_t>(buf_offset + i + 7), kRipBits, forward, map);
         i += 7;
         continue;
       }
+    } else if ((b == 0x83 || b == 0x80) && i + 7 <= end && buf[i + 1] == 0x3d) {
+      convert(buf + i + 2, static_cast<uint32_t>(buf_offset + i + 7), kRipBits, forward, map);
+      i += 7;
+      continue;
     } else if ((b == 0xe8 || b == 0xe9) && i + 5 <= end) {
-      convert(buf + i + 1, static_cast<uint32_t>(buf_offset + i + 5), kCallBits, forward);
+      convert(buf + i + 1, static_cast<uint32_t>(buf_offset + i + 5), kCallBits, forward, map);
       i += 5;
       continue;
     }
@@ -111,7 +117,7 @@ void x86_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool
 }
 
 // AArch64: B/BL imm26 (word offsets) and ADRP imm21 (page offsets), at 4-aligned file offsets.
-void arm64_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward) {
+void arm64_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward, const AddressMap* map) {
   size_t i = start + static_cast<size_t>((4 - ((buf_offset + start) & 3)) & 3);
   for (; i + 4 <= end; i += 4) {
     uint32_t w = get_u32(buf + i);
@@ -120,11 +126,13 @@ void arm64_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bo
       uint32_t imm = w & 0x03ffffffu;
       uint32_t pcw = static_cast<uint32_t>(pc >> 2);
       imm = (forward ? imm + pcw : imm - pcw) & 0x03ffffffu;
+      if (map) imm = static_cast<uint32_t>(map->map(uint64_t{imm} << 2) >> 2) & 0x03ffffffu;
       set_u32(buf + i, (w & 0xfc000000u) | imm);
     } else if ((w & 0x9f000000u) == 0x90000000u) {  // ADRP
       uint32_t imm = (((w >> 5) & 0x7ffffu) << 2) | ((w >> 29) & 3u);
       uint32_t page = static_cast<uint32_t>(pc >> 12);
       imm = (forward ? imm + page : imm - page) & 0x1fffffu;
+      if (map) imm = static_cast<uint32_t>(map->map((uint64_t{imm} << 12) + 0x800) >> 12) & 0x1fffffu;
       w = (w & 0x9f00001fu) | ((imm & 3u) << 29) | ((imm >> 2) << 5);
       set_u32(buf + i, w);
     }
@@ -171,8 +179,15 @@ bool regions_valid(const std::vector<Region>& regions, uint64_t image_size) {
   return regions.size() <= kMaxRegions;
 }
 
+uint64_t AddressMap::map(uint64_t t) const {
+  auto it = std::upper_bound(base_offset.begin(), base_offset.end(), t);
+  if (it == base_offset.begin()) return t;
+  return t + static_cast<uint64_t>(shift[static_cast<size_t>(it - base_offset.begin()) - 1]);
+}
+
 void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset, size_t len,
-                    const std::vector<Region>& regions) {
+                    const std::vector<Region>& regions, const AddressMap* map) {
+  if (!forward) map = nullptr;
   if (t == Transform::kNone || regions.empty()) return;
   for (uint64_t bs = buf_offset; bs < buf_offset + len; bs += kTransformBlock) {
     uint64_t be = std::min<uint64_t>(bs + kTransformBlock, buf_offset + len);
@@ -181,9 +196,9 @@ void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset
       if (s >= e) continue;
       size_t rs = static_cast<size_t>(s - buf_offset), re = static_cast<size_t>(e - buf_offset);
       if (t == Transform::kX86_64) {
-        x86_range(buf, buf_offset, rs, re, forward);
+        x86_range(buf, buf_offset, rs, re, forward, map);
       } else {
-        arm64_range(buf, buf_offset, rs, re, forward);
+        arm64_range(buf, buf_offset, rs, re, forward, map);
       }
     }
   }

@@ -14,12 +14,25 @@ namespace ota::delta::detail {
 // the file, at most kMaxRegions. Empty for other kinds or malformed headers.
 std::vector<Region> exec_regions(const uint8_t* data, size_t size, ImageKind kind);
 
+// Predicts where the base's branch/reference targets went in the new image: a sorted list of
+// (base offset, shift) pairs; a target t at or after base_offset[k] (and before base_offset[k+1])
+// is predicted to be at t + shift[k] in the new image. Built by the encoder from its matches and
+// sent in the delta; only a prediction (a wrong one costs size, never correctness).
+struct AddressMap {
+  std::vector<uint64_t> base_offset;
+  std::vector<int64_t> shift;
+  bool empty() const { return base_offset.empty(); }
+  uint64_t map(uint64_t t) const;
+};
+
 // Transforms (forward: relative -> absolute; inverse: back) the bytes of an image held in
 // buf = image[buf_offset, buf_offset + len). buf_offset must be a multiple of kTransformBlock and
 // len a multiple of it too unless the span ends the image. regions are those of this image.
 // inverse(forward(x)) == x for every input (checked by the encoder and the tests).
+// With a non-null map (forward only), each converted target is replaced by its predicted new
+// target: the result is the base as the new image is expected to look (the decoder's prediction).
 void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset, size_t len,
-                    const std::vector<Region>& regions);
+                    const std::vector<Region>& regions, const AddressMap* map = nullptr);
 
 // Validates regions read from an untrusted header: sorted, disjoint, inside [0, image_size).
 bool regions_valid(const std::vector<Region>& regions, uint64_t image_size);

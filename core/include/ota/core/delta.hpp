@@ -79,6 +79,7 @@ struct EncodeStats {
   uint64_t diff_bytes = 0;      // bytes taken from the base (plus difference)
   uint64_t extra_bytes = 0;     // new bytes
   uint64_t ctrl_compressed = 0, diff_compressed = 0, extra_compressed = 0;
+  uint64_t map_entries = 0, map_compressed = 0;  // address map (executables)
   uint64_t delta_size = 0;      // total bytes written to the sink
   uint64_t blocks = 0;
 };
