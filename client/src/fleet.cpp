@@ -1,0 +1,169 @@
+#include "fleet.hpp"
+
+#include <random>
+
+#include "ota/core/codec.hpp"
+#include "ota/core/log.hpp"
+#include "ota/core/topics.hpp"
+
+namespace ota::client {
+
+using topics::Leaf;
+namespace {
+constexpr const char* kLog = "client";
+}
+
+Fleet::Fleet(Transport& transport) : transport_(transport) {
+  std::random_device rd;
+  seq_ = (uint64_t{rd()} << 20);
+}
+
+void Fleet::on_message(const TransportMessage& m) {
+  std::string ecu;
+  Leaf leaf = Leaf::kUnknown;
+  if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf)) return;
+  if (leaf == Leaf::kAck) {
+    v1::ChunkAck ack;
+    if (!codec::decode(m.payload, &ack, codec::kMaxControlMessage, "ack from " + ecu).is_ok()) return;
+    AckListener listener;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = ack_listeners_.find(ecu);
+      if (it != ack_listeners_.end()) listener = it->second;
+    }
+    if (listener) listener(ack);
+    return;
+  }
+  std::function<void(const std::string&)> change;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    AgentView& view = agents_[ecu];
+    view.last_seen_ms = codec::now_ms();
+    Status st;
+    switch (leaf) {
+      case Leaf::kHello: {
+        v1::Hello hello;
+        st = codec::decode(m.payload, &hello, codec::kMaxControlMessage, "hello from " + ecu);
+        if (st.is_ok()) st = codec::check_protocol(hello.protocol(), "agent " + ecu);
+        if (st.is_ok() && hello.inventory().ecu_id() != ecu) {
+          st = Status(Code::kRejected, "hello on " + ecu + "'s topic names ECU '" + hello.inventory().ecu_id() + "'");
+        }
+        if (st.is_ok()) {
+          view.hello = hello;
+          view.refusal.clear();
+        } else {
+          view.refusal = st.message();
+          OTA_LOGW(kLog, "%s", st.to_string().c_str());
+        }
+        change = change_cb_;
+        break;
+      }
+      case Leaf::kState: {
+        v1::AgentState state;
+        if (codec::decode(m.payload, &state, codec::kMaxControlMessage, "state from " + ecu).is_ok()) {
+          view.state = state;
+          change = change_cb_;
+        }
+        break;
+      }
+      case Leaf::kDtc: {
+        v1::DtcList dtcs;
+        if (codec::decode(m.payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu).is_ok()) view.dtcs = dtcs;
+        break;
+      }
+      case Leaf::kResult: {
+        v1::Result r;
+        st = codec::decode(m.payload, &r, codec::kMaxControlMessage, "result from " + ecu);
+        if (!st.is_ok()) {
+          OTA_LOGW(kLog, "%s", st.to_string().c_str());
+          break;
+        }
+        auto it = pending_.find(r.correlation_id());
+        // A result is taken only from the ECU the command went to (the correlation id names it).
+        if (it != pending_.end() && r.ecu_id() == ecu &&
+            r.correlation_id().compare(0, ecu.size() + 1, ecu + "/") == 0) {
+          it->second = r;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  cv_.notify_all();
+  if (change) change(ecu);
+}
+
+std::optional<AgentView> Fleet::agent(const std::string& ecu_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = agents_.find(ecu_id);
+  if (it == agents_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<std::string, AgentView> Fleet::agents() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return agents_;
+}
+
+Status Fleet::wait_online(const std::vector<std::string>& ecus, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::string missing;
+  auto all_online = [&] {
+    missing.clear();
+    for (const auto& e : ecus) {
+      auto it = agents_.find(e);
+      if (it == agents_.end() || !it->second.hello.online()) missing += (missing.empty() ? "" : ", ") + e;
+    }
+    return missing.empty();
+  };
+  if (cv_.wait_for(lock, timeout, all_online)) return Status::ok();
+  return Status(Code::kUnavailable, "agents not online: " + missing);
+}
+
+std::string Fleet::next_correlation_id(const std::string& ecu_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ecu_id + "/" + std::to_string(++seq_);
+}
+
+Status Fleet::send(const std::string& ecu_id, v1::Command& cmd) {
+  codec::set_protocol(cmd.mutable_protocol());
+  cmd.set_timestamp_ms(codec::now_ms());
+  if (cmd.correlation_id().empty()) cmd.set_correlation_id(next_correlation_id(ecu_id));
+  return transport_.publish(topics::ecu(ecu_id, Leaf::kCmd), cmd.SerializeAsString(), 1, false);
+}
+
+Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd, std::chrono::milliseconds timeout) {
+  cmd.set_correlation_id(next_correlation_id(ecu_id));
+  const std::string id = cmd.correlation_id();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[id] = std::nullopt;
+  }
+  Status st = send(ecu_id, cmd);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (st.is_ok() && !cv_.wait_for(lock, timeout, [&] { return pending_[id].has_value(); })) {
+    st = Status(Code::kTimeout, ecu_id + " did not answer " + id + " within " + std::to_string(timeout.count()) + " ms");
+  }
+  std::optional<v1::Result> r = std::move(pending_[id]);
+  pending_.erase(id);
+  if (!st.is_ok()) return st;
+  return std::move(*r);
+}
+
+void Fleet::set_ack_listener(const std::string& ecu_id, AckListener listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ack_listeners_[ecu_id] = std::move(listener);
+}
+
+void Fleet::clear_ack_listener(const std::string& ecu_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ack_listeners_.erase(ecu_id);
+}
+
+void Fleet::on_change(std::function<void(const std::string&)> cb) {
+  std::lock_guard<std::mutex> lock(mu_);
+  change_cb_ = std::move(cb);
+}
+
+}  // namespace ota::client

@@ -1,0 +1,70 @@
+// The client's live view of the vehicle's agents and its request/response plumbing over the
+// transport: inventory from retained hellos, results routed to whoever waits on a correlation id,
+// chunk acknowledgements routed to the transfer of that ECU.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "ota/core/status.hpp"
+#include "ota/core/transport.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::client {
+
+struct AgentView {
+  v1::Hello hello;           // last hello (online flag, inventory)
+  v1::AgentState state;      // last state
+  v1::DtcList dtcs;          // last DTC list
+  uint64_t last_seen_ms = 0;
+  std::string refusal;       // set when the agent speaks another protocol major version
+};
+
+class Fleet {
+ public:
+  explicit Fleet(Transport& transport);
+
+  // Call from the transport's message callback.
+  void on_message(const TransportMessage& m);
+
+  // Snapshot of one agent; nullopt if never seen.
+  std::optional<AgentView> agent(const std::string& ecu_id) const;
+  std::map<std::string, AgentView> agents() const;
+
+  // Waits until every listed ECU has an online hello, or the deadline passes. Returns the
+  // missing ones in the error message.
+  Status wait_online(const std::vector<std::string>& ecus, std::chrono::milliseconds timeout);
+
+  // Sends a command and waits for its Result. Errors: kTimeout if none in time; the Result itself
+  // may carry a failure (outcome/error), which the caller inspects.
+  Result<v1::Result> call(const std::string& ecu_id, v1::Command cmd, std::chrono::milliseconds timeout);
+  Status send(const std::string& ecu_id, v1::Command& cmd);
+
+  // Chunk acknowledgements: one listener per ECU (the running transfer).
+  using AckListener = std::function<void(const v1::ChunkAck&)>;
+  void set_ack_listener(const std::string& ecu_id, AckListener listener);
+  void clear_ack_listener(const std::string& ecu_id);
+
+  // Called on every change of an agent's hello/state (for status displays).
+  void on_change(std::function<void(const std::string& ecu_id)> cb);
+
+  std::string next_correlation_id(const std::string& ecu_id);
+
+ private:
+  Transport& transport_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, AgentView> agents_;
+  std::map<std::string, std::optional<v1::Result>> pending_;  // correlation id -> result
+  std::map<std::string, AckListener> ack_listeners_;
+  std::function<void(const std::string&)> change_cb_;
+  uint64_t seq_ = 0;
+};
+
+}  // namespace ota::client

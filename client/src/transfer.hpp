@@ -1,0 +1,46 @@
+// Sends one payload to one agent: StartTransfer, chunks with a flow-control window, resume from the
+// agent's durable offset after any interruption, until the agent has acknowledged every byte.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "fleet.hpp"
+#include "ota/core/status.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::client {
+
+enum class PayloadSource {
+  kFile,        // send the file's bytes as they are (raw image or delta)
+  kCompressed,  // the file is a compressed full image (a delta with an empty base): decompress while sending
+};
+
+struct TransferPlan {
+  std::string ecu_id;
+  std::string campaign_id;
+  std::string transfer_id;
+  v1::Target target;            // what the agent is told (payload size/hash are of what travels)
+  std::string payload_path;
+  PayloadSource source = PayloadSource::kFile;
+  uint32_t chunk_size = 256 * 1024;
+  uint32_t window = 16;         // chunks in flight
+  std::chrono::milliseconds stall_timeout{5000};  // no ack progress for this long: resynchronise
+  int max_resyncs = 20;
+};
+
+struct TransferStats {
+  uint64_t bytes_sent = 0;      // chunk payload bytes published, resends included
+  uint64_t first_resume_offset = 0;
+  int resyncs = 0;
+};
+
+// Blocks until the agent holds the whole payload, the transfer fails, or `cancel` becomes true
+// (kAborted). `progress` (may be null) is called with acknowledged bytes.
+Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan, const std::atomic<bool>& cancel,
+                    TransferStats* stats, const std::function<void(uint64_t acked)>& progress = nullptr);
+
+}  // namespace ota::client
