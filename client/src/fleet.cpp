@@ -25,13 +25,11 @@ void Fleet::on_message(const TransportMessage& m) {
   if (leaf == Leaf::kAck) {
     v1::ChunkAck ack;
     if (!codec::decode(m.payload, &ack, codec::kMaxControlMessage, "ack from " + ecu).is_ok()) return;
-    AckListener listener;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = ack_listeners_.find(ecu);
-      if (it != ack_listeners_.end()) listener = it->second;
-    }
-    if (listener) listener(ack);
+    // Held across the call: clear_ack_listener() waits for a running listener, so a transfer
+    // can end (and free what its listener uses) safely.
+    std::lock_guard<std::mutex> lock(ack_mu_);
+    auto it = ack_listeners_.find(ecu);
+    if (it != ack_listeners_.end()) it->second(ack);
     return;
   }
   std::function<void(const std::string&)> change;
@@ -152,12 +150,12 @@ Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd, std::
 }
 
 void Fleet::set_ack_listener(const std::string& ecu_id, AckListener listener) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(ack_mu_);
   ack_listeners_[ecu_id] = std::move(listener);
 }
 
 void Fleet::clear_ack_listener(const std::string& ecu_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(ack_mu_);
   ack_listeners_.erase(ecu_id);
 }
 

@@ -62,6 +62,7 @@ class Fleet {
   std::condition_variable cv_;
   std::map<std::string, AgentView> agents_;
   std::map<std::string, std::optional<v1::Result>> pending_;  // correlation id -> result
+  std::mutex ack_mu_;  // guards ack_listeners_ and is held while one runs
   std::map<std::string, AckListener> ack_listeners_;
   std::function<void(const std::string&)> change_cb_;
   uint64_t seq_ = 0;

@@ -1,0 +1,445 @@
+// ota-sim: the whole in-vehicle chain on a desktop. Starts a private broker, N simulated ECUs
+// (ota-agent-sim) and the vehicle client (ota-client) as child processes, has the client run one
+// campaign (full images, or deltas where the ECU can take them), and prints a per-ECU summary.
+// Exits 0 only if every ECU was updated.
+#include <CLI/CLI.hpp>
+#include <google/protobuf/util/json_util.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "campaign.hpp"
+#include "images.hpp"
+#include "ota/core/codec.hpp"
+#include "ota/core/file.hpp"
+#include "ota/core/log.hpp"
+#include "ota/core/topics.hpp"
+#include "ota/core/transport.hpp"
+#include "ota/sim/broker.hpp"
+#include "ota/sim/process.hpp"
+#include "ota/sim/tempdir.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace {
+
+using namespace ota;
+namespace v1 = ota::v1;
+constexpr const char* kLog = "ota-sim";
+
+const char* kEcuNames[] = {"bcm", "tcu", "adas", "ivi", "brake", "steering", "bms", "gateway"};
+
+std::string ecu_name(int i) {
+  if (i < 8) return kEcuNames[i];
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "ecu-%02d", i + 1);
+  return buf;
+}
+
+std::string self_dir() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+std::string bytes_field(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+
+// "ECU:VALUE" options, repeatable.
+std::map<std::string, std::string> per_ecu(const std::vector<std::string>& items, const std::string& flag) {
+  std::map<std::string, std::string> out;
+  for (const auto& it : items) {
+    auto colon = it.find(':');
+    if (colon == std::string::npos) throw CLI::ValidationError(flag, "expected ECU:VALUE, got '" + it + "'");
+    out[it.substr(0, colon)] = it.substr(colon + 1);
+  }
+  return out;
+}
+
+struct Options {
+  int agents = 3;
+  std::string image_size = "8MiB";
+  std::string report;
+  std::string work_dir;
+  bool keep = false;
+  bool delta = false;
+  int full_only = 0;  // the first K ECUs do not declare delta capability
+  std::vector<std::string> fail, crash, fail_offset;
+  double write_speed = 0;
+  int dtcs = 0;
+  uint32_t chunk_size = 256 * 1024;
+  uint32_t window = 16;
+  int soc = 80;
+  int min_soc = 20;
+  bool not_parked = false;
+  bool ignition_on = false;
+  std::vector<std::string> consent;
+  int cancel_at = -1;       // percent of bytes acknowledged overall
+  int kill_client_at = -1;  // percent: kill -9 the client there and start it again
+  bool non_atomic = false;
+  int health_timeout_ms = 10000;
+  int timeout_s = 600;
+  bool quiet = false;
+};
+
+// Watches the client's status topic, shows progress, and fires the scenario's triggers.
+class Observer {
+ public:
+  Observer(const sim::Broker& broker, bool show) : show_(show) {
+    TransportOptions o;
+    o.uri = broker.uri();
+    o.client_id = "ota-sim-observer";
+    o.username = "ota-observer";
+    o.password = broker.password("ota-observer");
+    t_ = make_mqtt_transport(o);
+    t_->on_message([this](const TransportMessage& m) { on_status(m); });
+  }
+  Status start() {
+    OTA_RETURN_IF_ERROR(t_->connect(std::chrono::seconds(5)));
+    return t_->subscribe(topics::kVehicleStatus, 1);
+  }
+  int percent() const { return percent_.load(); }
+  void finish_line() {
+    if (show_ && printed_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  void on_status(const TransportMessage& m) {
+    v1::CampaignStatus s;
+    if (!codec::decode(m.payload, &s, codec::kMaxControlMessage, "status").is_ok()) return;
+    uint64_t done = 0, total = 0;
+    std::string line = "  " + s.state();
+    for (const auto& e : s.ecus()) {
+      done += std::min(e.bytes_done(), e.bytes_total());
+      total += e.bytes_total();
+      int pct = e.bytes_total() ? static_cast<int>(std::min(e.bytes_done(), e.bytes_total()) * 100 / e.bytes_total()) : 0;
+      line += "  " + e.ecu_id() + " " + std::to_string(pct) + "%";
+    }
+    if (total > 0) percent_ = static_cast<int>(done * 100 / total);
+    if (show_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::fprintf(stderr, "\r%-120s", line.c_str());
+      printed_ = true;
+    }
+  }
+  bool show_;
+  bool printed_ = false;
+  std::mutex mu_;
+  std::atomic<int> percent_{0};
+  std::unique_ptr<Transport> t_;
+};
+
+int run(const Options& opt) {
+  uint64_t image_size = 0;
+  if (!sim::parse_size(opt.image_size, &image_size) || image_size == 0) {
+    std::fprintf(stderr, "ota-sim: --image-size '%s' is not a size (e.g. 8MiB)\n", opt.image_size.c_str());
+    return 2;
+  }
+  std::optional<sim::TempDir> temp;
+  std::string work = opt.work_dir;
+  if (work.empty()) {
+    auto t = sim::TempDir::create("ota-sim");
+    if (!t) {
+      std::fprintf(stderr, "ota-sim: %s\n", t.status().to_string().c_str());
+      return 2;
+    }
+    temp.emplace(std::move(*t));
+    work = temp->path();
+    if (opt.keep) temp->release();
+  }
+  if (Status st = make_dirs(work); !st.is_ok()) {
+    std::fprintf(stderr, "ota-sim: %s\n", st.to_string().c_str());
+    return 2;
+  }
+  const std::string report_path = opt.report.empty() ? work + "/report.json" : opt.report;
+  const std::string bin = self_dir();
+  auto fail = per_ecu(opt.fail, "--fail");
+  auto crash = per_ecu(opt.crash, "--crash");
+  auto fail_offset = per_ecu(opt.fail_offset, "--fail-offset");
+
+  std::vector<std::string> ecus;
+  for (int i = 0; i < opt.agents; ++i) ecus.push_back(ecu_name(i));
+
+  // 1. Images: version 1.0.0 in each ECU's bank A, version 1.1.0 to install.
+  if (!opt.quiet) std::fprintf(stderr, "ota-sim: preparing %d ECU(s) with %s images in %s\n", opt.agents,
+                               opt.image_size.c_str(), work.c_str());
+  v1::Campaign campaign;
+  codec::set_protocol(campaign.mutable_protocol());
+  campaign.set_campaign_id("sim-campaign-1");
+  campaign.set_vin("SIMVIN0000000001");
+  campaign.set_chunk_size(opt.chunk_size);
+  campaign.set_window(opt.window);
+  campaign.set_health_timeout_ms(static_cast<uint32_t>(opt.health_timeout_ms));
+  campaign.set_require_consent(!opt.consent.empty());
+  campaign.mutable_preconditions()->set_require_parked(true);
+  campaign.mutable_preconditions()->set_require_ignition_off(true);
+  campaign.mutable_preconditions()->set_min_battery_soc_percent(static_cast<uint32_t>(opt.min_soc));
+  auto* group = campaign.add_groups();
+  group->set_group(1);
+  group->set_atomic(!opt.non_atomic);
+  for (size_t i = 0; i < ecus.size(); ++i) {
+    const std::string dir = work + "/ecu/" + ecus[i];
+    const std::string pkg = work + "/packages/" + ecus[i];
+    Status st = make_dirs(dir);
+    if (st.is_ok()) st = make_dirs(pkg);
+    auto base = st.is_ok() ? sim::write_base_image(dir + "/bank_a.img", image_size, i + 1) : Result<sim::ImageFile>(st);
+    auto next = base ? sim::write_next_image(*base, pkg + "/image-1.1.0.bin", i + 1) : Result<sim::ImageFile>(base.status());
+    if (!next) {
+      std::fprintf(stderr, "ota-sim: %s\n", next.status().to_string().c_str());
+      return 2;
+    }
+    auto* t = campaign.add_targets();
+    t->set_ecu_id(ecus[i]);
+    t->set_hardware_id(ecus[i] + "-hw1");
+    t->set_version("1.1.0");
+    t->set_size(next->size);
+    t->set_sha256(bytes_field(next->sha256));
+    t->set_group(1);
+    auto* full = t->mutable_full();
+    full->set_encoding(v1::PAYLOAD_ENCODING_RAW);
+    full->set_uri(next->path);
+    full->set_size(next->size);
+    full->set_sha256(bytes_field(next->sha256));
+    if (opt.dtcs > 0) t->add_resolves_dtcs(0xC10000u);
+    if (opt.delta) {
+      auto d = sim::write_delta(*base, *next, pkg + "/delta-1.0.0-1.1.0.otad");
+      if (!d) {
+        std::fprintf(stderr, "ota-sim: %s\n", d.status().to_string().c_str());
+        return 2;
+      }
+      auto* delta = t->mutable_delta();
+      delta->set_encoding(v1::PAYLOAD_ENCODING_DELTA);
+      delta->set_uri(d->path);
+      delta->set_size(d->size);
+      delta->set_sha256(bytes_field(d->sha256));
+      delta->set_base_version("1.0.0");
+      delta->set_base_sha256(bytes_field(base->sha256));
+    }
+  }
+  std::string campaign_json;
+  {
+    google::protobuf::util::JsonPrintOptions jo;
+    jo.add_whitespace = true;
+    jo.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(campaign, &campaign_json, jo);
+  }
+  // Vehicle conditions the client reads.
+  v1::VehicleConditions cond;
+  cond.set_parked(!opt.not_parked);
+  cond.set_ignition_off(!opt.ignition_on);
+  cond.set_battery_soc_percent(static_cast<uint32_t>(opt.soc));
+  std::string cond_json;
+  (void)google::protobuf::util::MessageToJsonString(cond, &cond_json);
+  Status st = atomic_write_file(work + "/campaign.json", campaign_json);
+  if (st.is_ok()) st = atomic_write_file(work + "/vehicle-state.json", cond_json);
+
+  // 2. Broker.
+  sim::BrokerOptions bo;
+  bo.dir = work + "/broker";
+  bo.agents = ecus;
+  auto broker = st.is_ok() ? sim::Broker::start(bo) : Result<std::unique_ptr<sim::Broker>>(st);
+  if (!broker) {
+    std::fprintf(stderr, "ota-sim: %s\n", broker.status().to_string().c_str());
+    return 2;
+  }
+  sim::Broker& b = **broker;
+
+  // 3. Client configuration.
+  std::string toml = "# written by ota-sim\n[vehicle]\nvin = \"" + campaign.vin() + "\"\n[broker]\nuri = \"" + b.uri() +
+                     "\"\nusername = \"ota-client\"\npassword_file = \"" + b.credentials_file("ota-client") +
+                     "\"\n[state]\ndir = \"" + work + "/client-state\"\n[conditions]\nfile = \"" + work +
+                     "/vehicle-state.json\"\n[report]\nfile = \"" + work + "/client-report.json\"\n";
+  if (!opt.consent.empty()) {
+    toml += "[consent]\nanswers = [";
+    for (size_t i = 0; i < opt.consent.size(); ++i) toml += (i ? ", \"" : "\"") + opt.consent[i] + "\"";
+    toml += "]\n";
+  }
+  if (Status w = atomic_write_file(work + "/client.toml", toml); !w.is_ok()) {
+    std::fprintf(stderr, "ota-sim: %s\n", w.to_string().c_str());
+    return 2;
+  }
+
+  // 4. Agents.
+  std::map<std::string, sim::ChildProcess> agents;
+  std::vector<v1::ProcessStats> stats;
+  for (size_t i = 0; i < ecus.size(); ++i) {
+    const std::string& e = ecus[i];
+    std::vector<std::string> argv = {bin + "/ota-agent-sim", "--ecu", e, "--hardware-id", e + "-hw1",
+                                     "--serial", "SN-" + e, "--broker", b.uri(),
+                                     "--password-file", b.credentials_file(e), "--dir", work + "/ecu/" + e,
+                                     "--factory-version", "1.0.0", "--bank-size", std::to_string(image_size * 2)};
+    if (static_cast<int>(i) < opt.full_only) argv.push_back("--no-delta");
+    if (fail.count(e)) argv.insert(argv.end(), {"--fail", fail[e]});
+    if (crash.count(e)) argv.insert(argv.end(), {"--crash", crash[e]});
+    if (fail_offset.count(e)) argv.insert(argv.end(), {"--fail-offset", fail_offset[e]});
+    if (opt.write_speed > 0) argv.insert(argv.end(), {"--write-speed", std::to_string(opt.write_speed)});
+    if (opt.dtcs > 0) argv.insert(argv.end(), {"--dtcs", std::to_string(opt.dtcs)});
+    sim::SpawnOptions so;
+    so.log_path = work + "/ecu/" + e + "/agent.log";
+    so.name = "agent " + e;
+    auto child = sim::ChildProcess::spawn(argv, so);
+    if (!child) {
+      std::fprintf(stderr, "ota-sim: %s\n", child.status().to_string().c_str());
+      return 2;
+    }
+    agents.emplace(e, std::move(*child));
+  }
+
+  // 5. The client runs the campaign; the observer shows progress and fires the triggers.
+  Observer observer(b, !opt.quiet && isatty(STDERR_FILENO));
+  if (Status o = observer.start(); !o.is_ok()) {
+    std::fprintf(stderr, "ota-sim: observer: %s\n", o.to_string().c_str());
+    return 2;
+  }
+  auto spawn_client = [&]() {
+    sim::SpawnOptions so;
+    so.log_path = work + "/client.log";
+    so.name = "client";
+    return sim::ChildProcess::spawn({bin + "/ota-client", "--config", work + "/client.toml", "--campaign",
+                                     work + "/campaign.json"},
+                                    so);
+  };
+  auto client = spawn_client();
+  if (!client) {
+    std::fprintf(stderr, "ota-sim: %s\n", client.status().to_string().c_str());
+    return 2;
+  }
+  std::optional<sim::ChildProcess> proc(std::move(*client));
+  bool cancelled = false, killed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
+  std::optional<sim::ExitInfo> client_exit;
+  while (!client_exit) {
+    client_exit = proc->wait_for(std::chrono::milliseconds(20));
+    if (client_exit) break;
+    int pct = observer.percent();
+    if (opt.cancel_at >= 0 && !cancelled && pct >= opt.cancel_at) {
+      cancelled = true;
+      (void)proc->send_signal(SIGUSR1);
+    }
+    if (opt.kill_client_at >= 0 && !killed && pct >= opt.kill_client_at) {
+      killed = true;
+      auto info = proc->kill();
+      v1::ProcessStats ps;
+      ps.set_name("client (killed at " + std::to_string(pct) + "%)");
+      ps.set_peak_rss_kib(static_cast<uint64_t>(info.peak_rss_kib));
+      ps.set_exit_code(-info.term_signal);
+      stats.push_back(ps);
+      if (!opt.quiet) std::fprintf(stderr, "\nota-sim: killed the client at %d%%; starting it again\n", pct);
+      auto again = spawn_client();
+      if (!again) {
+        std::fprintf(stderr, "ota-sim: %s\n", again.status().to_string().c_str());
+        return 2;
+      }
+      proc.emplace(std::move(*again));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "\nota-sim: the campaign did not finish within %d s\n", opt.timeout_s);
+      proc->kill();
+      return 1;
+    }
+  }
+  observer.finish_line();
+  {
+    v1::ProcessStats ps;
+    ps.set_name("client");
+    ps.set_peak_rss_kib(static_cast<uint64_t>(client_exit->peak_rss_kib));
+    ps.set_exit_code(client_exit->exit_code);
+    stats.push_back(ps);
+  }
+  for (auto& [e, child] : agents) {
+    auto info = child.terminate(std::chrono::seconds(5));
+    v1::ProcessStats ps;
+    ps.set_name("agent " + e);
+    ps.set_peak_rss_kib(static_cast<uint64_t>(info.peak_rss_kib));
+    ps.set_exit_code(info.exited() ? info.exit_code : -info.term_signal);
+    stats.push_back(ps);
+  }
+  if (auto info = b.stop()) {
+    v1::ProcessStats ps;
+    ps.set_name("broker");
+    ps.set_peak_rss_kib(static_cast<uint64_t>(info->peak_rss_kib));
+    ps.set_exit_code(info->exit_code);
+    stats.push_back(ps);
+  }
+
+  // 6. Report: the client's, plus the processes.
+  v1::VehicleReport report;
+  auto content = read_small_file(work + "/client-report.json", 16 << 20);
+  if (!content || !google::protobuf::util::JsonStringToMessage(*content, &report).ok()) {
+    std::fprintf(stderr, "ota-sim: the client wrote no report (%s); its log: %s\n%s\n",
+                 client_exit->describe().c_str(), (work + "/client.log").c_str(),
+                 sim::tail_file(work + "/client.log", 15).c_str());
+    return 1;
+  }
+  for (const auto& ps : stats) *report.add_processes() = ps;
+  std::string json = client::report_to_json(report);
+  if (Status w = atomic_write_file(report_path, json); !w.is_ok()) {
+    std::fprintf(stderr, "ota-sim: %s\n", w.to_string().c_str());
+    return 1;
+  }
+
+  uint64_t bytes = 0;
+  std::printf("campaign %s: %s in %.2f s%s%s\n", report.campaign_id().c_str(),
+              v1::CampaignResult_Name(report.result()).c_str(), report.duration_ms() / 1000.0,
+              report.reason().empty() ? "" : " - ", report.reason().c_str());
+  std::printf("  %-10s %-12s %-8s %-8s %-6s %12s  %s\n", "ECU", "result", "before", "after", "kind", "bytes", "error");
+  for (const auto& e : report.ecus()) {
+    bytes += e.bytes_transferred();
+    std::printf("  %-10s %-12s %-8s %-8s %-6s %12llu  %s\n", e.ecu_id().c_str(), v1::EcuResult_Name(e.result()).c_str(),
+                e.version_before().c_str(), e.version_after().c_str(),
+                e.encoding() == v1::PAYLOAD_ENCODING_DELTA ? "delta" : "full",
+                static_cast<unsigned long long>(e.bytes_transferred()),
+                e.error().message().empty() ? "" : (std::string(codec::phase_name(e.error().phase())) + ": " + e.error().message()).c_str());
+  }
+  if (report.duration_ms() > 0) {
+    std::printf("  %.1f MB sent, %.1f MB/s\n", bytes / 1e6, bytes / 1e3 / static_cast<double>(report.duration_ms()));
+  }
+  std::printf("report: %s\n", report_path.c_str());
+  return report.result() == v1::CAMPAIGN_SUCCESS ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ota-sim: a simulated vehicle (broker, client, N ECU agents) running one OTA campaign"};
+  Options o;
+  app.add_option("--agents", o.agents, "number of ECUs")->check(CLI::Range(1, 64));
+  app.add_option("--image-size", o.image_size, "image size per ECU (e.g. 8MiB, 512KiB, 1GiB)");
+  app.add_option("--report", o.report, "write the vehicle report (JSON) here");
+  app.add_option("--work-dir", o.work_dir, "keep everything (images, logs, state) in this directory");
+  app.add_flag("--keep", o.keep, "keep the temporary work directory");
+  app.add_flag("--delta", o.delta, "offer deltas (ECUs that can take them get them)");
+  app.add_option("--full-only", o.full_only, "the first K ECUs do not accept deltas (mixed campaign)");
+  app.add_option("--fail", o.fail, "ECU:PHASE - make an ECU fail at transfer|install|activate|health|commit");
+  app.add_option("--crash", o.crash, "ECU:PHASE - make an ECU's agent crash (SIGKILL) at install|activate|health|commit");
+  app.add_option("--fail-offset", o.fail_offset, "ECU:BYTES - fail an ECU's flash write at this offset");
+  app.add_option("--write-speed", o.write_speed, "flash write speed of every ECU, MB/s (0: disk speed)");
+  app.add_option("--dtcs", o.dtcs, "active DTCs per ECU before the update (the campaign resolves the first)");
+  app.add_option("--chunk-size", o.chunk_size, "chunk size in bytes");
+  app.add_option("--window", o.window, "chunks in flight per ECU");
+  app.add_option("--soc", o.soc, "battery state of charge, percent");
+  app.add_option("--min-soc", o.min_soc, "the campaign's minimum state of charge, percent");
+  app.add_flag("--not-parked", o.not_parked, "the vehicle is moving");
+  app.add_flag("--ignition-on", o.ignition_on, "the ignition is on");
+  app.add_option("--consent", o.consent, "owner's answers in order: accept, decline, postpone:MS")->delimiter(',');
+  app.add_option("--cancel-at", o.cancel_at, "cancel the campaign when this percent is transferred");
+  app.add_option("--kill-client-at", o.kill_client_at, "kill -9 the client at this percent, then restart it");
+  app.add_flag("--non-atomic", o.non_atomic, "ECUs commit independently (default: one atomic group)");
+  app.add_option("--health-timeout-ms", o.health_timeout_ms, "health check timeout per ECU");
+  app.add_option("--timeout", o.timeout_s, "give up after this many seconds");
+  app.add_flag("-q,--quiet", o.quiet, "no progress output");
+  CLI11_PARSE(app, argc, argv);
+  set_log_level(LogLevel::kWarn);
+  try {
+    return run(o);
+  } catch (const CLI::ValidationError& e) {
+    std::fprintf(stderr, "ota-sim: %s\n", e.what());
+    return 2;
+  }
+}

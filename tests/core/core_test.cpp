@@ -1,0 +1,171 @@
+// Unit tests of the shared core: status, durable files, hashing, CRC, topics, codec.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "ota/core/codec.hpp"
+#include "ota/core/crc32c.hpp"
+#include "ota/core/file.hpp"
+#include "ota/core/sha256.hpp"
+#include "ota/core/topics.hpp"
+
+namespace {
+
+std::string temp_dir() {
+  std::string tmpl = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : "/tmp") + "/ota-core-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+  return tmpl;
+}
+
+}  // namespace
+
+TEST_CASE("Status carries code and message, with context", "[unit][core]") {
+  ota::Status ok;
+  CHECK(ok.is_ok());
+  CHECK(ok.to_string() == "OK");
+  ota::Status err(ota::Code::kHashMismatch, "chunk 3");
+  CHECK_FALSE(err.is_ok());
+  CHECK(err.with_context("bcm").to_string() == "HASH_MISMATCH: bcm: chunk 3");
+  ota::Result<int> r = 5;
+  CHECK(r.is_ok());
+  CHECK(*r == 5);
+  ota::Result<int> e = ota::Status(ota::Code::kNotFound, "x");
+  CHECK(e.status().code() == ota::Code::kNotFound);
+}
+
+TEST_CASE("SHA-256 matches known vectors, incremental and one-shot", "[unit][core]") {
+  CHECK(ota::to_hex(ota::Sha256::of("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(ota::to_hex(ota::Sha256::of("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  ota::Sha256 h;
+  h.update("a", 1);
+  h.update("bc", 2);
+  CHECK(ota::to_hex(h.finish()) == ota::to_hex(ota::Sha256::of("abc")));
+  ota::Digest d{};
+  CHECK(ota::digest_from_hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", &d));
+  CHECK(d == ota::Sha256::of("abc"));
+  CHECK_FALSE(ota::digest_from_hex("zz", &d));
+  CHECK_FALSE(ota::digest_from_hex(std::string(64, 'g'), &d));
+}
+
+TEST_CASE("CRC-32C matches the Castagnoli check value", "[unit][core]") {
+  CHECK(ota::crc32c("123456789", 9) == 0xE3069283u);
+  CHECK(ota::crc32c("", 0) == 0u);
+  // Incremental equals one-shot.
+  std::string s(1000, 'x');
+  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(i * 7);
+  CHECK(ota::crc32c(s.data() + 100, 900, ota::crc32c(s.data(), 100)) == ota::crc32c(s.data(), s.size()));
+}
+
+TEST_CASE("atomic_write_file replaces content and leaves no temporary", "[unit][core]") {
+  std::string dir = temp_dir();
+  std::string path = dir + "/state.pb";
+  REQUIRE(ota::atomic_write_file(path, "one").is_ok());
+  REQUIRE(ota::atomic_write_file(path, "two").is_ok());
+  auto content = ota::read_small_file(path);
+  REQUIRE(content.is_ok());
+  CHECK(*content == "two");
+  CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
+  // Oversized files are refused before reading.
+  auto small = ota::read_small_file(path, 2);
+  CHECK(small.status().code() == ota::Code::kCorrupt);
+  CHECK(ota::read_small_file(dir + "/missing").status().code() == ota::Code::kNotFound);
+  // A directory that does not exist: clear error naming the path.
+  ota::Status st = ota::atomic_write_file(dir + "/no/such/dir/file", "x");
+  CHECK(st.code() == ota::Code::kNotFound);
+  CHECK(st.message().find("no/such/dir") != std::string::npos);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("atomic_write_file reports a full disk as NO_SPACE", "[unit][core][fault]") {
+  // /dev/full fails every write with ENOSPC; a rename onto it is not attempted.
+  if (::access("/dev/full", W_OK) != 0) {
+    SUCCEED("no /dev/full here");
+    return;
+  }
+  std::string dir = temp_dir();
+  std::string link = dir + "/full.tmp";
+  REQUIRE(::symlink("/dev/full", link.c_str()) == 0);
+  ota::Status st = ota::atomic_write_file(dir + "/full", "data");
+  CHECK(st.code() == ota::Code::kNoSpace);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("FileSink resumes at an offset and FileReader reads back", "[unit][core]") {
+  std::string dir = temp_dir();
+  std::string path = dir + "/bank";
+  {
+    auto sink = ota::FileSink::open(path, 0);
+    REQUIRE(sink.is_ok());
+    REQUIRE((*sink)->write(reinterpret_cast<const uint8_t*>("abcdefgh"), 8).is_ok());
+    REQUIRE((*sink)->sync().is_ok());
+  }
+  {
+    // Resume at 4: what was after is discarded, new bytes follow.
+    auto sink = ota::FileSink::open(path, 4);
+    REQUIRE(sink.is_ok());
+    REQUIRE((*sink)->write(reinterpret_cast<const uint8_t*>("XY"), 2).is_ok());
+  }
+  auto reader = ota::FileReader::open(path);
+  REQUIRE(reader.is_ok());
+  CHECK((*reader)->size() == 6);
+  uint8_t buf[6];
+  REQUIRE((*reader)->read_at(0, buf, 6).is_ok());
+  CHECK(std::string(reinterpret_cast<char*>(buf), 6) == "abcdXY");
+  CHECK((*reader)->read_at(4, buf, 3).code() == ota::Code::kCorrupt);
+  auto digest = ota::sha256_file(path);
+  REQUIRE(digest.is_ok());
+  CHECK(*digest == ota::Sha256::of("abcdXY"));
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("Topic names round-trip and reject foreign topics", "[unit][core]") {
+  using ota::topics::Leaf;
+  CHECK(ota::topics::ecu("bcm", Leaf::kCmd) == "ota/v1/ecu/bcm/down/cmd");
+  CHECK(ota::topics::ecu("bcm", Leaf::kHello) == "ota/v1/ecu/bcm/up/hello");
+  std::string ecu;
+  Leaf leaf;
+  REQUIRE(ota::topics::parse_ecu_topic("ota/v1/ecu/tcu/up/ack", &ecu, &leaf));
+  CHECK(ecu == "tcu");
+  CHECK(leaf == Leaf::kAck);
+  CHECK_FALSE(ota::topics::parse_ecu_topic("ota/v1/ecu/tcu/up/other", &ecu, &leaf));
+  CHECK_FALSE(ota::topics::parse_ecu_topic("ota/v2/ecu/tcu/up/ack", &ecu, &leaf));
+  CHECK_FALSE(ota::topics::parse_ecu_topic("ota/v1/ecu/+/up/ack", &ecu, &leaf));
+  CHECK(ota::topics::valid_ecu_id("ecu-1.a_b"));
+  CHECK_FALSE(ota::topics::valid_ecu_id(""));
+  CHECK_FALSE(ota::topics::valid_ecu_id("a/b"));
+  CHECK_FALSE(ota::topics::valid_ecu_id("#"));
+  CHECK_FALSE(ota::topics::valid_ecu_id(std::string(65, 'a')));
+}
+
+TEST_CASE("Codec refuses malformed, oversized and foreign-version messages", "[unit][core]") {
+  ota::v1::Command cmd;
+  ota::codec::set_protocol(cmd.mutable_protocol());
+  cmd.set_correlation_id("bcm/1");
+  std::string bytes = cmd.SerializeAsString();
+  ota::v1::Command back;
+  REQUIRE(ota::codec::decode(bytes, &back, 1024, "command").is_ok());
+  CHECK(back.correlation_id() == "bcm/1");
+  CHECK(ota::codec::check_protocol(back.protocol(), "command").is_ok());
+
+  ota::Status big = ota::codec::decode(bytes, &back, 4, "command");
+  CHECK(big.code() == ota::Code::kCorrupt);
+  CHECK(big.message().find("exceeds") != std::string::npos);
+
+  std::string garbage("\xff\xff\xff\xff\xff", 5);
+  CHECK(ota::codec::decode(garbage, &back, 1024, "command").code() == ota::Code::kCorrupt);
+
+  ota::v1::ProtocolVersion v2;
+  v2.set_major(2);
+  ota::Status refused = ota::codec::check_protocol(v2, "agent bcm");
+  CHECK(refused.code() == ota::Code::kUnsupported);
+  CHECK(refused.message().find("2.0 is not supported") != std::string::npos);
+
+  ota::v1::Error wire;
+  ota::codec::to_wire(ota::Status(ota::Code::kNoSpace, "bank full"), ota::v1::PHASE_TRANSFER, &wire);
+  CHECK(wire.code() == ota::v1::ERROR_CODE_NO_SPACE);
+  CHECK(ota::codec::from_wire(wire).code() == ota::Code::kNoSpace);
+}
