@@ -18,15 +18,24 @@ namespace trust_test {
 
 using ota::trust::PrivateKey;
 
-// Keys are generated once: P-256 keygen is fast, but tests need not pay for it per case.
+// Keys are generated once per process: P-256 keygen is fast, but tests need not pay for it per
+// case. The fuzz targets install fixed keys instead (use()), so that their seed corpora verify.
 struct Keys {
   PrivateKey root1, root2, root3, image1, image2, director1, director2, director3, attacker, ecu;
   static const Keys& get() {
-    static const Keys k = make();
-    return k;
+    if (slot() == nullptr) slot() = new Keys(make());
+    return *slot();
+  }
+  static void use(Keys k) {
+    delete slot();
+    slot() = new Keys(std::move(k));
   }
 
  private:
+  static Keys*& slot() {
+    static Keys* k = nullptr;
+    return k;
+  }
   static PrivateKey gen() { return PrivateKey::generate().value(); }
   static Keys make() { return Keys{gen(), gen(), gen(), gen(), gen(), gen(), gen(), gen(), gen(), gen()}; }
 };

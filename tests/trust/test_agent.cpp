@@ -145,3 +145,17 @@ TEST_CASE("agents refuse forged, foreign, stale and downgrading targets", "[unit
     CHECK_THAT(r.status().message(), Contains("endless data"));
   }
 }
+
+TEST_CASE("an agent follows a root rotation and drops the old director key", "[unit][trust][agent][root]") {
+  AgentVerifier agent = agent_from_root();
+  RootDef r2 = default_root();
+  r2.version = 2;
+  r2.director = {{K().director2}, 1};
+  CHECK(agent.update_root(signed_by(root_body(r2), {K().attacker})).code() == Code::kSignatureInvalid);
+  REQUIRE(agent.update_root(signed_by(root_body(r2), {K().root1, K().root2})).is_ok());
+  CHECK_FALSE(agent.signed_root().empty());
+  auto r = agent.verify_target(director(4), "", brake());
+  CHECK(r.status().code() == Code::kSignatureInvalid);
+  CHECK(agent.verify_target(director(4, default_targets(), K().director2), "", brake()).is_ok());
+  CHECK(agent.update_root(signed_by(root_body(r2), {K().root1, K().root2})).code() == Code::kRejected);
+}

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "fixture.hpp"
+#include "ota/v1/ota.pb.h"
 
 using namespace trust_test;
 using ota::Code;
@@ -97,5 +98,37 @@ TEST_CASE("ECU-signed reports verify only with the ECU's key", "[unit][trust]") 
   SECTION("garbage is corrupt") {
     auto r = ota::trust::verify_report(std::string("\xff\xff\xff\xff", 4), k.ecu.public_key());
     CHECK(r.status().code() == Code::kCorrupt);
+  }
+}
+
+TEST_CASE("ota.v1.Result carries an ECU signature the client can check", "[unit][trust]") {
+  const Keys& k = Keys::get();
+  ota::v1::Result r;
+  r.set_ecu_id("ecu-brake");
+  r.set_correlation_id("c-7");
+  r.set_active_version("2.0.0");
+  auto signed_result = ota::trust::sign_result(r.SerializeAsString(), k.ecu);
+  REQUIRE(signed_result.is_ok());
+  CHECK(ota::trust::verify_result_signature(*signed_result, k.ecu.public_key()).is_ok());
+
+  SECTION("unsigned") {
+    auto s = ota::trust::verify_result_signature(r.SerializeAsString(), k.ecu.public_key());
+    CHECK(s.code() == Code::kSignatureInvalid);
+    CHECK_THAT(s.message(), Catch::Contains("is not signed by the ECU"));
+  }
+  SECTION("the client claims success for the ECU") {
+    ota::v1::Result forged;
+    REQUIRE(forged.ParseFromString(*signed_result));
+    forged.set_outcome(ota::v1::OUTCOME_OK);
+    forged.set_active_version("9.9.9");
+    auto s = ota::trust::verify_result_signature(forged.SerializeAsString(), k.ecu.public_key());
+    CHECK(s.code() == Code::kSignatureInvalid);
+    CHECK_THAT(s.message(), Catch::Contains("forged or altered"));
+  }
+  SECTION("signed by a process posing as the ECU") {
+    auto other = ota::trust::sign_result(r.SerializeAsString(), k.attacker);
+    auto s = ota::trust::verify_result_signature(other.value(), k.ecu.public_key());
+    CHECK(s.code() == Code::kSignatureInvalid);
+    CHECK_THAT(s.message(), Catch::Contains("not by the ECU's key"));
   }
 }

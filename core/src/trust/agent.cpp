@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "internal.hpp"
+#include "ota/v1/ota.pb.h"
 
 namespace ota::trust {
 
@@ -63,6 +64,9 @@ Status check_installed(const CampaignTarget& target, const Digest& sha256, uint6
 struct AgentVerifier::Impl {
   Limits limits;
   RoleSpec director, image;
+  bool has_root = false;
+  RootInfo root;
+  std::string signed_root;
 };
 
 AgentVerifier::AgentVerifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -75,10 +79,39 @@ Result<AgentVerifier> AgentVerifier::from_root(std::string_view signed_root, Lim
   if (!root) return root.status();
   auto impl = std::make_unique<Impl>();
   impl->limits = limits;
-  impl->director = std::move(root->director);
-  impl->image = std::move(root->image);
+  impl->director = root->director;
+  impl->image = root->image;
+  impl->has_root = true;
+  impl->root = std::move(*root);
+  impl->signed_root = std::string(signed_root);
   return AgentVerifier(std::move(impl));
 }
+
+Status AgentVerifier::update_root(std::string_view signed_root) {
+  Impl& s = *impl_;
+  if (!s.has_root) return make_error(Code::kInvalidArgument, "this agent verifier was not made from a root");
+  auto env = parse_envelope(signed_root, s.limits.max_root_bytes, s.limits, "root metadata");
+  if (!env) return env.status();
+  auto next = decode_root(env->body(), s.limits);
+  if (!next) return next.status();
+  const std::string what = "root metadata v" + std::to_string(next->version);
+  if (next->version <= s.root.version)
+    return make_error(Code::kRejected, what + ": version counter " + std::to_string(next->version) +
+                                           " is not above " + std::to_string(s.root.version) + " (rollback or replay)");
+  if (next->version != s.root.version + 1)
+    return make_error(Code::kRejected, what + " does not follow v" + std::to_string(s.root.version) +
+                                           ": apply each root version in order");
+  OTA_RETURN_IF_ERROR(check_threshold(*env, s.root.root, what + " (previous root keys)"));
+  OTA_RETURN_IF_ERROR(check_threshold(*env, next->root, what + " (new root keys)"));
+  // Keys dropped from a role simply stop counting: the agent holds only the current role keys.
+  s.root = std::move(*next);
+  s.director = s.root.director;
+  s.image = s.root.image;
+  s.signed_root = std::string(signed_root);
+  return Status::ok();
+}
+
+const std::string& AgentVerifier::signed_root() const { return impl_->signed_root; }
 
 namespace {
 
@@ -171,6 +204,37 @@ Result<std::string> verify_report(std::string_view signed_report, const PublicKe
   role.threshold = 1;
   OTA_RETURN_IF_ERROR(check_threshold(*env, role, "ECU report"));
   return std::move(*env->mutable_body());
+}
+
+Result<std::string> sign_result(std::string_view result, const PrivateKey& ecu_key) {
+  ota::v1::Result r;
+  if (!r.ParseFromArray(result.data(), static_cast<int>(result.size())))
+    return make_error(Code::kCorrupt, "sign_result: cannot decode Result");
+  r.clear_ecu_signature();
+  r.set_ecu_key_id(ecu_key.key_id());
+  auto sig = ecu_key.sign(r.SerializeAsString());
+  if (!sig) return sig.status();
+  r.set_ecu_signature(std::move(*sig));
+  return r.SerializeAsString();
+}
+
+Status verify_result_signature(std::string_view result, const PublicKey& ecu_key, size_t max_bytes) {
+  if (result.size() > max_bytes)
+    return make_error(Code::kRejected, "result is " + std::to_string(result.size()) + " bytes, above the cap of " +
+                                           std::to_string(max_bytes) + " (endless data)");
+  ota::v1::Result r;
+  if (!r.ParseFromArray(result.data(), static_cast<int>(result.size())))
+    return make_error(Code::kCorrupt, "result: cannot decode");
+  const std::string who = "result from ECU " + r.ecu_id().substr(0, 64);
+  if (r.ecu_signature().empty()) return make_error(Code::kSignatureInvalid, who + " is not signed by the ECU");
+  if (r.ecu_key_id() != ecu_key.key_id())
+    return make_error(Code::kSignatureInvalid, who + " is signed by key " + short_id(r.ecu_key_id()) +
+                                                   ", not by the ECU's key " + short_id(ecu_key.key_id()));
+  std::string sig = r.ecu_signature();
+  r.clear_ecu_signature();
+  if (!ecu_key.verify(r.SerializeAsString(), sig))
+    return make_error(Code::kSignatureInvalid, who + ": ECU signature is invalid (forged or altered)");
+  return Status::ok();
 }
 
 }  // namespace ota::trust

@@ -304,6 +304,11 @@ class AgentVerifier {
                                          Limits limits = {});
   ~AgentVerifier();
   AgentVerifier(AgentVerifier&&) noexcept;
+  // Root rotation as TrustStore::update_root (version + 1, thresholds of the old and the new root
+  // keys); only for a verifier made from_root. The caller persists signed_root() when it returns OK.
+  Status update_root(std::string_view signed_root);
+  // The root in force (empty for a verifier made from_keys).
+  const std::string& signed_root() const;
   AgentVerifier& operator=(AgentVerifier&&) noexcept;
 
   // Verifies the director signatures (threshold), VIN (if known), expiry (if clock given), counter,
@@ -339,5 +344,12 @@ Result<std::string> sign_report(std::string_view report, const PrivateKey& ecu_k
 // cannot forge it without the ECU's private key.
 Result<std::string> verify_report(std::string_view signed_report, const PublicKey& ecu_key,
                                   size_t max_bytes = 64 * 1024);
+
+// The wire's own form (ota.v1.Result, fields ecu_signature and ecu_key_id): the agent signs the
+// Result serialized with ecu_key_id set and ecu_signature empty. sign_result takes a serialized
+// Result and returns it serialized with both fields set; verify_result_signature checks a received
+// one (kSignatureInvalid when unsigned, signed by another key, or altered; kCorrupt if undecodable).
+Result<std::string> sign_result(std::string_view result, const PrivateKey& ecu_key);
+Status verify_result_signature(std::string_view result, const PublicKey& ecu_key, size_t max_bytes = 64 * 1024);
 
 }  // namespace ota::trust

@@ -1,0 +1,94 @@
+// One libFuzzer target per wire (or on-disk state) message: compiled once per message type with
+// -DOTA_WIRE_TYPE=<ota::v1 message> -DOTA_WIRE_CAP_KIND=<0|1|2: the cap the real receiver uses>. Decodes through
+// ota::codec exactly as the receivers do, then exercises what a receiver touches first: the protocol
+// version, the error mapping, and the trust layer for signed targets and ECU signatures.
+#include <type_traits>
+#include <utility>
+
+#include "fuzz_common.hpp"
+#include "ota/core/codec.hpp"
+#include "ota/core/crc32c.hpp"
+#include "ota/v1/ota.pb.h"
+#include "ota/v1/state.pb.h"
+
+#ifndef OTA_WIRE_TYPE
+#error "OTA_WIRE_TYPE must name an ota::v1 message"
+#endif
+// 0: a control message (kMaxControlMessage), 1: a data chunk (kMaxDataMessage), 2: a report,
+// campaign or state file (1 MiB).
+#ifndef OTA_WIRE_CAP_KIND
+#define OTA_WIRE_CAP_KIND 0
+#endif
+
+namespace {
+
+using Msg = ota::v1::OTA_WIRE_TYPE;
+
+template <class M, class = void>
+struct HasProtocol : std::false_type {};
+template <class M>
+struct HasProtocol<M, std::void_t<decltype(std::declval<M>().protocol())>> : std::true_type {};
+template <class M, class = void>
+struct HasError : std::false_type {};
+template <class M>
+struct HasError<M, std::void_t<decltype(std::declval<M>().error())>> : std::true_type {};
+
+ota::trust::AgentVerifier* g_agent = nullptr;
+ota::trust::PublicKey* g_ecu = nullptr;
+
+void check_signed_target(const std::string& bytes) {
+  if (bytes.empty()) return;
+  ota::trust::AgentIdentity me;
+  me.ecu_id = "ecu-brake";
+  me.hardware_id = "hw-brake-a";
+  (void)g_agent->verify_target(bytes, "", me);
+}
+
+void extra(const ota::v1::Command& m) {
+  if (m.has_start_transfer()) check_signed_target(m.start_transfer().target().signed_target());
+}
+void extra(const ota::v1::Campaign& m) {
+  for (const auto& t : m.targets()) check_signed_target(t.signed_target());
+}
+void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
+void extra(const ota::v1::Result& m) {
+  if (m.ecu_signature().empty()) return;
+  ota::v1::Result unsigned_copy = m;
+  unsigned_copy.clear_ecu_signature();
+  (void)g_ecu->verify(unsigned_copy.SerializeAsString(), m.ecu_signature());
+}
+template <class M>
+void extra(const M&) {}
+
+constexpr size_t kCap = OTA_WIRE_CAP_KIND == 0   ? ota::codec::kMaxControlMessage
+                        : OTA_WIRE_CAP_KIND == 1 ? ota::codec::kMaxDataMessage
+                                                 : size_t{1} << 20;
+
+template <class M>
+void receive(std::string_view in) {
+  M m;
+  if (!ota::codec::decode(in, &m, kCap, "fuzz").is_ok()) return;
+  if constexpr (HasProtocol<M>::value) (void)ota::codec::check_protocol(m.protocol(), "fuzz");
+  if constexpr (HasError<M>::value) (void)ota::codec::from_wire(m.error());
+  extra(m);
+  // What a receiver that forwards or journals the message does: re-encode and decode again.
+  std::string again = m.SerializeAsString();
+  M m2;
+  if (!m2.ParseFromString(again)) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  ota_fuzz::init();
+  const auto& k = trust_test::Keys::get();
+  std::string root = trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
+  g_agent = new ota::trust::AgentVerifier(ota::trust::AgentVerifier::from_root(root).value());
+  g_ecu = new ota::trust::PublicKey(k.ecu.public_key());
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  receive<Msg>(std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
