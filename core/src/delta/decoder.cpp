@@ -165,7 +165,7 @@ class BaseView {
   Transform t_;
   const std::vector<Region>& regions_;
   const detail::AddressMap* map_;
-  std::array<Slot, 4> slots_;
+  std::array<Slot, 32> slots_;
   uint64_t tick_ = 0;
 };
 
@@ -174,7 +174,7 @@ class ImageOut {
  public:
   ImageOut(ByteSink& sink, Transform t, const std::vector<Region>& regions)
       : hashing_(&sink), t_(regions.empty() ? Transform::kNone : t), regions_(regions) {
-    if (t_ != Transform::kNone) buf_.resize(kTransformBlock);
+    if (t_ != Transform::kNone) buf_.resize(16 * kTransformBlock);  // whole grid blocks
   }
   Status write(const uint8_t* p, size_t n) {
     written_ += n;
@@ -336,7 +336,7 @@ Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const A
   ImageOut out(sink, h.transform, h.image_regions);
 
   std::vector<uint8_t> ctrl_raw;
-  std::vector<uint8_t> dbuf(kTransformBlock), bbuf(kTransformBlock);
+  std::vector<uint8_t> dbuf(size_t{64} << 10), bbuf(size_t{64} << 10);
   uint64_t pos = 0;  // position in the base
   for (uint64_t block = 0;; ++block) {
     uint8_t bh[detail::kBlockHeaderSize];

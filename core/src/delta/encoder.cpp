@@ -399,6 +399,16 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
     }
     std::stable_sort(m.begin(), m.end(), [](const Entry* a, const Entry* b) { return a->base_pos < b->base_pos; });
     auto add = [&](uint64_t off, int64_t shift) {
+      // A later breakpoint before the last one overrides it (a longer match starting inside).
+      while (amap.base_offset.size() > 1 && amap.base_offset.back() > off) {
+        amap.base_offset.pop_back();
+        amap.shift.pop_back();
+      }
+      if (amap.base_offset.size() == 1 && amap.base_offset.back() > off) {
+        amap.base_offset.back() = off;
+        amap.shift.back() = shift;
+        return;
+      }
       if (!amap.empty() && amap.base_offset.back() == off) {
         amap.shift.back() = shift;
         if (amap.shift.size() >= 2 && amap.shift[amap.shift.size() - 2] == shift) {

@@ -51,7 +51,7 @@ constexpr int kDataWindowLog = 24;
 
 // Grid on which the executable transform works: each block of the image is transformed on its own
 // so the decoder can transform any piece of the base after reading just that block.
-constexpr uint64_t kTransformBlock = 64 * 1024;
+constexpr uint64_t kTransformBlock = 4096;
 
 inline void put_u16(std::string& s, uint16_t v) {
   s.push_back(static_cast<char>(v & 0xff));
