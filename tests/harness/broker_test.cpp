@@ -27,8 +27,12 @@ namespace {
 
 constexpr auto kDeadline = 10s;
 
-std::string up(const std::string& ecu, const std::string& leaf) { return "ota/v1/ecu/" + ecu + "/up/" + leaf; }
-std::string down(const std::string& ecu, const std::string& leaf) { return "ota/v1/ecu/" + ecu + "/down/" + leaf; }
+std::string up(const std::string& ecu, const std::string& leaf) {
+  return "ota/v1/ecu/" + ecu + "/up/" + leaf;
+}
+std::string down(const std::string& ecu, const std::string& leaf) {
+  return "ota/v1/ecu/" + ecu + "/down/" + leaf;
+}
 
 int file_mode(const std::string& path) {
   struct stat st {};
@@ -37,7 +41,8 @@ int file_mode(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE_METHOD(BrokerFixture, "Broker starts on a free port and answers a CONNECT", "[integration][broker]") {
+TEST_CASE_METHOD(BrokerFixture, "Broker starts on a free port and answers a CONNECT",
+                 "[integration][broker]") {
   CHECK(broker().port() > 0);
   CHECK(broker().host() == "127.0.0.1");
   CHECK(broker().uri() == "tcp://127.0.0.1:" + std::to_string(broker().port()));
@@ -83,7 +88,8 @@ TEST_CASE_METHOD(BrokerFixture, "A wrong password or an unknown user is refused"
   CHECK_FALSE(unknown.connect().is_ok());
 }
 
-TEST_CASE_METHOD(BrokerFixture, "An agent cannot publish into another agent's up/ subtree", "[integration][acl]") {
+TEST_CASE_METHOD(BrokerFixture, "An agent cannot publish into another agent's up/ subtree",
+                 "[integration][acl]") {
   auto observer = connect("ota-observer");
   auto client = connect("ota-client");
   REQUIRE(observer->subscribe("ota/v1/#").is_ok());
@@ -163,7 +169,8 @@ TEST_CASE_METHOD(BrokerFixture, "Agents cannot publish commands; only the client
   REQUIRE(observer->wait_for_payload("ota/v1/vehicle/status", "campaign 1: 50%", kDeadline));
 }
 
-TEST_CASE_METHOD(BrokerFixture, "The client reads agents' uplinks and its vehicle topics", "[integration][acl]") {
+TEST_CASE_METHOD(BrokerFixture, "The client reads agents' uplinks and its vehicle topics",
+                 "[integration][acl]") {
   auto client = connect("ota-client");
   REQUIRE(client->subscribe("ota/v1/ecu/+/up/#").is_ok());
   REQUIRE(client->subscribe("ota/v1/vehicle/#").is_ok());
@@ -174,7 +181,8 @@ TEST_CASE_METHOD(BrokerFixture, "The client reads agents' uplinks and its vehicl
   REQUIRE(client->wait_for_payload("ota/v1/vehicle/report", "{}", kDeadline));
 }
 
-TEST_CASE_METHOD(BrokerFixture, "The observer can read everything and publish nothing", "[integration][acl]") {
+TEST_CASE_METHOD(BrokerFixture, "The observer can read everything and publish nothing",
+                 "[integration][acl]") {
   auto a = connect("ecu-a");
   REQUIRE(a->subscribe("ota/v1/ecu/ecu-a/down/#").is_ok());
   auto observer = connect("ota-observer");
@@ -210,7 +218,8 @@ TEST_CASE("Two brokers run side by side on different ports", "[integration][brok
   CHECK(::stat(dir.c_str(), &st) != 0);
 }
 
-TEST_CASE_METHOD(BrokerFixture, "Retained state survives a broker restart (persistence)", "[integration][broker]") {
+TEST_CASE_METHOD(BrokerFixture, "Retained state survives a broker restart (persistence)",
+                 "[integration][broker]") {
   {
     auto a = connect("ecu-a");
     REQUIRE(a->publish(up("ecu-a", "hello"), "hello v1", 1, true).is_ok());
@@ -280,7 +289,8 @@ TEST_CASE("Broker::start names what failed", "[integration][broker]") {
   }
 }
 
-TEST_CASE_METHOD(TlsBrokerFixture, "TLS: an agent certificate connects; its CN is its identity", "[integration][tls]") {
+TEST_CASE_METHOD(TlsBrokerFixture, "TLS: an agent certificate connects; its CN is its identity",
+                 "[integration][tls]") {
   REQUIRE(broker().tls_port() > 0);
   CHECK(broker().tls_port() != broker().port());
   auto observer = connect("ota-observer");
@@ -322,7 +332,8 @@ TEST_CASE_METHOD(TlsBrokerFixture, "TLS: no certificate or a certificate from an
   SECTION("a certificate from another CA") {
     const std::string rogue = broker().dir() + "/rogue-pki";
     auto mk = ota::sim::ChildProcess::spawn(
-        {"bash", std::string(OTA_BROKER_CONFIG_DIR_FOR_TESTS) + "/make-pki", rogue, "-q", "--agents", "ecu-a"},
+        {"bash", std::string(OTA_BROKER_CONFIG_DIR_FOR_TESTS) + "/make-pki", rogue, "-q", "--agents",
+         "ecu-a"},
         ota::sim::SpawnOptions{broker().dir() + "/rogue.log", {}, "make-pki", ""});
     REQUIRE(mk.is_ok());
     auto done = mk->wait_for(60s);

@@ -172,7 +172,8 @@ TEST_CASE("ChildProcess::spawn reports a program that cannot run", "[unit][proce
   CHECK(bad.status().message().find("exec") != std::string::npos);
 
   CHECK_FALSE(ChildProcess::spawn({}).is_ok());
-  auto bad_log = ChildProcess::spawn({kChild, "exit", "0"}, SpawnOptions{"/nonexistent/dir/x.log", {}, "", ""});
+  auto bad_log =
+      ChildProcess::spawn({kChild, "exit", "0"}, SpawnOptions{"/nonexistent/dir/x.log", {}, "", ""});
   REQUIRE_FALSE(bad_log.is_ok());
   CHECK(bad_log.status().message().find("log") != std::string::npos);
 }
@@ -180,7 +181,8 @@ TEST_CASE("ChildProcess::spawn reports a program that cannot run", "[unit][proce
 TEST_CASE("Children die with their parent (PR_SET_PDEATHSIG)", "[unit][process]") {
   auto dir = make_temp();
   const std::string pidfile = dir.file("grandchild.pid");
-  auto parent = ChildProcess::spawn({kChild, "spawn-grandchild", pidfile}, SpawnOptions{dir.file("p.log"), {}, "", ""});
+  auto parent =
+      ChildProcess::spawn({kChild, "spawn-grandchild", pidfile}, SpawnOptions{dir.file("p.log"), {}, "", ""});
   REQUIRE(parent.is_ok());
   REQUIRE(ota::sim::wait_until([&] { return !slurp(pidfile).empty(); }, 10s));
   const pid_t grandchild = static_cast<pid_t>(std::stol(slurp(pidfile)));
@@ -210,7 +212,10 @@ TEST_CASE("TempDir is removed with its contents unless OTA_KEEP_TEMP=1", "[unit]
     auto dir = make_temp();
     path = dir.path();
   }
-  if (old) ::setenv("OTA_KEEP_TEMP", saved.c_str(), 1); else ::unsetenv("OTA_KEEP_TEMP");
+  if (old)
+    ::setenv("OTA_KEEP_TEMP", saved.c_str(), 1);
+  else
+    ::unsetenv("OTA_KEEP_TEMP");
   CHECK(::stat(path.c_str(), &st) == 0);
   CHECK(ota::sim::remove_tree(path).is_ok());
 }

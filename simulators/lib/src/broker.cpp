@@ -133,7 +133,9 @@ bool poll_fd(int fd, short events, Clock::time_point deadline) {
   while (true) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return false;
-    struct pollfd pfd {fd, events, 0};
+    struct pollfd pfd {
+      fd, events, 0
+    };
     int r = ::poll(&pfd, 1, static_cast<int>(left));
     if (r > 0) return true;
     if (r < 0 && errno != EINTR) return false;
@@ -165,7 +167,8 @@ Result<int> mqtt_connect_probe(const std::string& host, int port, const std::str
     return make_error(Code::kInvalidArgument, "mqtt probe: '" + host + "' is not an IPv4 address");
   }
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return make_error(Code::kUnavailable, std::string("mqtt probe: socket: ") + std::strerror(errno));
+  if (fd < 0)
+    return make_error(Code::kUnavailable, std::string("mqtt probe: socket: ") + std::strerror(errno));
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -175,11 +178,13 @@ Result<int> mqtt_connect_probe(const std::string& host, int port, const std::str
     if (errno != EINPROGRESS) {
       return make_error(Code::kUnavailable, "mqtt probe " + where + ": connect: " + std::strerror(errno));
     }
-    if (!poll_fd(fd, POLLOUT, deadline)) return make_error(Code::kTimeout, "mqtt probe " + where + ": connect timed out");
+    if (!poll_fd(fd, POLLOUT, deadline))
+      return make_error(Code::kTimeout, "mqtt probe " + where + ": connect timed out");
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) return make_error(Code::kUnavailable, "mqtt probe " + where + ": connect: " + std::strerror(err));
+    if (err != 0)
+      return make_error(Code::kUnavailable, "mqtt probe " + where + ": connect: " + std::strerror(err));
   }
 
   static std::atomic<unsigned> counter{0};
@@ -209,7 +214,8 @@ Result<int> mqtt_connect_probe(const std::string& host, int port, const std::str
 
   std::size_t sent = 0;
   while (sent < packet.size()) {
-    if (!poll_fd(fd, POLLOUT, deadline)) return make_error(Code::kTimeout, "mqtt probe " + where + ": send timed out");
+    if (!poll_fd(fd, POLLOUT, deadline))
+      return make_error(Code::kTimeout, "mqtt probe " + where + ": send timed out");
     ssize_t n = ::send(fd, packet.data() + sent, packet.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
       return make_error(Code::kUnavailable, "mqtt probe " + where + ": send: " + std::strerror(errno));
@@ -219,9 +225,11 @@ Result<int> mqtt_connect_probe(const std::string& host, int port, const std::str
   unsigned char connack[4];
   std::size_t got = 0;
   while (got < sizeof connack) {
-    if (!poll_fd(fd, POLLIN, deadline)) return make_error(Code::kTimeout, "mqtt probe " + where + ": no CONNACK in time");
+    if (!poll_fd(fd, POLLIN, deadline))
+      return make_error(Code::kTimeout, "mqtt probe " + where + ": no CONNACK in time");
     ssize_t n = ::recv(fd, connack + got, sizeof connack - got, 0);
-    if (n == 0) return make_error(Code::kUnavailable, "mqtt probe " + where + ": connection closed before CONNACK");
+    if (n == 0)
+      return make_error(Code::kUnavailable, "mqtt probe " + where + ": connection closed before CONNACK");
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
       return make_error(Code::kUnavailable, "mqtt probe " + where + ": recv: " + std::strerror(errno));
     }
@@ -255,7 +263,8 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions options) {
                       ? find_executable("mosquitto", {"/usr/sbin", "/usr/local/sbin", "/sbin"})
                       : find_executable(options.mosquitto_path);
   if (b->mosquitto_.empty()) {
-    return make_error(Code::kNotFound, "mosquitto binary not found in PATH or /usr/sbin (apt-get install mosquitto)");
+    return make_error(Code::kNotFound,
+                      "mosquitto binary not found in PATH or /usr/sbin (apt-get install mosquitto)");
   }
 
   if (options.dir.empty()) {
@@ -276,7 +285,8 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions options) {
   if (b->options_.tls) {
     std::vector<std::string> args{b->pki_dir(), "-q"};
     if (!b->agents_.empty()) args.insert(args.end(), {"--agents", join(b->agents_, ',')});
-    if (!b->options_.tls_extra_ips.empty()) args.insert(args.end(), {"--extra-ip", join(b->options_.tls_extra_ips, ',')});
+    if (!b->options_.tls_extra_ips.empty())
+      args.insert(args.end(), {"--extra-ip", join(b->options_.tls_extra_ips, ',')});
     OTA_RETURN_IF_ERROR(run_script(b->options_.config_dir + "/make-pki", args, b->dir_ + "/make-pki.log"));
   }
 
@@ -330,7 +340,8 @@ Status Broker::render() {
 
 Status Broker::launch_and_wait() {
   const std::uintmax_t log_offset = file_size_or_zero(log_path());
-  auto child = ChildProcess::spawn({mosquitto_, "-c", config_path()}, SpawnOptions{log_path(), {}, "mosquitto", dir_});
+  auto child =
+      ChildProcess::spawn({mosquitto_, "-c", config_path()}, SpawnOptions{log_path(), {}, "mosquitto", dir_});
   if (!child) return child.status();
   process_.emplace(std::move(child.value()));
 
@@ -343,7 +354,8 @@ Status Broker::launch_and_wait() {
       process_.reset();
       std::string msg = "mosquitto exited during start-up (" + info->describe() + "); last lines of " +
                         log_path() + ":\n" + last_lines(log, 15);
-      if (log.find("Address already in use") != std::string::npos) msg = std::string(kAddressInUse) + ": " + msg;
+      if (log.find("Address already in use") != std::string::npos)
+        msg = std::string(kAddressInUse) + ": " + msg;
       return make_error(Code::kUnavailable, msg);
     }
     auto rc = mqtt_connect_probe(host_, port_, "ota-observer", observer_password, milliseconds(1000));
@@ -364,8 +376,8 @@ Status Broker::launch_and_wait() {
   process_->terminate(milliseconds(2000));
   process_.reset();
   return make_error(Code::kTimeout, "mosquitto did not answer on port " + std::to_string(port_) + " within " +
-                                        std::to_string(options_.ready_timeout.count()) + " ms (" + last_probe +
-                                        "); last lines of " + log_path() + ":\n" +
+                                        std::to_string(options_.ready_timeout.count()) + " ms (" +
+                                        last_probe + "); last lines of " + log_path() + ":\n" +
                                         last_lines(read_from(log_path(), log_offset), 15));
 }
 
@@ -377,7 +389,8 @@ Status Broker::add_agent(const std::string& ecu_id) {
   agents_.push_back(ecu_id);
   if (options_.tls) {
     std::vector<std::string> args{pki_dir(), "-q", "--agents", join(agents_, ',')};
-    if (!options_.tls_extra_ips.empty()) args.insert(args.end(), {"--extra-ip", join(options_.tls_extra_ips, ',')});
+    if (!options_.tls_extra_ips.empty())
+      args.insert(args.end(), {"--extra-ip", join(options_.tls_extra_ips, ',')});
     OTA_RETURN_IF_ERROR(run_script(options_.config_dir + "/make-pki", args, dir_ + "/make-pki.log"));
   }
   OTA_RETURN_IF_ERROR(render());

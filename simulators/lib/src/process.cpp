@@ -127,7 +127,8 @@ Result<ChildProcess> ChildProcess::spawn(std::vector<std::string> argv, SpawnOpt
   std::string log = options.log_path.empty() ? std::string("/dev/null") : options.log_path;
   int out_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (out_fd < 0) {
-    return make_error(Code::kIoError, "spawn " + name + ": cannot open log " + log + ": " + errno_text(errno));
+    return make_error(Code::kIoError,
+                      "spawn " + name + ": cannot open log " + log + ": " + errno_text(errno));
   }
   int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (in_fd < 0) {
@@ -290,8 +291,8 @@ Status ChildProcess::send_signal(int sig) {
   if (pid_ <= 0) return make_error(Code::kInvalidArgument, "send_signal: no process");
   if (exit_) return Status::ok();
   if (::kill(pid_, sig) != 0) {
-    return make_error(Code::kInternal,
-                      "kill(" + std::to_string(pid_) + ", " + std::to_string(sig) + "): " + errno_text(errno));
+    return make_error(Code::kInternal, "kill(" + std::to_string(pid_) + ", " + std::to_string(sig) +
+                                           "): " + errno_text(errno));
   }
   return Status::ok();
 }
@@ -308,7 +309,9 @@ std::optional<ExitInfo> ChildProcess::wait_for(milliseconds timeout) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1);
     if (pidfd_ >= 0) {
       // Readable when the child has exited; no polling latency.
-      struct pollfd pfd {pidfd_, POLLIN, 0};
+      struct pollfd pfd {
+        pidfd_, POLLIN, 0
+      };
       int r = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count(), 1000 * 60 * 60)));
       if (r < 0 && errno != EINTR) {
         ::close(pidfd_);

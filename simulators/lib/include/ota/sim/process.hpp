@@ -35,9 +35,9 @@ struct SpawnOptions {
 };
 
 struct ExitInfo {
-  int exit_code = -1;       // exit status if the child exited normally, else -1
-  int term_signal = 0;      // the signal that killed the child, else 0
-  long peak_rss_kib = 0;    // peak resident set size (wait4's ru_maxrss), KiB
+  int exit_code = -1;     // exit status if the child exited normally, else -1
+  int term_signal = 0;    // the signal that killed the child, else 0
+  long peak_rss_kib = 0;  // peak resident set size (wait4's ru_maxrss), KiB
 
   bool exited() const noexcept { return term_signal == 0; }
   bool success() const noexcept { return term_signal == 0 && exit_code == 0; }

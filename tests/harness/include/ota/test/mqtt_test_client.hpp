@@ -37,8 +37,8 @@ struct ReceivedMessage {
 };
 
 struct MqttClientOptions {
-  std::string uri;        // tcp://127.0.0.1:PORT or ssl://127.0.0.1:PORT
-  std::string user;       // empty: anonymous (no user name)
+  std::string uri;   // tcp://127.0.0.1:PORT or ssl://127.0.0.1:PORT
+  std::string user;  // empty: anonymous (no user name)
   std::string password;
   std::string client_id;  // empty: "test-<user>-<pid>-<n>"
   int mqtt_version = 5;   // 5 or 4 (3.1.1)
@@ -61,7 +61,8 @@ class MqttTestClient {
                                                    mqtt::create_options(options_.mqtt_version));
     client_->set_message_callback([this](mqtt::const_message_ptr msg) {
       std::lock_guard<std::mutex> lock(mu_);
-      messages_.push_back(ReceivedMessage{msg->get_topic(), msg->to_string(), msg->get_qos(), msg->is_retained()});
+      messages_.push_back(
+          ReceivedMessage{msg->get_topic(), msg->to_string(), msg->get_qos(), msg->is_retained()});
       cv_.notify_all();
     });
     client_->set_connection_lost_handler([this](const std::string&) {
@@ -126,11 +127,13 @@ class MqttTestClient {
   Status subscribe(const std::string& filter, int qos = 1) {
     try {
       auto tok = client_->subscribe(filter, qos);
-      if (!tok->wait_for(options_.timeout)) return make_error(Code::kTimeout, "subscribe " + filter + ": no SUBACK");
+      if (!tok->wait_for(options_.timeout))
+        return make_error(Code::kTimeout, "subscribe " + filter + ": no SUBACK");
       const mqtt::subscribe_response response = tok->get_subscribe_response();
       for (auto rc : response.get_reason_codes()) {
         if (rc >= 0x80) {
-          return make_error(Code::kRejected, "subscribe " + filter + ": refused (reason " + std::to_string(rc) + ")");
+          return make_error(Code::kRejected,
+                            "subscribe " + filter + ": refused (reason " + std::to_string(rc) + ")");
         }
       }
       return Status::ok();
@@ -145,7 +148,8 @@ class MqttTestClient {
   Status publish(const std::string& topic, const std::string& payload, int qos = 1, bool retained = false) {
     try {
       auto tok = client_->publish(topic, payload.data(), payload.size(), qos, retained);
-      if (!tok->wait_for(options_.timeout)) return make_error(Code::kTimeout, "publish " + topic + ": no PUBACK");
+      if (!tok->wait_for(options_.timeout))
+        return make_error(Code::kTimeout, "publish " + topic + ": no PUBACK");
       return Status::ok();
     } catch (const mqtt::exception& e) {
       return make_error(Code::kRejected, "publish " + topic + ": " + e.what() + " (reason " +
@@ -170,13 +174,15 @@ class MqttTestClient {
     return found;
   }
 
-  std::optional<ReceivedMessage> wait_for_topic(const std::string& topic, std::chrono::milliseconds deadline) {
+  std::optional<ReceivedMessage> wait_for_topic(const std::string& topic,
+                                                std::chrono::milliseconds deadline) {
     return wait_for([&](const ReceivedMessage& m) { return m.topic == topic; }, deadline);
   }
 
   std::optional<ReceivedMessage> wait_for_payload(const std::string& topic, const std::string& payload,
                                                   std::chrono::milliseconds deadline) {
-    return wait_for([&](const ReceivedMessage& m) { return m.topic == topic && m.payload == payload; }, deadline);
+    return wait_for([&](const ReceivedMessage& m) { return m.topic == topic && m.payload == payload; },
+                    deadline);
   }
 
   std::vector<ReceivedMessage> messages() const {
