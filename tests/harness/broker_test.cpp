@@ -139,7 +139,7 @@ TEST_CASE_METHOD(BrokerFixture, "An agent cannot read another agent's down/ subt
   CHECK(chunk->payload.size() == 256 * 1024);
 }
 
-TEST_CASE_METHOD(BrokerFixture, "Agents cannot publish commands; only the client can", "[integration][acl]") {
+TEST_CASE_METHOD(BrokerFixture, "Agents cannot publish commands but the client can", "[integration][acl]") {
   auto observer = connect("ota-observer");
   REQUIRE(observer->subscribe("ota/v1/#").is_ok());
   auto a = connect("ecu-a");
@@ -289,7 +289,7 @@ TEST_CASE("Broker::start names what failed", "[integration][broker]") {
   }
 }
 
-TEST_CASE_METHOD(TlsBrokerFixture, "TLS: an agent certificate connects; its CN is its identity",
+TEST_CASE_METHOD(TlsBrokerFixture, "TLS: an agent certificate connects and its CN is its identity",
                  "[integration][tls]") {
   REQUIRE(broker().tls_port() > 0);
   CHECK(broker().tls_port() != broker().port());

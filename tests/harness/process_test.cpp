@@ -91,7 +91,7 @@ TEST_CASE("ChildProcess reports peak RSS from wait4", "[unit][process]") {
   CHECK(small_info->peak_rss_kib < big_info->peak_rss_kib - 32 * 1024);
 }
 
-TEST_CASE("ChildProcess wait_for times out on a running child; terminate stops it", "[unit][process]") {
+TEST_CASE("ChildProcess wait_for times out on a running child and terminate stops it", "[unit][process]") {
   auto child = ChildProcess::spawn({kChild, "sleep"});
   REQUIRE(child.is_ok());
   CHECK_FALSE(child->wait_for(0ms));
@@ -128,7 +128,7 @@ TEST_CASE("ChildProcess destructor kills and reaps a running child", "[unit][pro
   CHECK(errno == ESRCH);
 }
 
-TEST_CASE("ChildProcess can be moved; only the owner kills", "[unit][process]") {
+TEST_CASE("ChildProcess can be moved and only the owner kills", "[unit][process]") {
   auto spawned = ChildProcess::spawn({kChild, "sleep"});
   REQUIRE(spawned.is_ok());
   ChildProcess a = std::move(spawned.value());
