@@ -37,11 +37,11 @@ struct DCtxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-// One of the three compressed streams; its input is the current block's chunk.
+// One of the compressed streams; its input is the current block's chunk. Reads are buffered.
 class StreamReader {
  public:
-  explicit StreamReader(const char* name) : name_(name) {}
-  Status init(int window_log_max) {
+  Status init(const char* name, int window_log_max) {
+    name_ = name;
     dctx_.reset(ZSTD_createDCtx());
     if (!dctx_) return make_error(Code::kInternal, "zstd: out of memory");
     size_t r = ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, window_log_max);
@@ -53,34 +53,64 @@ class StreamReader {
     block_ = block;
     in_ = ZSTD_inBuffer{chunk_.data(), chunk_.size(), 0};
   }
-  // Decompresses exactly n bytes from the current block's chunk.
+  // Exactly n bytes; kCorrupt if this block's part of the stream ends first.
   Status read(uint8_t* dst, size_t n) {
-    ZSTD_outBuffer out{dst, n, 0};
-    while (out.pos < n) {
-      size_t in_before = in_.pos, out_before = out.pos;
-      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
-      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
-      if (in_.pos != in_before || out.pos != out_before || r == 0) last_ret_ = r;
-      if (in_.pos == in_before && out.pos == out_before) return error("ends before the data its control entries need");
+    size_t take = std::min(n, buf_len_ - buf_pos_);
+    std::memcpy(dst, buf_ + buf_pos_, take);
+    buf_pos_ += take;
+    dst += take;
+    n -= take;
+    while (n) {
+      size_t got = 0;
+      if (n >= sizeof(buf_)) {
+        OTA_RETURN_IF_ERROR(decompress(dst, n, &got));
+        dst += got;
+        n -= got;
+      } else {
+        OTA_RETURN_IF_ERROR(decompress(buf_, sizeof(buf_), &got));
+        buf_pos_ = 0;
+        buf_len_ = got;
+        take = std::min(n, got);
+        std::memcpy(dst, buf_, take);
+        buf_pos_ = take;
+        dst += take;
+        n -= take;
+      }
+      if (got == 0) return error("ends before the data its control entries need");
     }
     return Status::ok();
   }
-  // Decompresses what the current chunk holds, up to cap bytes; *got == 0 once it is exhausted.
-  Status read_some(uint8_t* dst, size_t cap, size_t* got) {
-    ZSTD_outBuffer out{dst, cap, 0};
-    while (out.pos < cap) {
-      size_t in_before = in_.pos, out_before = out.pos;
-      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
-      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
-      bool progress = in_.pos != in_before || out.pos != out_before;
-      if (progress || r == 0) last_ret_ = r;  // 0: the frame is complete
-      if (!progress) break;
+  // A varint; *eof set (and OK) if the block's part of the stream ended before its first byte.
+  Status read_varint(uint64_t* v, bool* eof) {
+    *v = 0;
+    *eof = false;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (buf_pos_ == buf_len_) {
+        OTA_RETURN_IF_ERROR(decompress(buf_, sizeof(buf_), &buf_len_));
+        buf_pos_ = 0;
+        if (buf_len_ == 0) {
+          if (shift == 0) {
+            *eof = true;
+            return Status::ok();
+          }
+          return error("ends inside a number");
+        }
+      }
+      uint8_t b = buf_[buf_pos_++];
+      if (shift == 63 && (b & 0x7e)) return error("holds a number over 64 bits");
+      *v |= uint64_t{b & 0x7fu} << shift;
+      if (!(b & 0x80)) return Status::ok();
     }
-    *got = out.pos;
-    return Status::ok();
+    return error("holds a number over 64 bits");
+  }
+  Status read_varint(uint64_t* v) {
+    bool eof = false;
+    OTA_RETURN_IF_ERROR(read_varint(v, &eof));
+    return eof ? error("ends before the data its control entries need") : Status::ok();
   }
   // At the end of a block: the chunk must be fully used, with nothing decoded left over.
   Status end_block(bool last) {
+    if (buf_pos_ != buf_len_) return error("holds more data than its control entries use");
     uint8_t extra_byte;
     for (;;) {
       ZSTD_outBuffer out{&extra_byte, 1, 0};
@@ -95,17 +125,79 @@ class StreamReader {
     if (last && last_ret_ != 0) return error("does not end its zstd frame in the last block");
     return Status::ok();
   }
-
- private:
   Status error(const std::string& what) const {
     return corrupt(std::string(name_) + " stream of block " + std::to_string(block_) + " " + what);
   }
-  const char* name_;
+
+ private:
+  // Decompresses what the current chunk holds, up to cap bytes; *got == 0 once it is exhausted.
+  Status decompress(uint8_t* dst, size_t cap, size_t* got) {
+    ZSTD_outBuffer out{dst, cap, 0};
+    while (out.pos < cap) {
+      size_t in_before = in_.pos, out_before = out.pos;
+      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
+      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
+      bool progress = in_.pos != in_before || out.pos != out_before;
+      if (progress || r == 0) last_ret_ = r;  // 0: the frame is complete
+      if (!progress) break;
+    }
+    *got = out.pos;
+    return Status::ok();
+  }
+
+  const char* name_ = "";
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx_;
   std::vector<uint8_t> chunk_;
   ZSTD_inBuffer in_{nullptr, 0, 0};
   size_t last_ret_ = 1;
   uint64_t block_ = 0;
+  uint8_t buf_[4096];
+  size_t buf_pos_ = 0, buf_len_ = 0;
+};
+
+// Rebuilds the difference bytes from zero runs and literal segments.
+class DiffReader {
+ public:
+  explicit DiffReader(StreamReader* s) : s_(s) {}
+  Status read(uint8_t* dst, size_t n) {
+    using namespace detail;
+    while (n) {
+      if (zeros_) {
+        size_t k = static_cast<size_t>(std::min<uint64_t>(n, zeros_));
+        std::memset(dst, 0, k);
+        zeros_ -= k;
+        dst += k;
+        n -= k;
+      } else if (literals_) {
+        size_t k = static_cast<size_t>(std::min<uint64_t>(n, literals_));
+        OTA_RETURN_IF_ERROR(s_[kDiffLit].read(dst, k));
+        literals_ -= k;
+        dst += k;
+        n -= k;
+      } else {
+        uint8_t run;
+        OTA_RETURN_IF_ERROR(s_[kDiffRun].read(&run, 1));
+        zeros_ = run;
+        if (run == kRunEscape) {
+          uint64_t more;
+          OTA_RETURN_IF_ERROR(s_[kDiffRunLong].read_varint(&more));
+          if (more > kMaxBlockOutput) return s_[kDiffRunLong].error("has a run longer than a block");
+          zeros_ += more;
+        }
+        OTA_RETURN_IF_ERROR(s_[kDiffLitLen].read_varint(&literals_));
+        if (literals_ > kMaxBlockOutput) return s_[kDiffLitLen].error("has a segment longer than a block");
+      }
+    }
+    return Status::ok();
+  }
+  Status end_block() {
+    if (zeros_ || literals_) return s_[detail::kDiffRun].error("has a segment crossing the block's end");
+    return Status::ok();
+  }
+
+ private:
+  StreamReader* s_;
+  uint64_t zeros_ = 0, literals_ = 0;
 };
 
 // Transformed view of the base: caches a few transform blocks (copies from the base are mostly
@@ -326,16 +418,17 @@ Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const A
     }
   }
 
-  StreamReader ctrl("control"), diff("difference"), extra("extra");
-  OTA_RETURN_IF_ERROR(ctrl.init(detail::kCtrlWindowLog));
-  OTA_RETURN_IF_ERROR(diff.init(detail::kDataWindowLog));
-  OTA_RETURN_IF_ERROR(extra.init(detail::kDataWindowLog));
+  StreamReader streams[detail::kStreamCount];
+  for (int k = 0; k < detail::kStreamCount; ++k) {
+    OTA_RETURN_IF_ERROR(streams[k].init(detail::kStreamNames[k], detail::kStreamWindowLog[k]));
+  }
   detail::AddressMap amap;
   OTA_RETURN_IF_ERROR(read_map(delta, h, &amap, &stats->delta_bytes));
   BaseView bview(base, h.transform, h.base_regions, &amap);
   ImageOut out(sink, h.transform, h.image_regions);
+  DiffReader diff(streams);
+  StreamReader& extra = streams[detail::kExtra];
 
-  std::vector<uint8_t> ctrl_raw;
   std::vector<uint8_t> dbuf(size_t{64} << 10), bbuf(size_t{64} << 10);
   uint64_t pos = 0;  // position in the base
   for (uint64_t block = 0;; ++block) {
@@ -344,39 +437,34 @@ Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const A
     OTA_RETURN_IF_ERROR(read_exact(delta, bh, sizeof(bh), where.c_str(), &stats->delta_bytes));
     if (bh[0] != detail::kTagBlock && bh[0] != detail::kTagLastBlock) return corrupt(where + ": bad block tag");
     bool last = bh[0] == detail::kTagLastBlock;
-    uint32_t lens[3] = {detail::get_u32(bh + 1), detail::get_u32(bh + 5), detail::get_u32(bh + 9)};
-    if (lens[0] > detail::kMaxCtrlChunk || lens[1] > detail::kMaxDataChunk || lens[2] > detail::kMaxDataChunk) {
-      return corrupt(where + ": chunk length over the format's limit");
-    }
-    StreamReader* streams[3] = {&ctrl, &diff, &extra};
-    for (int k = 0; k < 3; ++k) {
-      auto& c = streams[k]->chunk();
-      c.resize(lens[k]);
-      OTA_RETURN_IF_ERROR(read_exact(delta, c.data(), c.size(), where.c_str(), &stats->delta_bytes));
-      streams[k]->start_block(block);
-    }
-    // Control entries of this block, decoded in full (bounded by kMaxCtrlRaw).
-    ctrl_raw.clear();
-    for (;;) {
-      uint8_t tmp[4096];
-      size_t got = 0;
-      OTA_RETURN_IF_ERROR(ctrl.read_some(tmp, sizeof(tmp), &got));
-      if (got == 0) break;
-      if (got > detail::kMaxCtrlRaw - ctrl_raw.size()) return corrupt(where + ": too much control data");
-      ctrl_raw.insert(ctrl_raw.end(), tmp, tmp + got);
-    }
-    const uint8_t* cp = ctrl_raw.data();
-    const uint8_t* ce = cp + ctrl_raw.size();
-    uint64_t block_output = 0;
-    while (cp < ce) {
-      uint64_t dlen, elen, zseek;
-      if (!detail::get_varint(&cp, ce, &dlen) || !detail::get_varint(&cp, ce, &elen) ||
-          !detail::get_varint(&cp, ce, &zseek)) {
-        return corrupt(where + ": truncated control entry");
+    uint64_t total = 0;
+    for (int k = 0; k < detail::kStreamCount; ++k) {
+      uint32_t len = detail::get_u32(bh + 1 + 4 * k);
+      total += len;
+      if (len > detail::kMaxChunk || total > detail::kMaxBlockChunks) {
+        return corrupt(where + ": chunk length over the format's limit");
       }
+    }
+    for (int k = 0; k < detail::kStreamCount; ++k) {
+      auto& c = streams[k].chunk();
+      c.resize(detail::get_u32(bh + 1 + 4 * k));
+      OTA_RETURN_IF_ERROR(read_exact(delta, c.data(), c.size(), where.c_str(), &stats->delta_bytes));
+      streams[k].start_block(block);
+    }
+    uint64_t block_output = 0, entries = 0;
+    for (;;) {
+      uint64_t dlen, elen, zseek;
+      bool eof = false;
+      OTA_RETURN_IF_ERROR(streams[detail::kCtrlDiffLen].read_varint(&dlen, &eof));
+      if (eof) break;
+      OTA_RETURN_IF_ERROR(streams[detail::kCtrlExtraLen].read_varint(&elen));
+      OTA_RETURN_IF_ERROR(streams[detail::kCtrlSeek].read_varint(&zseek));
+      if (++entries > detail::kMaxBlockEntries) return corrupt(where + ": too many control entries");
       uint64_t remaining = h.image_size - out.written();
       if (dlen > remaining || elen > remaining - dlen) return corrupt(where + ": entry writes past the image size");
-      if (dlen + elen > detail::kMaxBlockOutput - block_output) return corrupt(where + ": block produces too much");
+      if (dlen > detail::kMaxBlockOutput - block_output || elen > detail::kMaxBlockOutput - block_output - dlen) {
+        return corrupt(where + ": block produces more than the format allows");
+      }
       block_output += dlen + elen;
       if (dlen > h.base_size || pos > h.base_size - dlen) return corrupt(where + ": copy beyond the end of the base");
       while (dlen) {
@@ -400,7 +488,8 @@ Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const A
       }
       pos = static_cast<uint64_t>(static_cast<int64_t>(pos) + seek);
     }
-    for (StreamReader* s : streams) OTA_RETURN_IF_ERROR(s->end_block(last));
+    OTA_RETURN_IF_ERROR(diff.end_block());
+    for (auto& s : streams) OTA_RETURN_IF_ERROR(s.end_block(last));
     ++stats->blocks;
     if (last) break;
   }

@@ -92,20 +92,23 @@ class BlockWriter {
   BlockWriter(ByteSink& out, EncodeStats* stats) : out_(out), stats_(stats) {}
 
   Status init(int level, int extra_level, uint64_t entries, uint64_t diff_total, uint64_t extra_total) {
-    if (const char* d = std::getenv("OTA_DELTA_DUMP")) {
-      ctrl_.dump_ = std::fopen((std::string(d) + ".ctrl").c_str(), "wb");
-      diff_.dump_ = std::fopen((std::string(d) + ".diff").c_str(), "wb");
-      extra_.dump_ = std::fopen((std::string(d) + ".extra").c_str(), "wb");
+    using namespace detail;
+    const uint64_t hints[kStreamCount] = {entries * 2, entries, entries * 3, diff_total / 16, diff_total / 64,
+                                          diff_total / 16, diff_total / 8, extra_total};
+    const char* dump = std::getenv("OTA_DELTA_DUMP");
+    for (int k = 0; k < kStreamCount; ++k) {
+      OTA_RETURN_IF_ERROR(
+          streams_[k].init(k == kExtra ? extra_level : level, kStreamWindowLog[k], std::max<uint64_t>(hints[k], 1024)));
+      if (dump) streams_[k].dump_ = std::fopen((std::string(dump) + "." + std::to_string(k)).c_str(), "wb");
     }
-    OTA_RETURN_IF_ERROR(ctrl_.init(level, detail::kCtrlWindowLog, entries * 6));
-    OTA_RETURN_IF_ERROR(diff_.init(level, detail::kDataWindowLog, diff_total));
-    return extra_.init(extra_level, detail::kDataWindowLog, extra_total);
+    return Status::ok();
   }
 
   // Entry: diff_len bytes of image (new) against base (old) at the current base position, then
   // extra_len bytes of image from `extra`, then seek. Split across blocks as needed.
   Status add(const uint8_t* img, const uint8_t* old, uint64_t diff_len, const uint8_t* extra, uint64_t extra_len,
              int64_t seek) {
+    using namespace detail;
     for (;;) {
       if (block_output_ == kMaxBlockOutput || block_entries_ == kMaxBlockEntries) {
         OTA_RETURN_IF_ERROR(flush(false));
@@ -115,15 +118,13 @@ class BlockWriter {
       room -= dt;
       uint64_t et = std::min(extra_len, room);
       bool last_piece = dt == diff_len && et == extra_len;
-      std::string& c = ctrl_.raw();
-      detail::put_varint(c, dt);
-      detail::put_varint(c, et);
-      detail::put_varint(c, detail::zigzag(last_piece ? seek : 0));
-      std::string& d = diff_.raw();
-      size_t at = d.size();
-      d.resize(at + dt);
-      for (uint64_t i = 0; i < dt; ++i) d[at + i] = static_cast<char>(img[i] - old[i]);
-      extra_.raw().append(reinterpret_cast<const char*>(extra), et);
+      put_varint(streams_[kCtrlDiffLen].raw(), dt);
+      put_varint(streams_[kCtrlExtraLen].raw(), et);
+      put_varint(streams_[kCtrlSeek].raw(), zigzag(last_piece ? seek : 0));
+      size_t at = diff_.size();
+      diff_.resize(at + dt);
+      for (uint64_t i = 0; i < dt; ++i) diff_[at + i] = static_cast<uint8_t>(img[i] - old[i]);
+      streams_[kExtra].raw().append(reinterpret_cast<const char*>(extra), et);
       block_output_ += dt + et;
       ++block_entries_;
       if (stats_) {
@@ -141,26 +142,29 @@ class BlockWriter {
   }
 
   Status flush(bool last) {
-    std::string c, d, e;
-    OTA_RETURN_IF_ERROR(ctrl_.compress(last, &c));
-    OTA_RETURN_IF_ERROR(diff_.compress(last, &d));
-    OTA_RETURN_IF_ERROR(extra_.compress(last, &e));
-    if (c.size() > detail::kMaxCtrlChunk || d.size() > detail::kMaxDataChunk || e.size() > detail::kMaxDataChunk) {
-      return make_error(Code::kInternal, "delta block chunk exceeds the format's limit");
+    using namespace detail;
+    sparse_diff();
+    std::string chunks[kStreamCount];
+    uint64_t total = 0;
+    for (int k = 0; k < kStreamCount; ++k) {
+      OTA_RETURN_IF_ERROR(streams_[k].compress(last, &chunks[k]));
+      if (chunks[k].size() > kMaxChunk) return make_error(Code::kInternal, "delta block chunk over the format's limit");
+      total += chunks[k].size();
     }
+    if (total > kMaxBlockChunks) return make_error(Code::kInternal, "delta block over the format's limit");
     std::string h;
-    h.push_back(static_cast<char>(last ? detail::kTagLastBlock : detail::kTagBlock));
-    detail::put_u32(h, static_cast<uint32_t>(c.size()));
-    detail::put_u32(h, static_cast<uint32_t>(d.size()));
-    detail::put_u32(h, static_cast<uint32_t>(e.size()));
-    for (const std::string* s : {&h, &c, &d, &e}) {
-      OTA_RETURN_IF_ERROR(out_.write(reinterpret_cast<const uint8_t*>(s->data()), s->size()));
+    h.push_back(static_cast<char>(last ? kTagLastBlock : kTagBlock));
+    for (const auto& c : chunks) put_u32(h, static_cast<uint32_t>(c.size()));
+    OTA_RETURN_IF_ERROR(out_.write(reinterpret_cast<const uint8_t*>(h.data()), h.size()));
+    for (const auto& c : chunks) {
+      OTA_RETURN_IF_ERROR(out_.write(reinterpret_cast<const uint8_t*>(c.data()), c.size()));
     }
     if (stats_) {
-      stats_->ctrl_compressed += c.size();
-      stats_->diff_compressed += d.size();
-      stats_->extra_compressed += e.size();
-      stats_->delta_size += h.size() + c.size() + d.size() + e.size();
+      stats_->ctrl_compressed += chunks[kCtrlDiffLen].size() + chunks[kCtrlExtraLen].size() + chunks[kCtrlSeek].size();
+      stats_->diff_compressed += chunks[kDiffRun].size() + chunks[kDiffRunLong].size() +
+                                 chunks[kDiffLitLen].size() + chunks[kDiffLit].size();
+      stats_->extra_compressed += chunks[kExtra].size();
+      stats_->delta_size += h.size() + total;
       ++stats_->blocks;
     }
     block_output_ = 0;
@@ -169,9 +173,33 @@ class BlockWriter {
   }
 
  private:
+  // Turns the block's difference bytes (mostly zero) into zero runs and literal segments.
+  void sparse_diff() {
+    using namespace detail;
+    size_t i = 0, n = diff_.size();
+    while (i < n) {
+      size_t z = i;
+      while (z < n && diff_[z] == 0) ++z;
+      size_t l = z;
+      while (l < n && diff_[l] != 0) ++l;
+      uint64_t run = z - i;
+      if (run < kRunEscape) {
+        streams_[kDiffRun].raw().push_back(static_cast<char>(run));
+      } else {
+        streams_[kDiffRun].raw().push_back(static_cast<char>(kRunEscape));
+        put_varint(streams_[kDiffRunLong].raw(), run - kRunEscape);
+      }
+      put_varint(streams_[kDiffLitLen].raw(), l - z);
+      streams_[kDiffLit].raw().append(reinterpret_cast<const char*>(diff_.data() + z), l - z);
+      i = l;
+    }
+    diff_.clear();
+  }
+
   ByteSink& out_;
   EncodeStats* stats_;
-  Stream ctrl_, diff_, extra_;
+  Stream streams_[detail::kStreamCount];
+  std::vector<uint8_t> diff_;
   uint64_t block_output_ = 0;
   uint64_t block_entries_ = 0;
 };
@@ -225,6 +253,7 @@ struct Entry {
 template <typename Idx>
 void diff_scan(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, const uint8_t* img,
                int64_t newsize, std::vector<Entry>* entries) {
+  static const int64_t min_gain = std::getenv("OTA_MINGAIN") ? std::atoi(std::getenv("OTA_MINGAIN")) : 16;
   int64_t scan = 0, len = 0, pos = 0, lastscan = 0, lastpos = 0, lastoffset = 0;
   while (scan < newsize) {
     int64_t oldscore = 0;
@@ -234,7 +263,7 @@ void diff_scan(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, 
       for (; scsc < scan + len; scsc++) {
         if (scsc + lastoffset < oldsize && old[scsc + lastoffset] == img[scsc]) oldscore++;
       }
-      if ((len == oldscore && len != 0) || len > oldscore + 8) break;
+      if ((len == oldscore && len != 0) || len > oldscore + min_gain) break;
       if (scan + lastoffset < oldsize && old[scan + lastoffset] == img[scan]) oldscore--;
     }
     if (len != oldscore || scan == newsize) {

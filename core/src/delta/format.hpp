@@ -7,14 +7,18 @@
 //            | header_check[8] = first 8 bytes of SHA-256 over everything before it
 //   map:     u32 length | zstd frame of: varint count, then count x (varint base_offset delta,
 //            zigzag-varint shift delta)  -- the AddressMap (see transform.hpp), offsets increasing
-//   blocks:  u8 tag ('B', or 'L' for the last block) | u32 ctrl_len | u32 diff_len | u32 extra_len
-//            | ctrl chunk | diff chunk | extra chunk
-// Each of the three zstd streams (ctrl, diff, extra) is one zstd frame across all blocks; a block
-// carries the part of each frame flushed at the block's end, so it decodes on its own once the
-// previous blocks have. The last block ends the three frames; nothing may follow it.
-// Control entries (in the ctrl stream): varint diff_len, varint extra_len, zigzag-varint seek:
+//   blocks:  u8 tag ('B', or 'L' for the last block) | u32 chunk_len x kStreamCount
+//            | the chunks, in StreamId order
+// Each of the zstd streams is one zstd frame across all blocks; a block carries the part of each
+// frame flushed at the block's end, so it decodes on its own once the previous blocks have. The
+// last block ends the frames; nothing may follow it.
+// Control entries: diff_len (varint, kCtrlDiffLen), extra_len (varint, kCtrlExtraLen), seek
+// (zigzag varint, kCtrlSeek):
 //   image += base[pos .. pos+diff_len) + diff bytes; pos += diff_len; image += extra bytes;
 //   pos += seek.  (Bytes are those of the transformed base/image when a transform is in use.)
+// Diff bytes are sent sparsely, per block, as segments: a run of zeros (u8 in kDiffRun, 255 meaning
+// 255 + a varint in kDiffRunLong), then a count (varint, kDiffLitLen) of literal bytes (kDiffLit).
+// Extra bytes go to kExtra as they are.
 #pragma once
 
 #include <cstddef>
@@ -37,17 +41,32 @@ constexpr size_t kMaxMapRaw = kMaxMapEntries * 20 + 10;
 
 constexpr uint8_t kTagBlock = 'B';
 constexpr uint8_t kTagLastBlock = 'L';
-constexpr size_t kBlockHeaderSize = 1 + 4 + 4 + 4;
+
+enum StreamId : int {
+  kCtrlDiffLen = 0,
+  kCtrlExtraLen,
+  kCtrlSeek,
+  kDiffRun,
+  kDiffRunLong,
+  kDiffLitLen,
+  kDiffLit,
+  kExtra,
+  kStreamCount
+};
+constexpr const char* kStreamNames[kStreamCount] = {"control diff-length", "control extra-length", "control seek",
+                                                    "difference run",      "difference long-run",  "difference literal-length",
+                                                    "difference literal",  "extra"};
+// zstd window limits (log2 bytes) per stream: the encoder stays within them, the decoder refuses
+// more. Their sum (36 MiB) is most of the apply heap bound.
+constexpr int kStreamWindowLog[kStreamCount] = {20, 20, 20, 22, 20, 22, 23, 24};
+constexpr size_t kBlockHeaderSize = 1 + 4 * kStreamCount;
 
 // Per block: image bytes produced (diff + extra), control entries, and compressed chunk sizes.
 constexpr uint64_t kMaxBlockOutput = uint64_t{4} << 20;
 constexpr uint64_t kMaxBlockEntries = 65536;
-constexpr uint64_t kMaxCtrlRaw = kMaxBlockEntries * 30;  // 3 varints of at most 10 bytes
-constexpr uint32_t kMaxCtrlChunk = 1u << 20;
-constexpr uint32_t kMaxDataChunk = 5u << 20;
-// zstd window limits (log2 bytes) the encoder uses and the decoder accepts.
-constexpr int kCtrlWindowLog = 20;
-constexpr int kDataWindowLog = 24;
+constexpr uint32_t kMaxChunk = 5u << 20;
+constexpr uint64_t kMaxBlockChunks = uint64_t{12} << 20;
+constexpr uint8_t kRunEscape = 255;
 
 // Grid on which the executable transform works: each block of the image is transformed on its own
 // so the decoder can transform any piece of the base after reading just that block.
