@@ -159,3 +159,37 @@ TEST_CASE("an agent follows a root rotation and drops the old director key", "[u
   CHECK(agent.verify_target(director(4, default_targets(), K().director2), "", brake()).is_ok());
   CHECK(agent.update_root(signed_by(root_body(r2), {K().root1, K().root2})).code() == Code::kRejected);
 }
+
+TEST_CASE("version strings are ordered the semver way", "[unit][trust]") {
+  using ota::trust::compare_versions;
+  CHECK(compare_versions("1.10.0", "1.9.3") > 0);
+  CHECK(compare_versions("1.2", "1.2.0") == 0);
+  CHECK(compare_versions("v2.0.0", "2.0.0") == 0);
+  CHECK(compare_versions("2.0.0-rc.1", "2.0.0") < 0);
+  CHECK(compare_versions("2.0.0-rc.2", "2.0.0-rc.10") < 0);
+  CHECK(compare_versions("2.0.0-alpha", "2.0.0-alpha.1") < 0);
+  CHECK(compare_versions("1.0.0+build.5", "1.0.0+build.7") == 0);
+  CHECK(compare_versions("99999999999999999999999.0", "1.0") > 0);  // no overflow
+  CHECK(compare_versions("1.0.0", "1.0.0-0") > 0);
+  CHECK(compare_versions("", "1") < 0);
+}
+
+TEST_CASE("downgrades by version string are refused by agent and client", "[unit][trust][attack]") {
+  AgentVerifier agent = agent_from_root();
+  auto me = brake();
+  me.active_version_number = 0;  // the agent knows only its version string
+  me.active_version = "2.1.0";
+  auto r = agent.verify_target(director(4), "", me);
+  CHECK(r.status().code() == Code::kRejected);
+  CHECK_THAT(r.status().message(), Contains("downgrade from 2.1.0 to 2.0.0 refused"));
+  me.active_version = "1.9.9";
+  CHECK(agent.verify_target(director(4), "", me).is_ok());
+
+  Vehicle v;
+  auto store = v.open();
+  auto vehicle = default_vehicle();
+  vehicle.ecu_active_versions["ecu-gw"] = "5.2.0";
+  auto c = store->verify_campaign(director(1), signed_by(image_body(1, default_images()), {K().image1}), vehicle);
+  CHECK(c.status().code() == Code::kRejected);
+  CHECK_THAT(c.status().message(), Contains("ECU ecu-gw: downgrade from 5.2.0 to 5.1.0 refused"));
+}

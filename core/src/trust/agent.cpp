@@ -1,5 +1,7 @@
 // Platform-side signing, the agent-side target verifier, installed-image checks and ECU-signed reports.
 #include <algorithm>
+#include <string_view>
+#include <vector>
 
 #include "internal.hpp"
 #include "ota/v1/ota.pb.h"
@@ -40,11 +42,87 @@ Result<std::string> add_signature(std::string_view signed_metadata, const Privat
 
 // ------------------------------------------------------------------------------------------------
 
-Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number) {
-  if (target.version_number < active_version_number && !target.allow_downgrade)
-    return make_error(Code::kRejected, "ECU " + target.ecu_id + ": downgrade from version " +
-                                           std::to_string(active_version_number) + " to " +
-                                           std::to_string(target.version_number) +
+namespace {
+
+// Splits on sep; empty input gives no parts.
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  if (s.empty()) return out;
+  size_t start = 0;
+  while (true) {
+    size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
+    if (p == std::string_view::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Numeric identifiers compare by value (without overflow: by length once leading zeros are gone),
+// numeric < alphanumeric, alphanumeric as text.
+int compare_ident(std::string_view a, std::string_view b) {
+  const bool na = all_digits(a), nb = all_digits(b);
+  if (na && nb) {
+    while (a.size() > 1 && a[0] == '0') a.remove_prefix(1);
+    while (b.size() > 1 && b[0] == '0') b.remove_prefix(1);
+    if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+    return a.compare(b) < 0 ? -1 : (a == b ? 0 : 1);
+  }
+  if (na != nb) return na ? -1 : 1;
+  int c = a.compare(b);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+}  // namespace
+
+int compare_versions(std::string_view a, std::string_view b) {
+  auto strip = [](std::string_view v) {
+    if (!v.empty() && (v[0] == 'v' || v[0] == 'V')) v.remove_prefix(1);
+    size_t plus = v.find('+');
+    return plus == std::string_view::npos ? v : v.substr(0, plus);
+  };
+  a = strip(a);
+  b = strip(b);
+  auto cut = [](std::string_view v, std::string_view* core, std::string_view* pre) {
+    size_t dash = v.find('-');
+    *core = v.substr(0, dash);
+    *pre = dash == std::string_view::npos ? std::string_view() : v.substr(dash + 1);
+  };
+  std::string_view ca, pa, cb, pb;
+  cut(a, &ca, &pa);
+  cut(b, &cb, &pb);
+  auto xa = split(ca, '.'), xb = split(cb, '.');
+  for (size_t i = 0; i < std::max(xa.size(), xb.size()); ++i) {
+    // Missing components count as 0: "1.2" == "1.2.0".
+    std::string_view ia = i < xa.size() ? xa[i] : "0", ib = i < xb.size() ? xb[i] : "0";
+    if (int c = compare_ident(ia, ib)) return c;
+  }
+  // A pre-release sorts before its release.
+  if (pa.empty() != pb.empty()) return pa.empty() ? 1 : -1;
+  auto ya = split(pa, '.'), yb = split(pb, '.');
+  for (size_t i = 0; i < std::min(ya.size(), yb.size()); ++i)
+    if (int c = compare_ident(ya[i], yb[i])) return c;
+  if (ya.size() != yb.size()) return ya.size() < yb.size() ? -1 : 1;
+  return 0;
+}
+
+Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number, std::string_view active_version) {
+  if (target.allow_downgrade) return Status::ok();
+  if (active_version_number != 0) {
+    if (target.version_number < active_version_number)
+      return make_error(Code::kRejected, "ECU " + target.ecu_id + ": downgrade from version " +
+                                             std::to_string(active_version_number) + " to " +
+                                             std::to_string(target.version_number) +
+                                             " refused (the campaign does not allow downgrade)");
+    return Status::ok();
+  }
+  if (!active_version.empty() && !target.version.empty() && compare_versions(target.version, active_version) < 0)
+    return make_error(Code::kRejected, "ECU " + target.ecu_id + ": downgrade from " +
+                                           std::string(active_version.substr(0, 64)) + " to " + target.version +
                                            " refused (the campaign does not allow downgrade)");
   return Status::ok();
 }
@@ -180,7 +258,7 @@ Result<AgentTarget> AgentVerifier::verify_target(std::string_view signed_directo
     OTA_RETURN_IF_ERROR(match_image(&*it, *images));
     out.image_verified = true;
   }
-  OTA_RETURN_IF_ERROR(check_downgrade(*it, me.active_version_number));
+  OTA_RETURN_IF_ERROR(check_downgrade(*it, me.active_version_number, me.active_version));
   out.vin = c.vin;
   out.campaign_id = c.campaign_id;
   out.director_version = c.version;

@@ -75,6 +75,9 @@ Result<v1::SignedMetadata> parse_envelope(std::string_view bytes, size_t cap, co
 }
 
 Status check_threshold(const v1::SignedMetadata& env, const RoleSpec& role, const std::string& what) {
+  // A role without a threshold would accept anything: never let that happen silently.
+  if (role.threshold == 0 || role.keys.empty())
+    return make_error(Code::kInternal, what + ": no " + role.name + " keys configured");
   std::set<std::string> valid;
   std::vector<std::string> reasons;
   for (const auto& s : env.signatures()) {

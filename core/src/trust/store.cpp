@@ -243,6 +243,8 @@ Result<VerifiedCampaign> TrustStore::verify_campaign(std::string_view signed_dir
       return make_error(Code::kRejected, "ECU " + t.ecu_id + " reports hardware id " + it->second +
                                              ", the campaign targets hardware id " + t.hardware_id);
     OTA_RETURN_IF_ERROR(match_image(&t, *images));
+    auto av = vehicle.ecu_active_versions.find(t.ecu_id);
+    if (av != vehicle.ecu_active_versions.end()) OTA_RETURN_IF_ERROR(check_downgrade(t, 0, av->second));
   }
 
   // Everything holds: advance both counters (image first: it never blocks a later campaign).

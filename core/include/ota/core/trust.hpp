@@ -211,6 +211,9 @@ struct VerifiedCampaign {
 struct VehicleInfo {
   std::string vin;
   std::map<std::string, std::string> ecu_hardware_ids;  // ecu_id -> hardware id reported by its agent
+  // Optional: ecu_id -> active version string reported by its agent. When present, a target whose
+  // version compares lower (compare_versions) is refused unless allow_downgrade; the agent checks again.
+  std::map<std::string, std::string> ecu_active_versions;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -280,7 +283,8 @@ struct AgentIdentity {
   std::string ecu_id;
   std::string hardware_id;
   std::string vin;                    // empty: not checked (agent not told its VIN)
-  uint64_t active_version_number = 0; // version of the image in the active bank
+  uint64_t active_version_number = 0; // version_number of the image in the active bank (0: unknown)
+  std::string active_version;         // its version string, compared when the number is unknown
   uint64_t min_director_version = 0;  // agent's own persisted counter (0: none); the campaign's
                                       // version must be >= this (equal = same campaign re-sent)
 };
@@ -329,8 +333,15 @@ class AgentVerifier {
 Status check_installed(const CampaignTarget& target, const Digest& sha256, uint64_t size);
 
 // Downgrade rule alone (also applied by verify_target): kRejected if target.version_number is below
-// active_version_number and !target.allow_downgrade.
-Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number);
+// active_version_number and !target.allow_downgrade. When active_version_number is 0 (unknown) and
+// active_version is given, the version strings are compared with compare_versions instead.
+Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number,
+                       std::string_view active_version = {});
+
+// Orders version strings the semver way ("1.10.0" > "1.9.3", "2.0.0-rc.1" < "2.0.0", build metadata
+// after '+' ignored; a leading 'v' ignored). Components that are not numbers compare as text, so any
+// two strings are ordered. Returns <0, 0 or >0.
+int compare_versions(std::string_view a, std::string_view b);
 
 // ------------------------------------------------------------------------------------------------
 // ECU-signed reports
