@@ -475,3 +475,58 @@ TEST_CASE("damaged counter state fails closed", "[unit][trust]") {
   auto s = ota::trust::TrustStore::open(v.root_file, v.state, v.clock);
   CHECK(s.status().code() == Code::kCorrupt);
 }
+
+TEST_CASE("metadata built from plain structs verifies end to end", "[unit][trust]") {
+  TempDir dir;
+  ota::trust::RootSpec spec;
+  spec.expires = kFuture;
+  spec.root = {{K().root1.public_pem(), K().root2.public_pem()}, 2};
+  spec.image = {{K().image1.public_pem()}, 1};
+  spec.director = {{K().director1.public_pem()}, 1};
+  auto body = ota::trust::make_root_body(spec);
+  REQUIRE(body.is_ok());
+  REQUIRE(ota::atomic_write_file(dir.path() + "/root", signed_by(*body, {K().root1, K().root2})).is_ok());
+  ota::trust::FixedClock clock(kNow);
+  auto store = ota::trust::TrustStore::open(dir.path() + "/root", dir.path() + "/state", clock).value();
+
+  ota::trust::ImageInfo img;
+  img.name = "seat-fw";
+  img.version = "3.0.0";
+  img.version_number = 300;
+  img.size = 1000;
+  img.sha256.fill(7);
+  img.hardware_ids = {"hw-seat"};
+  img.has_full = true;
+  img.full = {img.sha256, 400, "zstd"};
+  ota::trust::VerifiedCampaign c;
+  c.vin = "VIN-X";
+  c.campaign_id = "seats";
+  c.version = 1;
+  c.expires = kFuture;
+  ota::trust::CampaignTarget t;
+  t.ecu_id = "ecu-seat";
+  t.hardware_id = "hw-seat";
+  t.image_name = img.name;
+  t.version = img.version;
+  t.version_number = img.version_number;
+  t.sha256 = img.sha256;
+  t.size = img.size;
+  t.group = 3;
+  t.clear_dtcs = {"B1234"};
+  c.targets = {t};
+  c.groups = {{3, 1, true}};
+  c.preconditions.min_battery_percent = 30;
+
+  ota::trust::VehicleInfo vehicle{"VIN-X", {{"ecu-seat", "hw-seat"}}, {}};
+  auto v = store->verify_campaign(signed_by(ota::trust::make_director_body(c), {K().director1}),
+                                  signed_by(ota::trust::make_image_body(1, kFuture, {img}), {K().image1}), vehicle);
+  REQUIRE(v.is_ok());
+  REQUIRE(v->targets.size() == 1);
+  CHECK(v->targets[0].clear_dtcs == std::vector<std::string>{"B1234"});
+  CHECK(v->targets[0].image.full.size == 400);
+  CHECK(v->groups[0].atomic);
+  CHECK(v->preconditions.min_battery_percent == 30);
+
+  spec.image.threshold = 2;
+  CHECK(ota::trust::make_root_body(spec).status().code() == Code::kInvalidArgument);
+}

@@ -217,6 +217,29 @@ struct VehicleInfo {
 };
 
 // ------------------------------------------------------------------------------------------------
+// Metadata builders (platform side): plain structs in, serialized role bodies out, ready for sign().
+// ------------------------------------------------------------------------------------------------
+
+struct RoleKeysSpec {
+  std::vector<std::string> public_pems;  // ids are computed from the keys
+  uint32_t threshold = 1;
+};
+
+struct RootSpec {
+  uint64_t version = 1;
+  int64_t expires = 0;  // unix seconds
+  RoleKeysSpec root, image, director;
+};
+
+// kCorrupt/kUnsupported for a PEM that is not a P-256 public key; kInvalidArgument for a threshold
+// outside 1..keys.
+Result<std::string> make_root_body(const RootSpec& spec);
+// images: name, version, version_number, size, sha256, hardware_ids, full (if has_full), deltas.
+std::string make_image_body(uint64_t version, int64_t expires, const std::vector<ImageInfo>& images);
+// From vin, campaign_id, version, expires, targets (all fields but .image), groups, preconditions.
+std::string make_director_body(const VerifiedCampaign& campaign);
+
+// ------------------------------------------------------------------------------------------------
 // Vehicle-side verifier (used by the client before a byte reaches an agent)
 // ------------------------------------------------------------------------------------------------
 
