@@ -299,8 +299,10 @@ struct ota_agent {
   std::shared_ptr<Shared> shared;
   std::unique_ptr<CDevice> device;
   std::unique_ptr<ota::agent::Agent> agent;
-  mutable std::mutex mu;  // guards started and last_error
+  mutable std::mutex mu;  // guards started, state_loaded and last_error
   bool started = false;
+  // Agent::active_version() reads the durable state, which exists only once start() has loaded it.
+  bool state_loaded = false;
   std::string last_error;
 };
 
@@ -407,8 +409,11 @@ ota_status_t ota_agent_start(ota_agent_t* agent) {
       agent->last_error.clear();
     }
     Status st = agent->agent->start();
-    if (st.is_ok()) return OTA_OK;
     std::lock_guard<std::mutex> lock(agent->mu);
+    if (st.is_ok()) {
+      agent->state_loaded = true;
+      return OTA_OK;
+    }
     agent->last_error = st.to_string();
     return static_cast<ota_status_t>(static_cast<int>(st.code()));
   } catch (const std::exception& e) {
@@ -463,7 +468,12 @@ ota_bank_t ota_agent_active_bank(const ota_agent_t* agent) {
 size_t ota_agent_active_version(const ota_agent_t* agent, char* buf, size_t cap) {
   std::string v;
   try {
-    if (agent && agent->agent) v = agent->agent->active_version();
+    bool loaded = false;
+    if (agent) {
+      std::lock_guard<std::mutex> lock(agent->mu);
+      loaded = agent->state_loaded;
+    }
+    if (loaded && agent->agent) v = agent->agent->active_version();
   } catch (...) {
     v.clear();
   }

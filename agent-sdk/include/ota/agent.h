@@ -261,7 +261,8 @@ OTA_AGENT_API void ota_agent_destroy(ota_agent_t* agent);
 OTA_AGENT_API ota_bank_t ota_agent_active_bank(const ota_agent_t* agent);
 
 /* Copies the version of the image in the active bank into buf (NUL-terminated, truncated to
- * cap-1 characters; buf may be NULL when cap is 0) and returns its full length, like snprintf. */
+ * cap-1 characters; buf may be NULL when cap is 0) and returns its full length, like snprintf.
+ * "" (length 0) until ota_agent_start has succeeded. */
 OTA_AGENT_API size_t ota_agent_active_version(const ota_agent_t* agent, char* buf, size_t cap);
 
 /* Message of the last failed ota_agent_start of `agent`, or, with agent NULL, of the last failed
