@@ -444,6 +444,14 @@ class CampaignRunner::Impl {
         if (e->phase() == v1::PHASE_UNSPECIFIED || e->phase() == v1::PHASE_TRANSFER) todo.push_back(e->ecu_id());
       }
       publish_status("transferring");
+      // Progress for displays while the transfers run.
+      std::atomic<bool> staging{true};
+      std::thread ticker([&] {
+        while (staging) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+          if (staging) publish_status("transferring");
+        }
+      });
       parallel(todo, [&](const std::string& id) {
         v1::EcuJournal* e = ecu(id);
         v1::Phase phase = v1::PHASE_TRANSFER;
@@ -456,6 +464,8 @@ class CampaignRunner::Impl {
           }
         }
       });
+      staging = false;
+      ticker.join();
       OTA_RETURN_IF_ERROR(save());
 
       // Barrier: the group goes on only if every member is staged (atomic) or with those that are.
@@ -554,6 +564,8 @@ class CampaignRunner::Impl {
     if (!st.is_ok()) OTA_LOGW(kLog, "%s: clearing resolved DTCs: %s", e->ecu_id().c_str(), st.to_string().c_str());
   }
 
+  // Never called with mu_ held: publishing may wait for the transport's callback thread, which may
+  // itself be waiting for mu_ (progress updates).
   void publish_status(const std::string& state) {
     if (!opts_.on_status) return;
     v1::CampaignStatus s;
@@ -561,14 +573,16 @@ class CampaignRunner::Impl {
     s.set_campaign_id(j_.campaign().campaign_id());
     s.set_state(state);
     s.set_timestamp_ms(codec::now_ms());
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& e : j_.ecus()) {
-      auto* p = s.add_ecus();
-      p->set_ecu_id(e.ecu_id());
-      p->set_phase(e.phase());
-      p->set_bytes_total(e.report().image_size());
-      auto it = progress_.find(e.ecu_id());
-      if (it != progress_.end()) p->set_bytes_done(it->second);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& e : j_.ecus()) {
+        auto* p = s.add_ecus();
+        p->set_ecu_id(e.ecu_id());
+        p->set_phase(e.phase());
+        p->set_bytes_total(e.report().image_size());
+        auto it = progress_.find(e.ecu_id());
+        if (it != progress_.end()) p->set_bytes_done(it->second);
+      }
     }
     opts_.on_status(s);
   }
