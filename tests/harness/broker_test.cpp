@@ -13,6 +13,7 @@
 #include <string>
 
 #include "ota/sim/broker.hpp"
+#include "ota/sim/netns.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/test/broker_fixture.hpp"
 
@@ -360,4 +361,63 @@ TEST_CASE_METHOD(TlsBrokerFixture, "TLS: no certificate or a certificate from an
   // And the genuine certificate still works afterwards.
   auto ok = connect_with(tls_client_options("ecu-a"));
   CHECK(ok->connected());
+}
+
+TEST_CASE("TLS: an agent in its own network namespace reaches the broker only over TLS",
+          "[integration][tls][netns]") {
+  if (!ota::sim::NetNamespace::supported()) {
+    WARN("skipped: network namespaces need root and iproute2");
+    return;
+  }
+  auto ns = ota::sim::NetNamespace::create();
+  INFO(ns.status().to_string());
+  REQUIRE(ns.is_ok());
+  BrokerOptions options;
+  options.agents = {"ecu-a", "ecu-b"};
+  options.tls = true;
+  options.tls_bind = ns->host_ip();  // the TLS listener sits on the link to the "other SoC"
+  options.tls_extra_ips = {ns->host_ip()};
+  BrokerFixture fixture(options);
+  Broker& broker = fixture.broker();
+  auto observer = fixture.connect("ota-observer");
+  REQUIRE(observer->subscribe("ota/v1/#").is_ok());
+
+  const std::string pki = broker.pki_dir();
+  auto pub = [&](const std::string& host, int port, std::vector<std::string> auth, const std::string& topic,
+                 const std::string& payload) {
+    std::vector<std::string> argv{"mosquitto_pub", "-h", host,   "-p", std::to_string(port), "-q", "1", "-t",
+                                  topic,           "-m", payload};
+    argv.insert(argv.end(), auth.begin(), auth.end());
+    auto r = ota::sim::run_command(ns->wrap(argv), 30s);
+    REQUIRE(r.is_ok());
+    return *r;
+  };
+  const std::vector<std::string> cert_a{
+      "--cafile", pki + "/ca.crt", "--cert", pki + "/clients/ecu-a.crt", "--key", pki + "/clients/ecu-a.key"};
+
+  // Over TLS with its certificate: accepted, and the ACL applies to its CN.
+  auto ok = pub(ns->host_ip(), broker.tls_port(), cert_a, up("ecu-a", "state"), "from another SoC");
+  INFO(ok.output);
+  CHECK(ok.exit.success());
+  REQUIRE(observer->wait_for_payload(up("ecu-a", "state"), "from another SoC", kDeadline));
+
+  // The password listener is bound to the host's loopback: unreachable from the namespace.
+  auto plain = pub(ns->host_ip(), broker.port(), {"-u", "ecu-a", "-P", broker.password("ecu-a")},
+                   up("ecu-a", "state"), "plain");
+  CHECK_FALSE(plain.exit.success());
+  auto loop = pub("127.0.0.1", broker.port(), {"-u", "ecu-a", "-P", broker.password("ecu-a")},
+                  up("ecu-a", "state"), "loopback");
+  CHECK_FALSE(loop.exit.success());
+  // Without a certificate: refused.
+  auto nocert =
+      pub(ns->host_ip(), broker.tls_port(), {"--cafile", pki + "/ca.crt"}, up("ecu-a", "state"), "nocert");
+  CHECK_FALSE(nocert.exit.success());
+  // With its own certificate, into another agent's subtree: dropped (sentinel after it).
+  (void)pub(ns->host_ip(), broker.tls_port(), cert_a, up("ecu-b", "state"), "forged");
+  REQUIRE(pub(ns->host_ip(), broker.tls_port(), cert_a, up("ecu-a", "state"), "sentinel").exit.success());
+  REQUIRE(observer->wait_for_payload(up("ecu-a", "state"), "sentinel", kDeadline));
+  CHECK(observer->count_with_prefix("ota/v1/ecu/ecu-b/") == 0);
+  for (const auto& m : observer->messages()) CHECK(m.payload != "plain");
+  for (const auto& m : observer->messages()) CHECK(m.payload != "loopback");
+  for (const auto& m : observer->messages()) CHECK(m.payload != "nocert");
 }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 extern char** environ;
@@ -113,6 +114,33 @@ std::string tail_file(const std::string& path, std::size_t max_lines) {
     out += '\n';
   }
   return out;
+}
+
+Result<CommandResult> run_command(std::vector<std::string> argv, milliseconds timeout) {
+  const char* tmp = ::getenv("TMPDIR");
+  std::string templ = std::string((tmp != nullptr && *tmp != '\0') ? tmp : "/tmp") + "/ota-cmd-XXXXXX";
+  std::vector<char> path(templ.begin(), templ.end());
+  path.push_back('\0');
+  int fd = ::mkstemp(path.data());
+  if (fd < 0) return make_error(Code::kIoError, "mkstemp " + templ + ": " + errno_text(errno));
+  ::close(fd);
+  const std::string log(path.data());
+  const std::string what = argv.empty() ? std::string("run_command") : argv[0];
+  auto child = ChildProcess::spawn(std::move(argv), SpawnOptions{log, {}, "", ""});
+  if (!child) {
+    ::unlink(log.c_str());
+    return child.status();
+  }
+  auto info = child->wait_for(timeout);
+  if (!info) child->kill();
+  std::ifstream in(log, std::ios::binary);
+  std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ::unlink(log.c_str());
+  if (!info) {
+    return make_error(Code::kTimeout,
+                      what + " did not finish within " + std::to_string(timeout.count()) + " ms: " + output);
+  }
+  return CommandResult{*info, std::move(output)};
 }
 
 Result<ChildProcess> ChildProcess::spawn(std::vector<std::string> argv, SpawnOptions options) {

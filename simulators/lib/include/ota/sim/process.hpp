@@ -92,6 +92,16 @@ class ChildProcess {
   std::optional<ExitInfo> exit_;
 };
 
+// Runs a command to completion and returns what it wrote (stdout and stderr interleaved).
+struct CommandResult {
+  ExitInfo exit;
+  std::string output;
+};
+// Errors only if the program cannot be started or does not finish within `timeout` (it is
+// then killed); a non-zero exit is reported in CommandResult::exit.
+Result<CommandResult> run_command(std::vector<std::string> argv,
+                                  std::chrono::milliseconds timeout = std::chrono::milliseconds(60000));
+
 // Last `max_lines` lines of a text file (e.g. a child's log), for error messages. Empty if
 // the file cannot be read.
 std::string tail_file(const std::string& path, std::size_t max_lines = 20);
