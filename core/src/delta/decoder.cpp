@@ -388,8 +388,25 @@ class EmptyBase : public RandomReader {
   }
 };
 
-Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const ApplyOptions& options,
+// Hashes what is read through it, for the delta's trailer.
+class HashingSource : public ByteSource {
+ public:
+  explicit HashingSource(ByteSource& src) : src_(src) {}
+  Status read(uint8_t* buf, size_t cap, size_t* got) override {
+    OTA_RETURN_IF_ERROR(src_.read(buf, cap, got));
+    sha_.update(buf, *got);
+    return Status::ok();
+  }
+  Digest finish() { return sha_.finish(); }
+
+ private:
+  ByteSource& src_;
+  Sha256 sha_;
+};
+
+Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, const ApplyOptions& options,
                   ApplyStats* stats) {
+  HashingSource delta(delta_in);
   ApplyStats local;
   if (!stats) stats = &local;
   *stats = ApplyStats{};
@@ -493,10 +510,14 @@ Status apply_impl(RandomReader& base, ByteSource& delta, ByteSink& sink, const A
     ++stats->blocks;
     if (last) break;
   }
+  Digest expected_trailer = delta.finish();
+  Digest trailer;
+  OTA_RETURN_IF_ERROR(read_exact(delta_in, trailer.data(), trailer.size(), "trailer", &stats->delta_bytes));
+  if (trailer != expected_trailer) return corrupt("checksum mismatch: the delta was damaged");
   uint8_t probe;
   size_t got = 0;
-  OTA_RETURN_IF_ERROR(delta.read(&probe, 1, &got));
-  if (got) return corrupt("trailing bytes after the last block");
+  OTA_RETURN_IF_ERROR(delta_in.read(&probe, 1, &got));
+  if (got) return corrupt("trailing bytes after the delta's end");
   OTA_RETURN_IF_ERROR(out.flush());
   if (out.written() != h.image_size) {
     return corrupt("result is " + std::to_string(out.written()) + " bytes, header says " +

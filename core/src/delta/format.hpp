@@ -19,6 +19,7 @@
 // Diff bytes are sent sparsely, per block, as segments: a run of zeros (u8 in kDiffRun, 255 meaning
 // 255 + a varint in kDiffRunLong), then a count (varint, kDiffLitLen) of literal bytes (kDiffLit).
 // Extra bytes go to kExtra as they are.
+//   trailer: SHA-256 of every delta byte before it (damage is named as such, not as a bad result).
 #pragma once
 
 #include <cstddef>
