@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
   app.add_option("--bank-size", bank_size, "capacity of one bank in bytes");
   app.add_option("--factory-version", cfg.factory_version, "version of the image in bank A on first start");
   app.add_option("--max-chunk", cfg.max_chunk_size, "largest chunk accepted, bytes");
+  app.add_option("--durable-interval", cfg.durable_interval_bytes, "make the transfer offset durable every N bytes");
   app.add_flag("--no-delta", no_delta, "do not declare delta capability");
   app.add_option("--write-speed", k.write_mbps, "flash write speed in MB/s (0: as fast as the disk)");
   app.add_option("--fail", k.fail_phase, "fail at a phase")

@@ -1,0 +1,342 @@
+// The agent SDK against a real broker: ota-agent-sim processes driven by the client library.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+
+#include "fleet.hpp"
+#include "images.hpp"
+#include "ota/core/codec.hpp"
+#include "ota/core/file.hpp"
+#include "ota/core/sha256.hpp"
+#include "ota/sim/wait.hpp"
+#include "ota/core/topics.hpp"
+#include "ota/core/transport.hpp"
+#include "ota/test/broker_fixture.hpp"
+#include "support.hpp"
+#include "transfer.hpp"
+
+using namespace std::chrono_literals;
+namespace v1 = ota::v1;
+
+namespace {
+
+std::string bytes_of(const ota::Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+
+ota::sim::TempDir make_temp() {
+  auto t = ota::sim::TempDir::create("ota-agent-it-");
+  if (!t) throw std::runtime_error(t.status().to_string());
+  return std::move(*t);
+}
+
+// A broker, a client-side Fleet connected as ota-client, and helpers to start agents.
+struct Vehicle : ota::test::BrokerFixture {
+  ota::sim::TempDir dir = make_temp();
+  std::unique_ptr<ota::Transport> transport;
+  std::unique_ptr<ota::client::Fleet> fleet;
+  std::map<std::string, ota::sim::ChildProcess> agents;
+
+  Vehicle() : BrokerFixture(std::vector<std::string>{"ecu-a", "ecu-b"}) {
+    ota::TransportOptions o;
+    o.uri = broker().uri();
+    o.client_id = "test-client";
+    o.username = "ota-client";
+    o.password = broker().password("ota-client");
+    transport = ota::make_mqtt_transport(o);
+    fleet = std::make_unique<ota::client::Fleet>(*transport);
+    transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
+    REQUIRE(transport->connect(5s).is_ok());
+    REQUIRE(transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());
+  }
+
+  std::string ecu_dir(const std::string& ecu) { return dir.file(ecu); }
+
+  ota::sim::ImageFile factory_image(const std::string& ecu, uint64_t size) {
+    REQUIRE(ota::make_dirs(ecu_dir(ecu)).is_ok());
+    auto img = ota::sim::write_base_image(ecu_dir(ecu) + "/bank_a.img", size, 7);
+    REQUIRE(img.is_ok());
+    return *img;
+  }
+
+  void start_agent(const std::string& ecu, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {ota::test::bin("ota-agent-sim"), "--ecu", ecu, "--hardware-id", "hw-1",
+                                     "--broker", broker().uri(), "--password-file", broker().credentials_file(ecu),
+                                     "--dir", ecu_dir(ecu), "--factory-version", "1.0.0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ota::sim::SpawnOptions so;
+    so.log_path = ecu_dir(ecu) + "/agent.log";
+    auto child = ota::sim::ChildProcess::spawn(argv, so);
+    REQUIRE(child.is_ok());
+    agents.erase(ecu);
+    agents.emplace(ecu, std::move(*child));
+  }
+
+  uint64_t boot_id(const std::string& ecu) {
+    auto view = fleet->agent(ecu);
+    return view ? view->hello.boot_id() : 0;
+  }
+
+  // Waits for an online hello from a new boot of the agent.
+  void wait_online(const std::string& ecu, uint64_t previous_boot = 0) {
+    bool ok = ota::sim::wait_until(
+        [&] {
+          auto v = fleet->agent(ecu);
+          return v && v->hello.online() && v->hello.boot_id() != previous_boot;
+        },
+        10s);
+    INFO(ota::sim::tail_file(ecu_dir(ecu) + "/agent.log"));
+    REQUIRE(ok);
+  }
+
+  v1::Result call(const std::string& ecu, v1::Command cmd) {
+    auto r = fleet->call(ecu, std::move(cmd), 10s);
+    INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    return *r;
+  }
+};
+
+ota::client::TransferPlan raw_plan(const std::string& ecu, const ota::sim::ImageFile& image) {
+  ota::client::TransferPlan plan;
+  plan.ecu_id = ecu;
+  plan.campaign_id = "c1";
+  plan.transfer_id = "c1/" + ecu + "/2.0.0";
+  plan.payload_path = image.path;
+  plan.chunk_size = 64 * 1024;
+  plan.window = 8;
+  plan.stall_timeout = 2s;
+  plan.target.set_version("2.0.0");
+  plan.target.set_size(image.size);
+  plan.target.set_sha256(bytes_of(image.sha256));
+  plan.target.set_encoding(v1::PAYLOAD_ENCODING_RAW);
+  plan.target.set_payload_size(image.size);
+  plan.target.set_payload_sha256(bytes_of(image.sha256));
+  return plan;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(Vehicle, "An agent announces itself retained, with a Last Will", "[integration][sdk]") {
+  factory_image("ecu-a", 64 * 1024);
+  start_agent("ecu-a");
+  wait_online("ecu-a");
+  auto view = fleet->agent("ecu-a");
+  const auto& inv = view->hello.inventory();
+  CHECK(inv.ecu_id() == "ecu-a");
+  CHECK(inv.hardware_id() == "hw-1");
+  CHECK(inv.active_bank() == v1::BANK_A);
+  CHECK(inv.capabilities().delta());
+  CHECK(view->hello.protocol().major() == 1);
+  REQUIRE(inv.banks_size() == 2);
+  CHECK(inv.banks(0).version() == "1.0.0");
+
+  // A client that connects later sees the agent at once (retained hello).
+  auto late = connect("ota-observer");
+  REQUIRE(late->subscribe("ota/v1/ecu/ecu-a/up/hello").is_ok());
+  auto retained = late->wait_for_topic("ota/v1/ecu/ecu-a/up/hello", 5s);
+  REQUIRE(retained.has_value());
+  CHECK(retained->retained);
+
+  // kill -9: the broker publishes the Last Will, online=false.
+  agents.at("ecu-a").kill();
+  REQUIRE(ota::sim::wait_until([&] { return !fleet->agent("ecu-a")->hello.online(); }, 10s));
+}
+
+TEST_CASE_METHOD(Vehicle, "A command of an unknown major version is refused, never crashes the agent",
+                 "[integration][sdk]") {
+  factory_image("ecu-a", 64 * 1024);
+  start_agent("ecu-a");
+  wait_online("ecu-a");
+  auto client = connect("ota-client");
+
+  // Malformed bytes first: dropped with a log line.
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/cmd", std::string("\xff\xff\xff\x01garbage", 11)).is_ok());
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/data", std::string(100, '\xee')).is_ok());
+
+  v1::Command cmd;
+  cmd.mutable_protocol()->set_major(2);
+  cmd.set_correlation_id("ecu-a/v2-probe");
+  cmd.mutable_get_inventory();
+  auto observer = connect("ota-observer");
+  REQUIRE(observer->subscribe("ota/v1/ecu/ecu-a/up/result").is_ok());
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/cmd", cmd.SerializeAsString()).is_ok());
+  auto msg = observer->wait_for_topic("ota/v1/ecu/ecu-a/up/result", 5s);
+  REQUIRE(msg.has_value());
+  v1::Result r;
+  REQUIRE(r.ParseFromString(msg->payload));
+  CHECK(r.correlation_id() == "ecu-a/v2-probe");
+  CHECK(r.outcome() == v1::OUTCOME_REFUSED);
+  CHECK(r.error().code() == v1::ERROR_CODE_UNSUPPORTED_VERSION);
+  CHECK(r.error().message().find("protocol version 2.0 is not supported") != std::string::npos);
+
+  // Still alive and answering version 1.
+  v1::Command ok;
+  ok.mutable_get_inventory();
+  auto answer = call("ecu-a", ok);
+  CHECK(answer.outcome() == v1::OUTCOME_OK);
+  CHECK(answer.inventory().ecu_id() == "ecu-a");
+  CHECK(agents.at("ecu-a").running());
+}
+
+TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its durable offset",
+                 "[integration][sdk][fault]") {
+  factory_image("ecu-a", 4 << 20);
+  auto image = ota::sim::write_next_image(factory_image("ecu-b", 4 << 20), dir.file("image-2.bin"), 3);
+  REQUIRE(image.is_ok());
+  // Slow flash and a small durable interval, so the kill lands mid-transfer after some durable data.
+  std::vector<std::string> knobs = {"--write-speed", "8", "--durable-interval", "262144"};
+  start_agent("ecu-a", knobs);
+  wait_online("ecu-a");
+  const uint64_t first_boot = boot_id("ecu-a");
+
+  auto plan = raw_plan("ecu-a", *image);
+  std::atomic<bool> cancel{false};
+  std::atomic<uint64_t> acked{0};
+  ota::client::TransferStats stats;
+  ota::Status result;
+  std::thread sender([&] {
+    result = ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats,
+                                       [&](uint64_t a) { acked = a; });
+  });
+  // Kill the agent once it holds more than half of the image.
+  bool half = ota::sim::wait_until([&] { return acked > image->size / 2; }, 30s);
+  agents.at("ecu-a").kill();
+  start_agent("ecu-a", knobs);
+  sender.join();
+  INFO(result.to_string() << "\n" << ota::sim::tail_file(ecu_dir("ecu-a") + "/agent.log"));
+  REQUIRE(half);
+  REQUIRE(result.is_ok());
+  CHECK(boot_id("ecu-a") != first_boot);
+  CHECK(stats.resyncs >= 1);
+  // Re-sent: what the agent had not made durable, plus the window in flight; far less than the image.
+  const uint64_t resent = stats.bytes_sent - image->size;
+  CHECK(stats.bytes_sent >= image->size);
+  CHECK(resent < image->size / 3);
+
+  // The image is verified and staged, then activated and committed.
+  v1::Command install;
+  install.mutable_install()->set_transfer_id(plan.transfer_id);
+  auto r = call("ecu-a", install);
+  INFO(r.error().message());
+  REQUIRE(r.outcome() == v1::OUTCOME_OK);
+  CHECK(r.phase() == v1::PHASE_STAGED);
+  auto bank = ota::sha256_file(ecu_dir("ecu-a") + "/bank_b.img");
+  REQUIRE(bank.is_ok());
+  CHECK(*bank == image->sha256);
+}
+
+TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself; a crash during the trial rolls back on restart",
+                 "[integration][sdk][fault]") {
+  auto base_a = factory_image("ecu-a", 256 * 1024);
+  auto base_b = factory_image("ecu-b", 256 * 1024);
+  auto image = ota::sim::write_next_image(base_a, dir.file("image-2.bin"), 5);
+  REQUIRE(image.is_ok());
+  start_agent("ecu-a", {"--fail", "health"});
+  start_agent("ecu-b", {"--crash", "health"});
+  wait_online("ecu-a");
+  wait_online("ecu-b");
+  const uint64_t b_boot = boot_id("ecu-b");
+
+  for (const std::string ecu : {"ecu-a", "ecu-b"}) {
+    auto plan = raw_plan(ecu, *image);
+    std::atomic<bool> cancel{false};
+    ota::client::TransferStats stats;
+    REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats).is_ok());
+    v1::Command install;
+    install.mutable_install()->set_transfer_id(plan.transfer_id);
+    REQUIRE(call(ecu, install).outcome() == v1::OUTCOME_OK);
+  }
+
+  v1::Command activate;
+  activate.mutable_activate()->set_transfer_id("c1/ecu-a/2.0.0");
+  activate.mutable_activate()->set_health_timeout_ms(2000);
+  auto r = call("ecu-a", activate);
+  CHECK(r.outcome() == v1::OUTCOME_ROLLED_BACK);
+  CHECK(r.error().phase() == v1::PHASE_HEALTH);
+  CHECK(r.error().message().find("simulated health check failure") != std::string::npos);
+  CHECK(r.active_bank() == v1::BANK_A);
+  CHECK(r.active_version() == "1.0.0");
+
+  // ecu-b dies in its health check, after activation: on restart it must be back on bank A.
+  v1::Command activate_b;
+  activate_b.mutable_activate()->set_transfer_id("c1/ecu-b/2.0.0");
+  auto lost = fleet->call("ecu-b", activate_b, 3s);
+  CHECK_FALSE(lost.is_ok());
+  REQUIRE(agents.at("ecu-b").wait_for(5s).has_value());
+  auto boot = ota::read_small_file(ecu_dir("ecu-b") + "/boot");
+  REQUIRE(boot.is_ok());
+  CHECK(*boot == "B");  // it had switched when it died
+  start_agent("ecu-b");
+  wait_online("ecu-b", b_boot);
+  auto view = fleet->agent("ecu-b");
+  CHECK(view->hello.inventory().active_bank() == v1::BANK_A);
+  boot = ota::read_small_file(ecu_dir("ecu-b") + "/boot");
+  CHECK(*boot == "A");
+  CHECK(view->state.last_error().message().find("rolled back") != std::string::npos);
+}
+
+TEST_CASE_METHOD(Vehicle, "DTCs are reported with their details and cleared on command", "[integration][sdk]") {
+  factory_image("ecu-a", 64 * 1024);
+  start_agent("ecu-a", {"--dtcs", "3"});
+  wait_online("ecu-a");
+  v1::Command read;
+  read.mutable_read_dtcs();
+  auto r = call("ecu-a", read);
+  REQUIRE(r.dtcs().dtcs_size() == 3);
+  const auto& d = r.dtcs().dtcs(0);
+  CHECK(d.code() == 0xC10000u);
+  CHECK(d.status() == v1::DTC_STATUS_ACTIVE);
+  CHECK(d.first_seen_ms() > 0);
+  CHECK(d.last_seen_ms() >= d.first_seen_ms());
+
+  v1::Command clear;
+  clear.mutable_clear_dtcs()->add_codes(0xC10001u);
+  r = call("ecu-a", clear);
+  CHECK(r.outcome() == v1::OUTCOME_OK);
+  REQUIRE(r.dtcs().dtcs_size() == 2);
+  for (const auto& left : r.dtcs().dtcs()) CHECK(left.code() != 0xC10001u);
+  // The retained DTC list follows.
+  REQUIRE(ota::sim::wait_until([&] { return fleet->agent("ecu-a")->dtcs.dtcs_size() == 2; }, 5s));
+}
+
+TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent; the image arrives intact", "[integration][sdk][fault]") {
+  auto base = factory_image("ecu-a", 256 * 1024);
+  auto image = ota::sim::write_next_image(base, dir.file("image-2.bin"), 9);
+  REQUIRE(image.is_ok());
+  start_agent("ecu-a");
+  wait_online("ecu-a");
+  auto plan = raw_plan("ecu-a", *image);
+  // Start the transfer, then inject a chunk with a bad CRC at offset 0 before the real sender runs.
+  v1::Command start;
+  auto* st = start.mutable_start_transfer();
+  st->set_transfer_id(plan.transfer_id);
+  *st->mutable_target() = plan.target;
+  st->set_chunk_size(plan.chunk_size);
+  st->set_window(plan.window);
+  REQUIRE(call("ecu-a", start).outcome() == v1::OUTCOME_OK);
+  auto observer = connect("ota-observer");
+  REQUIRE(observer->subscribe("ota/v1/ecu/ecu-a/up/ack").is_ok());
+  v1::Chunk bad;
+  bad.set_transfer_id(plan.transfer_id);
+  bad.set_offset(0);
+  bad.set_data(std::string(plan.chunk_size, 'x'));
+  bad.set_crc32c(12345);
+  auto client = connect("ota-client");
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/data", bad.SerializeAsString()).is_ok());
+  auto ack = observer->wait_for_topic("ota/v1/ecu/ecu-a/up/ack", 5s);
+  REQUIRE(ack.has_value());
+  v1::ChunkAck a;
+  REQUIRE(a.ParseFromString(ack->payload));
+  CHECK(a.next_offset() == 0);
+  CHECK(a.error().code() == v1::ERROR_CODE_HASH_MISMATCH);
+  CHECK(a.error().message().find("CRC-32C mismatch") != std::string::npos);
+
+  std::atomic<bool> cancel{false};
+  ota::client::TransferStats stats;
+  REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats).is_ok());
+  v1::Command install;
+  install.mutable_install()->set_transfer_id(plan.transfer_id);
+  CHECK(call("ecu-a", install).outcome() == v1::OUTCOME_OK);
+  auto bank = ota::sha256_file(ecu_dir("ecu-a") + "/bank_b.img");
+  REQUIRE(bank.is_ok());
+  CHECK(*bank == image->sha256);
+}

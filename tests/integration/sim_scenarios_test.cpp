@@ -1,0 +1,162 @@
+// End-to-end scenarios through ota-sim: broker, client and agents as real processes.
+#include <catch2/catch.hpp>
+
+#include "ota/core/file.hpp"
+#include "ota/core/sha256.hpp"
+#include "support.hpp"
+
+using ota::test::run_sim;
+
+namespace {
+ota::sim::TempDir temp() {
+  auto t = ota::sim::TempDir::create("ota-it-");
+  REQUIRE(t.is_ok());
+  return std::move(*t);
+}
+}  // namespace
+
+TEST_CASE("A full-image campaign updates every ECU and reports it", "[integration][client]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "3", "--image-size", "1MiB"});
+  INFO(run.output << run.client_log());
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() == ota::v1::CAMPAIGN_SUCCESS);
+  REQUIRE(run.report.ecus_size() == 3);
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.result() == ota::v1::SUCCESS);
+    CHECK(e.version_before() == "1.0.0");
+    CHECK(e.version_after() == "1.1.0");
+    CHECK(e.bytes_transferred() >= e.image_size());
+    CHECK(e.encoding() == ota::v1::PAYLOAD_ENCODING_RAW);
+    CHECK(ota::test::boot_bank(run, e.ecu_id()) == "B");
+  }
+  CHECK(run.report.duration_ms() > 0);
+  // One entry per child: client, 3 agents, broker; each with its peak RSS.
+  CHECK(run.report.processes_size() == 5);
+  for (const auto& p : run.report.processes()) CHECK(p.peak_rss_kib() > 0);
+  // The bytes in the new bank are the target image.
+  auto bank = ota::sha256_file(run.work + "/ecu/bcm/bank_b.img");
+  auto image = ota::sha256_file(run.work + "/packages/bcm/image-1.1.0.bin");
+  REQUIRE(bank.is_ok());
+  REQUIRE(image.is_ok());
+  CHECK(*bank == *image);
+}
+
+TEST_CASE("A failed health check rolls the whole atomic group back", "[integration][client][fault]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "512KiB", "--fail", "tcu:health"});
+  INFO(run.output << run.client_log());
+  CHECK(run.exit_code != 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() == ota::v1::CAMPAIGN_FAILED);
+  const auto* tcu = run.ecu("tcu");
+  REQUIRE(tcu != nullptr);
+  CHECK(tcu->result() == ota::v1::FAILED);
+  CHECK(tcu->error().phase() == ota::v1::PHASE_HEALTH);
+  CHECK(tcu->error().message().find("health") != std::string::npos);
+  for (const auto& e : run.report.ecus()) {
+    if (e.ecu_id() != "tcu") CHECK(e.result() == ota::v1::ROLLED_BACK);
+    CHECK(e.version_after() == "1.0.0");
+    CHECK(ota::test::boot_bank(run, e.ecu_id()) == "A");
+  }
+  CHECK(run.report.reason().find("tcu") != std::string::npos);
+}
+
+TEST_CASE("A mixed campaign sends deltas to capable ECUs and full images to the others", "[integration][client]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "2MiB", "--delta", "--full-only", "2"});
+  INFO(run.output << run.client_log());
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(run.has_report);
+  int deltas = 0, fulls = 0;
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.result() == ota::v1::SUCCESS);
+    CHECK(e.version_after() == "1.1.0");
+    if (e.encoding() == ota::v1::PAYLOAD_ENCODING_DELTA) {
+      ++deltas;
+      CHECK(e.bytes_transferred() < e.image_size() / 4);
+    } else {
+      ++fulls;
+      CHECK(e.bytes_transferred() >= e.image_size());
+    }
+    auto bank = ota::sha256_file(run.work + "/ecu/" + e.ecu_id() + "/bank_b.img");
+    auto image = ota::sha256_file(run.work + "/packages/" + e.ecu_id() + "/image-1.1.0.bin");
+    REQUIRE(bank.is_ok());
+    CHECK(*bank == *image);
+  }
+  CHECK(deltas == 2);
+  CHECK(fulls == 2);
+}
+
+TEST_CASE("A refused pre-condition sends nothing", "[integration][client]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "2", "--image-size", "256KiB", "--soc", "12", "--min-soc", "30"});
+  CHECK(run.exit_code != 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() == ota::v1::CAMPAIGN_REJECTED);
+  CHECK(run.report.reason().find("battery at 12 %") != std::string::npos);
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.bytes_transferred() == 0);
+    CHECK(e.version_after() == "1.0.0");
+  }
+  auto moving = run_sim(temp(), {"--agents", "1", "--image-size", "256KiB", "--not-parked"});
+  REQUIRE(moving.has_report);
+  CHECK(moving.report.result() == ota::v1::CAMPAIGN_REJECTED);
+  CHECK(moving.report.reason().find("not parked") != std::string::npos);
+}
+
+TEST_CASE("Consent postponed, then accepted, updates; declined does not", "[integration][client]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "2", "--image-size", "256KiB", "--consent", "postpone:300,accept"});
+  INFO(run.output << run.client_log());
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() == ota::v1::CAMPAIGN_SUCCESS);
+  CHECK(run.client_log().find("postponed the update by 300 ms") != std::string::npos);
+
+  auto declined = run_sim(temp(), {"--agents", "2", "--image-size", "256KiB", "--consent", "decline"});
+  REQUIRE(declined.has_report);
+  CHECK(declined.report.result() == ota::v1::CAMPAIGN_REJECTED);
+  CHECK(declined.report.reason().find("declined") != std::string::npos);
+  for (const auto& e : declined.report.ecus()) CHECK(e.bytes_transferred() == 0);
+}
+
+TEST_CASE("Cancel before activation leaves every ECU on its old version", "[integration][client]") {
+  auto dir = temp();
+  // Slow flash so that the cancel lands mid-transfer.
+  auto run = run_sim(dir, {"--agents", "3", "--image-size", "8MiB", "--write-speed", "8", "--cancel-at", "10"});
+  INFO(run.output << run.client_log());
+  CHECK(run.exit_code != 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() == ota::v1::CAMPAIGN_CANCELLED);
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.result() == ota::v1::CANCELLED);
+    CHECK(e.version_after() == "1.0.0");
+    CHECK(e.bytes_transferred() < e.image_size());
+    CHECK(ota::test::boot_bank(run, e.ecu_id()) == "A");
+  }
+}
+
+TEST_CASE("kill -9 of the client mid-transfer resumes without re-sending what agents hold",
+          "[integration][client][fault]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "8MiB", "--write-speed", "20", "--kill-client-at", "50"});
+  INFO(run.output << run.client_log());
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() == ota::v1::CAMPAIGN_SUCCESS);
+  uint64_t sent = 0, images = 0;
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.result() == ota::v1::SUCCESS);
+    sent += e.bytes_transferred();
+    images += e.image_size();
+  }
+  // The restarted client sent only what the agents did not hold durably (about half).
+  CHECK(sent < images * 3 / 4);
+  CHECK(run.client_log().find("resuming campaign sim-campaign-1") != std::string::npos);
+  // The killed client is in the process list with its signal.
+  bool killed = false;
+  for (const auto& p : run.report.processes()) killed |= p.name().find("killed") != std::string::npos && p.exit_code() == -9;
+  CHECK(killed);
+}
