@@ -6,8 +6,6 @@
 #include <cstdio>
 #include <string>
 
-#include <unistd.h>
-
 #include "mapped_file.hpp"
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
@@ -24,19 +22,7 @@ int fail(const Status& s) {
   return 1;
 }
 
-// Writes through `fn` into path.tmp, then syncs and renames it over path; a failure leaves no file.
-template <typename Fn>
-Status write_file_atomically(const std::string& path, Fn fn) {
-  const std::string tmp = path + ".tmp";
-  auto sink = ota::FileSink::open(tmp, 0);
-  if (!sink) return sink.status();
-  Status s = fn(*sink.value());
-  if (s.is_ok()) s = sink.value()->sync();
-  sink.value().reset();
-  if (s.is_ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ota::errno_status(errno, "rename " + tmp);
-  if (!s.is_ok()) ::unlink(tmp.c_str());
-  return s;
-}
+using ota::pack::write_file_atomically;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,20 +1,175 @@
 #include "pack.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <map>
+#include <memory>
+
+#include "mapped_file.hpp"
+#include "ota/core/delta.hpp"
+#include "ota/core/file.hpp"
+#include "ota/core/sha256.hpp"
+#include "ota/v1/package.pb.h"
 
 namespace ota::pack {
 
+Status write_file_atomically(const std::string& path, const std::function<Status(ByteSink&)>& fn) {
+  const std::string tmp = path + ".tmp";
+  auto sink = FileSink::open(tmp, 0);
+  if (!sink) return sink.status();
+  Status s = fn(*sink.value());
+  if (s.is_ok()) s = sink.value()->sync();
+  sink.value().reset();
+  if (s.is_ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = errno_status(errno, "rename " + tmp);
+  if (!s.is_ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
+namespace {
+
+bool valid_ecu_id(const std::string& id) {
+  if (id.empty() || id.size() > 64 || id[0] == '.') return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  }
+  return true;
+}
+
+// "ID=VALUE" pairs into a map; kInvalidArgument naming the bad one.
+Status parse_pairs(const std::vector<std::string>& in, const char* what, std::map<std::string, std::string>* out) {
+  for (const auto& s : in) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq + 1 == s.size()) {
+      return make_error(Code::kInvalidArgument, std::string(what) + " '" + s + "' is not ECU_ID=VALUE");
+    }
+    std::string id = s.substr(0, eq);
+    if (!valid_ecu_id(id)) {
+      return make_error(Code::kInvalidArgument, "ECU id '" + id + "' must be 1-64 of [A-Za-z0-9._-]");
+    }
+    if (!out->emplace(id, s.substr(eq + 1)).second) {
+      return make_error(Code::kInvalidArgument, std::string(what) + " given twice for ECU " + id);
+    }
+  }
+  return Status::ok();
+}
+
+struct Built {
+  uint64_t size = 0;
+  Digest sha256{};
+  delta::EncodeStats stats;
+};
+
+Status build_payload(const std::string& path, const MappedFile* base, const MappedFile& image, int level,
+                     Built* built) {
+  delta::EncodeOptions opt;
+  opt.level = level;
+  return write_file_atomically(path, [&](ByteSink& sink) {
+    HashingSink hashing(&sink);
+    OTA_RETURN_IF_ERROR(delta::make_delta(base ? base->data() : nullptr, base ? base->size() : 0, image.data(),
+                                          image.size(), hashing, opt, &built->stats));
+    built->size = hashing.bytes();
+    built->sha256 = hashing.finish();
+    return Status::ok();
+  });
+}
+
+Status pack_one(const PackArgs& args, const std::string& id, const std::string& image_path,
+                const std::string* base_path, const std::string* version, v1::PackagedImage* out, bool verbose) {
+  auto image = MappedFile::open(image_path);
+  if (!image) return image.status();
+  const std::string full_name = id + ".full", delta_name = id + ".delta";
+  Built full, dlt;
+  OTA_RETURN_IF_ERROR(build_payload(args.out_dir + "/" + full_name, nullptr, *image.value(), args.level, &full));
+  std::unique_ptr<MappedFile> base;
+  if (base_path) {
+    auto b = MappedFile::open(*base_path);
+    if (!b) return b.status();
+    base = std::move(b.value());
+    OTA_RETURN_IF_ERROR(build_payload(args.out_dir + "/" + delta_name, base.get(), *image.value(), args.level, &dlt));
+  }
+  bool use_delta = base && dlt.size < full.size;
+  // Keep only the payload that travels.
+  ::unlink((args.out_dir + "/" + (use_delta ? full_name : delta_name)).c_str());
+  const Built& chosen = use_delta ? dlt : full;
+  Digest image_sha = Sha256::of(image.value()->data(), image.value()->size());
+
+  out->set_ecu_id(id);
+  if (version) out->set_version(*version);
+  out->set_payload(use_delta ? v1::PACKAGED_PAYLOAD_DELTA : v1::PACKAGED_PAYLOAD_FULL);
+  out->set_payload_file(use_delta ? delta_name : full_name);
+  out->set_payload_size(chosen.size);
+  out->set_payload_sha256(std::string(chosen.sha256.begin(), chosen.sha256.end()));
+  out->set_image_size(image.value()->size());
+  out->set_image_sha256(std::string(image_sha.begin(), image_sha.end()));
+  if (use_delta) {
+    Digest base_sha = Sha256::of(base->data(), base->size());
+    out->set_base_size(base->size());
+    out->set_base_sha256(std::string(base_sha.begin(), base_sha.end()));
+  }
+  out->set_delta_method(delta::kDeltaMethod);
+  out->set_image_kind(delta::image_kind_name(full.stats.image_kind));
+  out->set_full_size(full.size);
+  out->set_delta_size(dlt.size);
+  std::printf("%s: %s %s, %llu bytes (image %llu bytes; full %llu, delta %s)\n", id.c_str(),
+              use_delta ? "delta" : "full", out->payload_file().c_str(),
+              static_cast<unsigned long long>(chosen.size), static_cast<unsigned long long>(image.value()->size()),
+              static_cast<unsigned long long>(full.size),
+              base ? std::to_string(dlt.size).c_str() : "not built (no base)");
+  if (verbose) {
+    std::fprintf(stderr, "%s: kind %s, transform %s\n", id.c_str(), out->image_kind().c_str(),
+                 delta::transform_name(use_delta ? dlt.stats.transform : full.stats.transform));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 CLI::App* add_pack_command(CLI::App& app, PackArgs& args) {
-  auto* cmd = app.add_subcommand("pack", "build an update package: per ECU a full payload and, given a base, a delta");
-  cmd->add_option("--ecu", args.ecus, "ECU_ID=NEW_IMAGE[:BASE_IMAGE] (repeatable)")->required();
-  cmd->add_option("-o,--out", args.out_dir, "output directory")->required();
+  auto* cmd = app.add_subcommand(
+      "pack", "build an update package: per ECU a full payload and, given a base, a delta; keeps the smaller");
+  cmd->add_option("--image", args.images, "ECU_ID=NEW_IMAGE (repeatable)")->required();
+  cmd->add_option("--base", args.bases, "ECU_ID=BASE_IMAGE: the image the ECU runs now (repeatable, optional)");
+  cmd->add_option("--version", args.versions, "ECU_ID=VERSION of the new image (repeatable, optional)");
+  cmd->add_option("-o,--out", args.out_dir, "output directory (manifest.pb and payloads)")->required();
   cmd->add_option("-l,--level", args.level, "zstd level (1-22)")->capture_default_str();
   return cmd;
 }
 
-int run_pack(const PackArgs&, bool) {
-  std::fprintf(stderr, "ota-pack pack: not implemented yet\n");
-  return 1;
+int run_pack(const PackArgs& args, bool verbose) {
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "ota-pack pack: %s\n", s.to_string().c_str());
+    return 1;
+  };
+  std::map<std::string, std::string> images, bases, versions;
+  Status s = parse_pairs(args.images, "--image", &images);
+  if (s.is_ok()) s = parse_pairs(args.bases, "--base", &bases);
+  if (s.is_ok()) s = parse_pairs(args.versions, "--version", &versions);
+  if (!s.is_ok()) return fail(s);
+  for (const auto* m : {&bases, &versions}) {
+    for (const auto& [id, v] : *m) {
+      if (!images.count(id)) return fail(make_error(Code::kInvalidArgument, "no --image for ECU " + id));
+    }
+  }
+  s = make_dirs(args.out_dir);
+  if (!s.is_ok()) return fail(s);
+
+  v1::PackageManifest manifest;
+  manifest.set_format_version(1);
+  for (const auto& [id, path] : images) {
+    auto b = bases.find(id);
+    auto v = versions.find(id);
+    s = pack_one(args, id, path, b == bases.end() ? nullptr : &b->second, v == versions.end() ? nullptr : &v->second,
+                 manifest.add_images(), verbose);
+    if (!s.is_ok()) return fail(s.with_context("ECU " + id));
+  }
+  std::string bytes;
+  if (!manifest.SerializeToString(&bytes)) return fail(make_error(Code::kInternal, "cannot serialize the manifest"));
+  s = atomic_write_file(args.out_dir + "/manifest.pb", bytes);
+  if (!s.is_ok()) return fail(s);
+  std::printf("wrote %s/manifest.pb (%zu images)\n", args.out_dir.c_str(), static_cast<size_t>(manifest.images_size()));
+  return 0;
 }
 
 }  // namespace ota::pack

@@ -3,18 +3,27 @@
 
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "ota/core/io.hpp"
+#include "ota/core/status.hpp"
 
 namespace ota::pack {
 
 struct PackArgs {
-  std::vector<std::string> ecus;  // "ECU_ID=NEW[:BASE]"
+  std::vector<std::string> images;    // "ECU_ID=NEW_IMAGE"
+  std::vector<std::string> bases;     // "ECU_ID=BASE_IMAGE"
+  std::vector<std::string> versions;  // "ECU_ID=VERSION"
   std::string out_dir;
   int level = 19;
 };
 
 CLI::App* add_pack_command(CLI::App& app, PackArgs& args);
 int run_pack(const PackArgs& args, bool verbose);
+
+// Writes through `fn` into path.tmp, then syncs and renames it over path; a failure leaves no file.
+Status write_file_atomically(const std::string& path, const std::function<Status(ByteSink&)>& fn);
 
 }  // namespace ota::pack

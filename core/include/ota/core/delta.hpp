@@ -29,6 +29,9 @@
 
 namespace ota::delta {
 
+// Name of this codec's format, for Capabilities.delta_methods and package manifests.
+constexpr const char* kDeltaMethod = "ota-delta-1";
+
 // Upper bound of heap memory used by apply_delta()/apply_full(), whatever the image size: zstd
 // windows (2 x 16 MiB + 1 MiB), one block's compressed chunks (at most 11 MiB), decoded control
 // (at most 2 MiB) and the transform/base caches (under 1 MiB). Deltas asking for more are rejected.
