@@ -1,6 +1,10 @@
-// Unit tests of the agent SDK's C ABI (ota/agent.h) through libota-agent.so, as a supplier uses it:
-// status names, versions, config defaults, and every way ota_agent_create refuses its input.
-// With the test harness, one integration test starts a C agent against a private Mosquitto.
+// Tests of the agent SDK's C ABI (ota/agent.h). This file builds two executables:
+//  - sdk_c_api_tests: through libota-agent.so, as a supplier links it: status names, versions,
+//    config defaults, every way ota_agent_create refuses its input, and (with the test harness) a
+//    C agent starting against a private Mosquitto;
+//  - sdk_c_api_update_tests (OTA_SDK_TEST_UPDATE): a whole update driven by the vehicle client's
+//    own transfer code into a C agent, checking every callback. It needs the generated protobuf
+//    types, so it links the same objects as the static ota_agent_static (one copy of ota_core).
 #include <catch2/catch.hpp>
 
 #include <cstddef>
@@ -11,6 +15,7 @@
 #include "ota/agent.h"
 #include "ota/agent.hpp"
 
+#ifndef OTA_SDK_TEST_UPDATE
 namespace {
 
 // A device whose banks live in memory: enough for create/start without touching flash.
@@ -237,7 +242,7 @@ TEST_CASE("ota_agent_create refuses an invalid ecu_id, broker_uri or state_dir",
   CHECK(contains(create_fails(&cfg, &cb), "state_dir is required"));
 }
 
-TEST_CASE("a created agent can be destroyed without starting; NULL is a no-op", "[unit][sdk]") {
+TEST_CASE("a created agent can be destroyed without starting, and NULL is a no-op", "[unit][sdk]") {
   MemDevice dev;
   const ota_agent_callbacks_t cb = mem_callbacks(&dev);
   const ota_agent_config_t cfg = valid_config();
@@ -379,4 +384,257 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent that cannot connect says w
   CHECK(std::string(ota_agent_last_error(agent)).rfind("REJECTED: ", 0) == 0);
   ota_agent_destroy(agent);
 }
-#endif
+#endif  // OTA_SDK_TEST_HAS_HARNESS
+#endif  // !OTA_SDK_TEST_UPDATE
+
+#ifdef OTA_SDK_TEST_UPDATE
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include "fleet.hpp"
+#include "ota/core/sha256.hpp"
+#include "ota/core/topics.hpp"
+#include "ota/core/transport.hpp"
+#include "ota/sim/tempdir.hpp"
+#include "ota/test/broker_fixture.hpp"
+#include "transfer.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// A C device that records what the SDK asks of it, and checks the documented contracts on the
+// way (writes never touch the active bank and are sequential from the bank_open offset).
+struct RecordingDevice {
+  std::mutex mu;  // health_check runs on another thread
+  std::vector<uint8_t> bank[3] = {{}, std::vector<uint8_t>(1 << 20, 0x11), std::vector<uint8_t>(1 << 20, 0)};
+  int active = OTA_BANK_A;
+  uint64_t next_write = 0;
+  int bad_writes = 0, opens = 0, syncs = 0, closes = 0;
+  int finished = 0, activated = 0, checked = 0, committed = 0, rolled_back = 0;
+  std::string finished_sha256;
+  bool healthy = true;
+};
+
+RecordingDevice* rec(void* user) { return static_cast<RecordingDevice*>(user); }
+
+ota_agent_callbacks_t recording_callbacks(RecordingDevice* dev) {
+  ota_agent_callbacks_t cb;
+  ota_agent_callbacks_init(&cb);
+  cb.user = dev;
+  cb.bank_size = [](void* user) -> uint64_t { return rec(user)->bank[1].size(); };
+  cb.bank_open = [](void* user, ota_bank_t bank, uint64_t offset) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    if (bank == rec(user)->active) ++rec(user)->bad_writes;
+    rec(user)->next_write = offset;
+    ++rec(user)->opens;
+    return OTA_OK;
+  };
+  cb.bank_write = [](void* user, ota_bank_t bank, uint64_t off, const uint8_t* data, size_t len) {
+    RecordingDevice* d = rec(user);
+    std::lock_guard<std::mutex> lock(d->mu);
+    if (bank == d->active || off != d->next_write || off + len > d->bank[bank].size()) {
+      ++d->bad_writes;
+      return OTA_ERR_INVALID_ARGUMENT;
+    }
+    std::memcpy(d->bank[bank].data() + off, data, len);
+    d->next_write = off + len;
+    return OTA_OK;
+  };
+  cb.bank_sync = [](void* user, ota_bank_t) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->syncs;
+    return OTA_OK;
+  };
+  cb.bank_close = [](void* user, ota_bank_t) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->closes;
+  };
+  cb.bank_read = [](void* user, ota_bank_t bank, uint64_t off, uint8_t* buf, size_t len) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    std::memcpy(buf, rec(user)->bank[bank].data() + off, len);
+    return OTA_OK;
+  };
+  cb.finish_install = [](void* user, ota_bank_t, const ota_image_info_t* image) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->finished;
+    rec(user)->finished_sha256 = image->sha256_hex;
+    return OTA_OK;
+  };
+  cb.activate = [](void* user, ota_bank_t bank, const ota_image_info_t*) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->activated;
+    rec(user)->active = bank;
+    return OTA_OK;
+  };
+  cb.health_check = [](void* user, ota_bank_t, uint32_t) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->checked;
+    if (rec(user)->healthy) return OTA_OK;
+    ota_callback_set_error("brake sensor self-test failed");
+    return OTA_ERR_UNAVAILABLE;
+  };
+  cb.commit = [](void* user, ota_bank_t) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->committed;
+    return OTA_OK;
+  };
+  cb.rollback = [](void* user, ota_bank_t previous) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    ++rec(user)->rolled_back;
+    rec(user)->active = previous;
+    return OTA_OK;
+  };
+  return cb;
+}
+
+// The vehicle client's side: a transport as ota-client and the Fleet that routes its messages.
+struct TestClient {
+  explicit TestClient(ota::test::BrokerFixture& f) {
+    ota::TransportOptions o;
+    o.uri = f.broker().uri();
+    o.client_id = "sdk-test-client";
+    o.username = "ota-client";
+    o.password = f.broker().password("ota-client");
+    transport = ota::make_mqtt_transport(o);
+    fleet = std::make_unique<ota::client::Fleet>(*transport);
+    transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
+  }
+  // The transport's thread calls into the fleet: stop it before the fleet goes away.
+  ~TestClient() {
+    transport->disconnect(2s);
+    transport.reset();
+  }
+  ota::v1::Result call(ota::v1::Command cmd) {
+    auto r = fleet->call("ecu-a", std::move(cmd), 20s);
+    INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    return *r;
+  }
+  std::unique_ptr<ota::Transport> transport;
+  std::unique_ptr<ota::client::Fleet> fleet;
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callback of a C agent",
+                 "[integration][sdk]") {
+  auto dir = ota::sim::TempDir::create("ota-sdk-c-update-");
+  REQUIRE(dir.is_ok());
+  const std::string state_dir = dir->file("state");
+  const std::string password = broker().password("ecu-a");
+  const std::string uri = broker().uri();
+
+  RecordingDevice dev;
+  const ota_agent_callbacks_t cb = recording_callbacks(&dev);
+  ota_agent_config_t cfg;
+  ota_agent_config_init(&cfg);
+  cfg.ecu_id = "ecu-a";
+  cfg.broker_uri = uri.c_str();
+  cfg.password = password.c_str();
+  cfg.state_dir = state_dir.c_str();
+  cfg.durable_interval_bytes = 64 * 1024;  // several syncs during the transfer
+  ota_agent_t* agent = nullptr;
+  REQUIRE(ota_agent_create(&cfg, &cb, &agent) == OTA_OK);
+  std::unique_ptr<ota_agent_t, void (*)(ota_agent_t*)> owner(agent, ota_agent_destroy);
+  INFO(ota_agent_last_error(agent));
+  REQUIRE(ota_agent_start(agent) == OTA_OK);
+
+  TestClient client(*this);
+  REQUIRE(client.transport->connect(5s).is_ok());
+  REQUIRE(client.transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());
+  REQUIRE(client.fleet->wait_online({"ecu-a"}, 10s).is_ok());
+
+  // A raw 300 KiB image, sent in 64 KiB chunks by the client's own transfer code.
+  std::string image(300 * 1024 + 17, '\0');
+  std::mt19937 rng(7);
+  for (auto& c : image) c = static_cast<char>(rng());
+  const std::string image_path = dir->file("image.bin");
+  std::ofstream(image_path, std::ios::binary) << image;
+  const ota::Digest digest = ota::Sha256::of(image);
+  const std::string sha(reinterpret_cast<const char*>(digest.data()), digest.size());
+
+  ota::client::TransferPlan plan;
+  plan.ecu_id = "ecu-a";
+  plan.campaign_id = "c1";
+  plan.transfer_id = "c1/ecu-a/2.0.0";
+  plan.target.set_version("2.0.0");
+  plan.target.set_size(image.size());
+  plan.target.set_sha256(sha);
+  plan.target.set_kind(ota::v1::PAYLOAD_KIND_FIRMWARE_IMAGE);
+  plan.target.set_encoding(ota::v1::PAYLOAD_ENCODING_RAW);
+  plan.target.set_payload_size(image.size());
+  plan.target.set_payload_sha256(sha);
+  plan.payload_path = image_path;
+  plan.chunk_size = 64 * 1024;
+  plan.window = 4;
+  std::atomic<bool> cancel{false};
+  ota::client::TransferStats stats;
+  const ota::Status sent = ota::client::run_transfer(*client.fleet, *client.transport, plan, cancel, &stats);
+  INFO(sent.to_string());
+  REQUIRE(sent.is_ok());
+
+  ota::v1::Command install;
+  install.mutable_install()->set_transfer_id(plan.transfer_id);
+  ota::v1::Result r = client.call(install);
+  INFO(r.error().message());
+  REQUIRE(r.outcome() == ota::v1::OUTCOME_OK);
+  {
+    std::lock_guard<std::mutex> lock(dev.mu);
+    CHECK(dev.bad_writes == 0);
+    CHECK(dev.opens >= 1);
+    CHECK(dev.syncs >= 4);
+    CHECK(dev.finished == 1);
+    CHECK(dev.finished_sha256 == ota::to_hex(digest));
+    CHECK(std::memcmp(dev.bank[OTA_BANK_B].data(), image.data(), image.size()) == 0);
+  }
+
+  SECTION("healthy: activate and commit") {
+    ota::v1::Command activate;
+    activate.mutable_activate()->set_transfer_id(plan.transfer_id);
+    r = client.call(activate);
+    INFO(r.error().message());
+    REQUIRE(r.outcome() == ota::v1::OUTCOME_OK);
+    CHECK(ota_agent_active_bank(agent) == OTA_BANK_B);
+    ota::v1::Command commit;
+    commit.mutable_commit()->set_transfer_id(plan.transfer_id);
+    r = client.call(commit);
+    REQUIRE(r.outcome() == ota::v1::OUTCOME_OK);
+    char version[16];
+    ota_agent_active_version(agent, version, sizeof(version));
+    CHECK(std::string(version) == "2.0.0");
+    std::lock_guard<std::mutex> lock(dev.mu);
+    CHECK(dev.activated == 1);
+    CHECK(dev.checked == 1);
+    CHECK(dev.committed == 1);
+    CHECK(dev.rolled_back == 0);
+    CHECK(dev.active == OTA_BANK_B);
+  }
+
+  SECTION("unhealthy: the C callback's message comes back with the rollback") {
+    {
+      std::lock_guard<std::mutex> lock(dev.mu);
+      dev.healthy = false;
+    }
+    ota::v1::Command activate;
+    activate.mutable_activate()->set_transfer_id(plan.transfer_id);
+    r = client.call(activate);
+    INFO(r.error().message());
+    CHECK(r.outcome() == ota::v1::OUTCOME_ROLLED_BACK);
+    CHECK(r.error().message().find("health_check: brake sensor self-test failed") != std::string::npos);
+    CHECK(static_cast<int>(r.error().code()) == OTA_ERR_UNAVAILABLE);
+    CHECK(ota_agent_active_bank(agent) == OTA_BANK_A);
+    std::lock_guard<std::mutex> lock(dev.mu);
+    CHECK(dev.checked == 1);
+    CHECK(dev.rolled_back == 1);
+    CHECK(dev.committed == 0);
+    CHECK(dev.active == OTA_BANK_A);
+  }
+  ota_agent_stop(agent);
+  std::lock_guard<std::mutex> lock(dev.mu);
+  CHECK(dev.closes == dev.opens);
+}
+#endif  // OTA_SDK_TEST_UPDATE

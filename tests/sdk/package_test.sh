@@ -80,7 +80,9 @@ done
 # Run from the build tree (CMake's build RPATH points at the prefix); make sure that is the
 # library they load, not one installed elsewhere on this machine.
 for exe in "$tmp/build-c/example-agent-c" "$tmp/build-cpp/example-agent-cpp"; do
-  ldd "$exe" | grep -q "libota-agent.so.* => $libdir/" || { ldd "$exe" >&2; fail "$exe does not load $libdir"; }
+  # Not `ldd | grep -q`: with pipefail, grep quitting early can fail the pipeline through SIGPIPE.
+  deps=$(ldd "$exe")
+  [[ "$deps" == *"$soname => $libdir/"* ]] || { echo "$deps" >&2; fail "$exe does not load $libdir"; }
   "$exe" --help > "$tmp/help.txt" || fail "$exe --help"
   grep -q "usage:" "$tmp/help.txt" || fail "$exe --help printed no usage"
 done
