@@ -376,6 +376,18 @@ Status read_map(ByteSource& src, const DeltaHeader& h, detail::AddressMap* map, 
     map->base_offset.push_back(off);
     map->shift.push_back(shift);
   }
+  for (auto* list : {&map->base_segments, &map->image_segments}) {
+    uint64_t n;
+    if (!detail::get_varint(&p, end, &n) || n > detail::kMaxSegments) return corrupt("address map: bad segment count");
+    for (uint64_t k = 0; k < n; ++k) {
+      detail::Segment seg;
+      if (!detail::get_varint(&p, end, &seg.vaddr) || !detail::get_varint(&p, end, &seg.offset) ||
+          !detail::get_varint(&p, end, &seg.filesz)) {
+        return corrupt("address map: truncated segment");
+      }
+      list->push_back(seg);
+    }
+  }
   if (p != end) return corrupt("address map has trailing bytes");
   return Status::ok();
 }

@@ -179,6 +179,11 @@ class BlockWriter {
   // Turns the block's difference bytes (mostly zero) into zero runs and literal segments.
   void sparse_diff() {
     using namespace detail;
+    if (streams_[0].dump_) {
+      static FILE* dense = std::fopen((std::string(std::getenv("OTA_DELTA_DUMP")) + ".diff").c_str(), "wb");
+      std::fwrite(diff_.data(), 1, diff_.size(), dense);
+      std::fflush(dense);
+    }
     size_t i = 0, n = diff_.size();
     while (i < n) {
       size_t z = i;
@@ -511,6 +516,51 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
       prev_off = amap.base_offset[k];
       prev_shift = amap.shift[k];
     }
+    if (!amap.empty()) {
+      // The decoder's view of the base: transformed, with code targets moved as the map predicts.
+      std::memcpy(tbase.data(), base, base_size);
+      detail::transform_span(h.transform, true, tbase.data(), 0, tbase.size(), h.base_regions, &amap);
+      // Data pointers too, if that predicts the matched image bytes better than leaving them be
+      // (it does for most executables; in some the targets' moves are too scattered).
+      detail::AddressMap with_ptrs = amap;
+      with_ptrs.base_segments = detail::load_segments(base, base_size);
+      with_ptrs.image_segments = detail::load_segments(image, image_size);
+      if (!with_ptrs.base_segments.empty() && !with_ptrs.image_segments.empty()) {
+        int64_t gain = 0;
+        for (const auto& e : entries) {
+          uint64_t q = (e.base_pos + 7) & ~uint64_t{7};
+          for (; q + 8 <= e.base_pos + e.diff_len; q += 8) {
+            bool in_code = false;
+            for (const auto& r : h.base_regions) in_code |= q + 8 > r.offset && q < r.offset + r.size;
+            if (in_code) continue;
+            uint64_t v = detail::get_u64(tbase.data() + q);
+            uint64_t w = with_ptrs.map_pointer(v);
+            if (w == v) continue;
+            // Count qwords the rewrite makes exact against those it changes without hitting: a
+            // wrong prediction turns a regular difference into noise, so it must win clearly.
+            uint64_t t = detail::get_u64(img + e.image_pos + (q - e.base_pos));
+            if (w == t) {
+              ++gain;
+            } else {
+              --gain;
+            }
+          }
+        }
+        if (gain > 0) {
+          amap = std::move(with_ptrs);
+          std::memcpy(tbase.data(), base, base_size);
+          detail::transform_span(h.transform, true, tbase.data(), 0, tbase.size(), h.base_regions, &amap);
+        }
+      }
+    }
+    for (const auto* list : {&amap.base_segments, &amap.image_segments}) {
+      detail::put_varint(raw, list->size());
+      for (const auto& seg : *list) {
+        detail::put_varint(raw, seg.vaddr);
+        detail::put_varint(raw, seg.offset);
+        detail::put_varint(raw, seg.filesz);
+      }
+    }
     std::string z(ZSTD_compressBound(raw.size()), '\0');
     size_t zn = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), options.level);
     if (ZSTD_isError(zn)) return zstd_error("map", zn);
@@ -522,11 +572,6 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
     stats->delta_size += sec.size();
     stats->map_entries = amap.base_offset.size();
     stats->map_compressed = sec.size();
-  }
-  if (!amap.empty()) {
-    // The decoder's view of the base: transformed, with targets moved as the map predicts.
-    std::memcpy(tbase.data(), base, base_size);
-    detail::transform_span(h.transform, true, tbase.data(), 0, tbase.size(), h.base_regions, &amap);
   }
 
   uint64_t diff_total = 0, extra_total = 0;

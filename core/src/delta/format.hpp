@@ -6,7 +6,9 @@
 //            | (u64 offset, u64 size) x n_base_regions | (u64 offset, u64 size) x n_image_regions
 //            | header_check[8] = first 8 bytes of SHA-256 over everything before it
 //   map:     u32 length | zstd frame of: varint count, then count x (varint base_offset delta,
-//            zigzag-varint shift delta)  -- the AddressMap (see transform.hpp), offsets increasing
+//            zigzag-varint shift delta), offsets increasing; then varint n_base_segments,
+//            (varint vaddr, offset, filesz) x n, the same for the image -- the AddressMap
+//            (see transform.hpp)
 //   blocks:  u8 tag ('B', or 'L' for the last block) | u32 chunk_len x kStreamCount
 //            | the chunks, in StreamId order
 // Each of the zstd streams is one zstd frame across all blocks; a block carries the part of each
@@ -38,7 +40,7 @@ constexpr size_t kMaxRegions = 64;
 constexpr uint64_t kMinMapMatch = 64;
 constexpr size_t kMaxMapEntries = size_t{1} << 18;
 constexpr uint32_t kMaxMapSection = 4u << 20;
-constexpr size_t kMaxMapRaw = kMaxMapEntries * 20 + 10;
+constexpr size_t kMaxMapRaw = kMaxMapEntries * 20 + 1024;
 
 constexpr uint8_t kTagBlock = 'B';
 constexpr uint8_t kTagLastBlock = 'L';

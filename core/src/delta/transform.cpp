@@ -185,9 +185,68 @@ uint64_t AddressMap::map(uint64_t t) const {
   return t + static_cast<uint64_t>(shift[static_cast<size_t>(it - base_offset.begin()) - 1]);
 }
 
+uint64_t AddressMap::map_pointer(uint64_t v) const {
+  // Small values are far more often integers than pointers to the first pages of an image.
+  if (v < 0x10000) return v;
+  for (const auto& b : base_segments) {
+    if (v - b.vaddr >= b.filesz) continue;  // unsigned: also rejects v < vaddr
+    uint64_t off = map(v - b.vaddr + b.offset);
+    for (const auto& n : image_segments) {
+      if (off - n.offset < n.filesz) return off - n.offset + n.vaddr;
+    }
+    return v;
+  }
+  return v;
+}
+
+std::vector<Segment> load_segments(const uint8_t* d, size_t n) {
+  if (n < 64) return {};
+  std::vector<Segment> out;
+  uint64_t phoff = get_u64(d + 0x20);
+  uint16_t phentsize = get_u16(d + 0x36), phnum = get_u16(d + 0x38);
+  if (phoff == 0 || phentsize < 56 || phoff >= n || (n - phoff) / phentsize < phnum) return {};
+  for (uint16_t k = 0; k < phnum; ++k) {
+    const uint8_t* p = d + phoff + uint64_t{k} * phentsize;
+    if (get_u32(p) != 1 /* PT_LOAD */) continue;
+    Segment s{get_u64(p + 16), get_u64(p + 8), get_u64(p + 32)};
+    if (s.filesz == 0) continue;
+    out.push_back(s);
+  }
+  if (out.size() > kMaxSegments) return {};
+  std::sort(out.begin(), out.end(), [](const Segment& a, const Segment& b) { return a.vaddr < b.vaddr; });
+  return out;
+}
+
+namespace {
+void remap_pointers(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, const AddressMap& map) {
+  size_t i = start + static_cast<size_t>((8 - ((buf_offset + start) & 7)) & 7);
+  for (; i + 8 <= end; i += 8) {
+    uint64_t v = get_u64(buf + i);
+    uint64_t w = map.map_pointer(v);
+    if (w != v) {
+      set_u32(buf + i, static_cast<uint32_t>(w));
+      set_u32(buf + i + 4, static_cast<uint32_t>(w >> 32));
+    }
+  }
+}
+}  // namespace
+
 void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset, size_t len,
                     const std::vector<Region>& regions, const AddressMap* map) {
   if (!forward) map = nullptr;
+  if (map && !map->base_segments.empty() && !map->image_segments.empty() && t != Transform::kNone) {
+    // Data pointers: everything outside the code regions, one grid block at a time.
+    for (uint64_t bs = buf_offset; bs < buf_offset + len; bs += kTransformBlock) {
+      uint64_t be = std::min<uint64_t>(bs + kTransformBlock, buf_offset + len);
+      uint64_t at = bs;
+      for (const auto& r : regions) {
+        uint64_t rs = std::max(bs, std::min(be, r.offset)), re = std::max(bs, std::min(be, r.offset + r.size));
+        if (rs > at) remap_pointers(buf, buf_offset, at - buf_offset, rs - buf_offset, *map);
+        at = std::max(at, re);
+      }
+      if (be > at) remap_pointers(buf, buf_offset, at - buf_offset, be - buf_offset, *map);
+    }
+  }
   if (t == Transform::kNone || regions.empty()) return;
   for (uint64_t bs = buf_offset; bs < buf_offset + len; bs += kTransformBlock) {
     uint64_t be = std::min<uint64_t>(bs + kTransformBlock, buf_offset + len);

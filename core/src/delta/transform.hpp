@@ -18,12 +18,26 @@ std::vector<Region> exec_regions(const uint8_t* data, size_t size, ImageKind kin
 // (base offset, shift) pairs; a target t at or after base_offset[k] (and before base_offset[k+1])
 // is predicted to be at t + shift[k] in the new image. Built by the encoder from its matches and
 // sent in the delta; only a prediction (a wrong one costs size, never correctness).
+// A loadable ELF segment: file bytes [offset, offset + filesz) appear at vaddr.
+struct Segment {
+  uint64_t vaddr = 0, offset = 0, filesz = 0;
+};
+
 struct AddressMap {
   std::vector<uint64_t> base_offset;
   std::vector<int64_t> shift;
+  // With both lists set, 64-bit pointers in the base's data (outside the transform regions) are
+  // rewritten to where their targets went too: vaddr -> base offset -> map -> new vaddr.
+  std::vector<Segment> base_segments, image_segments;
   bool empty() const { return base_offset.empty(); }
   uint64_t map(uint64_t t) const;
+  // Predicted new value of a base qword, or the qword itself when it does not look like a pointer.
+  uint64_t map_pointer(uint64_t v) const;
 };
+
+// PT_LOAD segments with file content, sorted by vaddr; at most kMaxSegments, else empty.
+std::vector<Segment> load_segments(const uint8_t* data, size_t size);
+constexpr size_t kMaxSegments = 16;
 
 // Transforms (forward: relative -> absolute; inverse: back) the bytes of an image held in
 // buf = image[buf_offset, buf_offset + len). buf_offset must be a multiple of kTransformBlock and
