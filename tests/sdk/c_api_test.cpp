@@ -388,8 +388,10 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent that cannot connect says w
 #endif  // !OTA_SDK_TEST_UPDATE
 
 #ifdef OTA_SDK_TEST_UPDATE
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -417,6 +419,8 @@ struct RecordingDevice {
   int finished = 0, activated = 0, checked = 0, committed = 0, rolled_back = 0;
   std::string finished_sha256;
   bool healthy = true;
+  std::vector<ota_dtc_t> dtcs;
+  std::vector<uint32_t> cleared;
 };
 
 RecordingDevice* rec(void* user) { return static_cast<RecordingDevice*>(user); }
@@ -480,6 +484,23 @@ ota_agent_callbacks_t recording_callbacks(RecordingDevice* dev) {
   cb.commit = [](void* user, ota_bank_t) {
     std::lock_guard<std::mutex> lock(rec(user)->mu);
     ++rec(user)->committed;
+    return OTA_OK;
+  };
+  cb.read_dtcs = [](void* user, ota_dtc_t* out, size_t capacity, size_t* count) {
+    std::lock_guard<std::mutex> lock(rec(user)->mu);
+    const auto& dtcs = rec(user)->dtcs;
+    std::memcpy(out, dtcs.data(), std::min(capacity, dtcs.size()) * sizeof(ota_dtc_t));
+    *count = dtcs.size();  // more than capacity: the SDK asks again with room for all
+    return OTA_OK;
+  };
+  cb.clear_dtcs = [](void* user, const uint32_t* codes, size_t count) {
+    RecordingDevice* d = rec(user);
+    std::lock_guard<std::mutex> lock(d->mu);
+    d->cleared.assign(codes, codes + count);
+    for (size_t i = 0; i < count; ++i) {
+      d->dtcs.erase(std::remove_if(d->dtcs.begin(), d->dtcs.end(), [&](const ota_dtc_t& x) { return x.code == codes[i]; }),
+                    d->dtcs.end());
+    }
     return OTA_OK;
   };
   cb.rollback = [](void* user, ota_bank_t previous) {
@@ -636,5 +657,73 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callbac
   ota_agent_stop(agent);
   std::lock_guard<std::mutex> lock(dev.mu);
   CHECK(dev.closes == dev.opens);
+}
+
+TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent reads and clears DTCs through its callbacks",
+                 "[integration][sdk]") {
+  auto dir = ota::sim::TempDir::create("ota-sdk-c-dtc-");
+  REQUIRE(dir.is_ok());
+  const std::string state_dir = dir->file("state");
+  const std::string password = broker().password("ecu-a");
+  const std::string uri = broker().uri();
+
+  // More DTCs than the SDK's first guess of room, and a description that fills its array with
+  // no NUL: both must come through intact.
+  RecordingDevice dev;
+  for (uint32_t i = 0; i < 100; ++i) {
+    ota_dtc_t d;
+    std::memset(&d, 0, sizeof(d));
+    d.code = 0xC10000 + i;
+    d.status_mask = 0x09;
+    d.active = i % 2;
+    d.confirmed = 1;
+    d.occurrences = i;
+    d.first_seen_ms = 1000 + i;
+    d.last_seen_ms = 2000 + i;
+    std::snprintf(d.description, sizeof(d.description), "DTC %u", i);
+    if (i == 99) std::memset(d.description, 'x', sizeof(d.description));
+    dev.dtcs.push_back(d);
+  }
+  const ota_agent_callbacks_t cb = recording_callbacks(&dev);
+  ota_agent_config_t cfg;
+  ota_agent_config_init(&cfg);
+  cfg.ecu_id = "ecu-a";
+  cfg.broker_uri = uri.c_str();
+  cfg.password = password.c_str();
+  cfg.state_dir = state_dir.c_str();
+  ota_agent_t* agent = nullptr;
+  REQUIRE(ota_agent_create(&cfg, &cb, &agent) == OTA_OK);
+  std::unique_ptr<ota_agent_t, void (*)(ota_agent_t*)> owner(agent, ota_agent_destroy);
+  INFO(ota_agent_last_error(agent));
+  REQUIRE(ota_agent_start(agent) == OTA_OK);
+
+  TestClient client(*this);
+  REQUIRE(client.transport->connect(5s).is_ok());
+  REQUIRE(client.transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());
+  REQUIRE(client.fleet->wait_online({"ecu-a"}, 10s).is_ok());
+
+  ota::v1::Command read;
+  read.mutable_read_dtcs();
+  ota::v1::Result r = client.call(read);
+  REQUIRE(r.outcome() == ota::v1::OUTCOME_OK);
+  REQUIRE(r.dtcs().dtcs_size() == 100);
+  CHECK(r.dtcs().dtcs(7).code() == 0xC10007u);
+  CHECK(r.dtcs().dtcs(7).status() == ota::v1::DTC_STATUS_ACTIVE);
+  CHECK(r.dtcs().dtcs(8).status() == ota::v1::DTC_STATUS_CONFIRMED);
+  CHECK(r.dtcs().dtcs(7).status_mask() == 0x09u);
+  CHECK(r.dtcs().dtcs(7).occurrences() == 7u);
+  CHECK(r.dtcs().dtcs(7).first_seen_ms() == 1007u);
+  CHECK(r.dtcs().dtcs(7).last_seen_ms() == 2007u);
+  CHECK(r.dtcs().dtcs(7).description() == "DTC 7");
+  CHECK(r.dtcs().dtcs(99).description() == std::string(sizeof(ota_dtc_t::description), 'x'));
+
+  ota::v1::Command clear;
+  clear.mutable_clear_dtcs()->add_codes(0xC10003);
+  clear.mutable_clear_dtcs()->add_codes(0xC10004);
+  r = client.call(clear);
+  REQUIRE(r.outcome() == ota::v1::OUTCOME_OK);
+  CHECK(r.dtcs().dtcs_size() == 98);
+  std::lock_guard<std::mutex> lock(dev.mu);
+  CHECK(dev.cleared == std::vector<uint32_t>{0xC10003, 0xC10004});
 }
 #endif  // OTA_SDK_TEST_UPDATE
