@@ -160,6 +160,22 @@ Bytes fake_elf_x86(size_t nfuncs, size_t insert_at_func, size_t shift, uint32_t 
     put32(p + 31, static_cast<uint32_t>(func_start(body() % nfuncs) - (p + 35)));
   }
   for (size_t i = 0; i < data_size; ++i) f[data_off + i] = static_cast<uint8_t>(i * 7);
+  // Program headers: everything loads at file offset + 0x400000; the data holds function pointers.
+  const uint64_t bias = 0x400000;
+  put64(0x20, 64);
+  put16(0x36, 56);
+  put16(0x38, 2);
+  const uint64_t segs[2][2] = {{0, data_off}, {data_off, data_size}};
+  for (int k = 0; k < 2; ++k) {
+    size_t ph = 64 + 56 * static_cast<size_t>(k);
+    put32(ph, 1);                         // PT_LOAD
+    put32(ph + 4, k == 0 ? 5u : 6u);      // R+X, R+W
+    put64(ph + 8, segs[k][0]);            // p_offset
+    put64(ph + 16, segs[k][0] + bias);    // p_vaddr
+    put64(ph + 32, segs[k][1]);           // p_filesz
+    put64(ph + 40, segs[k][1]);           // p_memsz
+  }
+  for (size_t j = 0; j + 8 <= data_size / 2; j += 16) put64(data_off + j, bias + func_start((j / 16) * 7 % nfuncs));
   for (size_t i = 0; i < shift; ++i) f[func_start(insert_at_func) - shift + i] = static_cast<uint8_t>(rng() % 0x40);
   return f;
 }
@@ -274,6 +290,7 @@ TEST_CASE("x86-64 ELF-like executable with moved code uses the transform and get
   Bytes d1 = make_delta(base, image, &with, 9, true);
   Bytes d2 = make_delta(base, image, &without, 9, false);
   CHECK(with.transform == delta::Transform::kX86_64);
+  CHECK(with.data_pointers);
   CHECK(without.transform == delta::Transform::kNone);
   Bytes out;
   REQUIRE(apply(base, d1, &out).is_ok());

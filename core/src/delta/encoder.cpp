@@ -4,8 +4,6 @@
 #include <zstd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -31,7 +29,7 @@ Status zstd_error(const char* what, size_t code) {
   return make_error(Code::kInternal, std::string("zstd ") + what + ": " + ZSTD_getErrorName(code));
 }
 
-// One of the three streams: raw bytes of the current block, compressed on block end.
+// One of the streams: raw bytes of the current block, compressed on block end.
 class Stream {
  public:
   // Parameters follow the level, tuned down to the stream's total size (size_hint) so that small
@@ -43,7 +41,7 @@ class Stream {
     cp.windowLog = std::min<unsigned>(cp.windowLog, static_cast<unsigned>(window_log_max));
     // Bounded tables keep the encoder's memory near that of the images it holds (8 streams are
     // open at once); measured to cost under 0.5% of delta size against level-19 defaults.
-    static const unsigned cap = std::getenv("OTA_CHAINCAP") ? std::atoi(std::getenv("OTA_CHAINCAP")) : 22;
+    const unsigned cap = 22;
     cp.chainLog = std::min({cp.chainLog, cp.windowLog + 1, cap});
     cp.hashLog = std::min({cp.hashLog, cp.windowLog + 1, cap - 1});
     const std::pair<ZSTD_cParameter, int> params[] = {
@@ -67,7 +65,6 @@ class Stream {
   // Compresses the pending raw bytes into `out` and flushes (or ends the frame on the last block).
   Status compress(bool last, std::string* out) {
     out->clear();
-    if (dump_) std::fwrite(raw_.data(), 1, raw_.size(), dump_);
     ZSTD_inBuffer in{raw_.data(), raw_.size(), 0};
     std::vector<char> buf(ZSTD_CStreamOutSize());
     ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_flush;
@@ -85,8 +82,6 @@ class Stream {
  private:
   CCtxPtr cctx_;
   std::string raw_;
- public:
-  FILE* dump_ = nullptr;
 };
 
 // Groups control entries into blocks and writes them to the sink.
@@ -98,11 +93,9 @@ class BlockWriter {
     using namespace detail;
     const uint64_t hints[kStreamCount] = {entries * 2, entries, entries * 3, diff_total / 16, diff_total / 64,
                                           diff_total / 16, diff_total / 8, extra_total};
-    const char* dump = std::getenv("OTA_DELTA_DUMP");
     for (int k = 0; k < kStreamCount; ++k) {
       OTA_RETURN_IF_ERROR(
           streams_[k].init(k == kExtra ? extra_level : level, kStreamWindowLog[k], std::max<uint64_t>(hints[k], 1024)));
-      if (dump) streams_[k].dump_ = std::fopen((std::string(dump) + "." + std::to_string(k)).c_str(), "wb");
     }
     return Status::ok();
   }
@@ -179,11 +172,6 @@ class BlockWriter {
   // Turns the block's difference bytes (mostly zero) into zero runs and literal segments.
   void sparse_diff() {
     using namespace detail;
-    if (streams_[0].dump_) {
-      static FILE* dense = std::fopen((std::string(std::getenv("OTA_DELTA_DUMP")) + ".diff").c_str(), "wb");
-      std::fwrite(diff_.data(), 1, diff_.size(), dense);
-      std::fflush(dense);
-    }
     size_t i = 0, n = diff_.size();
     while (i < n) {
       size_t z = i;
@@ -547,6 +535,7 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
           }
         }
         if (gain > 0) {
+          stats->data_pointers = true;
           amap = std::move(with_ptrs);
           std::memcpy(tbase.data(), base, base_size);
           detail::transform_span(h.transform, true, tbase.data(), 0, tbase.size(), h.base_regions, &amap);

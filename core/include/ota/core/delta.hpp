@@ -33,8 +33,10 @@ namespace ota::delta {
 constexpr const char* kDeltaMethod = "ota-delta-1";
 
 // Upper bound of heap memory used by apply_delta()/apply_full(), whatever the image size: zstd
-// windows (2 x 16 MiB + 1 MiB), one block's compressed chunks (at most 11 MiB), decoded control
-// (at most 2 MiB) and the transform/base caches (under 1 MiB). Deltas asking for more are rejected.
+// windows of the eight streams (at most 36 MiB in total), one block's compressed chunks (at most
+// 12 MiB), the address map (at most 4 MiB, plus 9 MiB while it is decoded, before any block) and
+// small buffers (base cache 128 KiB, output 64 KiB). Deltas asking for more are rejected.
+// Measured: 10-24 MB peak RSS applying the benchmark corpus (bench/delta/RESULTS.md).
 constexpr size_t kMaxApplyHeapBytes = size_t{64} << 20;
 
 // File types the encoder distinguishes to choose its method.
@@ -83,15 +85,19 @@ struct EncodeStats {
   uint64_t extra_bytes = 0;     // new bytes
   uint64_t ctrl_compressed = 0, diff_compressed = 0, extra_compressed = 0;
   uint64_t map_entries = 0, map_compressed = 0;  // address map (executables)
+  bool data_pointers = false;   // 64-bit data pointers predicted through the map too
   uint64_t delta_size = 0;      // total bytes written to the sink
   uint64_t blocks = 0;
 };
 
 // Builds a delta that turns `base` into `image` and writes it to `out`. `base` may be empty
 // (base_size == 0, base may then be null): the delta is then the compressed full image.
-// Memory: the encoder works on whole images in memory (platform side): about
-// base + image + 4 bytes per base byte for the suffix array (8 for bases over 2 GiB), plus a
-// copy of each image when a transform applies, plus about 40 MiB of stream buffers.
+// Memory (platform side; the encoder works on whole images): the images themselves, a transformed
+// copy of each when a transform applies, and while matching a suffix array (4 bytes per base byte,
+// 8 above 2 GiB) and an 8-byte-substring filter (at most 2 bytes per base byte); then up
+// to about 100 MiB of zstd tables. Measured: 124 MB peak RSS for an 11 MB executable pair, 266 MB
+// for a 26 MB -> 28 MB pair (bsdiff 4.3: 99 MB and 228 MB).
+// Time: about 1 s of CPU for an 11 MB patch release, 15 s for a 28 MB minor release (bench/delta).
 // Errors: whatever `out` returns; kInvalidArgument for a bad level.
 Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, size_t image_size,
                   ByteSink& out, const EncodeOptions& options = {}, EncodeStats* stats = nullptr);
