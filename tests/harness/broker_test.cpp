@@ -281,6 +281,16 @@ TEST_CASE("Broker::start names what failed", "[integration][broker]") {
     REQUIRE_FALSE(b.is_ok());
     CHECK(b.status().message().find("given twice") != std::string::npos);
   }
+  SECTION("the fixed port is taken") {
+    BrokerOptions options;
+    auto first = Broker::start(options);
+    REQUIRE(first.is_ok());
+    options.port = (*first)->port();
+    auto second = Broker::start(options);
+    REQUIRE_FALSE(second.is_ok());
+    INFO(second.status().to_string());
+    CHECK(second.status().message().find("Address already in use") != std::string::npos);
+  }
   SECTION("the broker exits at once") {
     BrokerOptions options;
     options.mosquitto_path = "/bin/false";

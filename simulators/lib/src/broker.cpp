@@ -294,13 +294,14 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions options) {
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
     auto ports = pick_free_ports(b->options_.tls ? 2 : 1);
     if (!ports) return ports.status();
-    b->port_ = ports.value()[0];
-    b->tls_port_ = b->options_.tls ? ports.value()[1] : 0;
+    b->port_ = b->options_.port != 0 ? b->options_.port : ports.value()[0];
+    b->tls_port_ = !b->options_.tls ? 0 : b->options_.tls_port != 0 ? b->options_.tls_port : ports.value()[1];
+    const bool fixed = b->options_.port != 0 || b->options_.tls_port != 0;
     OTA_RETURN_IF_ERROR(b->render());
     std::ofstream(b->log_path(), std::ios::trunc).close();
     last = b->launch_and_wait();
     if (last.is_ok()) return Result<std::unique_ptr<Broker>>(std::move(b));
-    if (last.message().find(kAddressInUse) == std::string::npos) return last;
+    if (fixed || last.message().find(kAddressInUse) == std::string::npos) return last;
     // Another process took the port between pick and bind: pick new ports and try again.
   }
   return last.with_context("mosquitto could not bind a free port after " + std::to_string(kStartAttempts) +
@@ -357,6 +358,15 @@ Status Broker::launch_and_wait() {
       if (log.find("Address already in use") != std::string::npos)
         msg = std::string(kAddressInUse) + ": " + msg;
       return make_error(Code::kUnavailable, msg);
+    }
+    // Probe only once this mosquitto says it has bound all its listeners: before that, a CONNECT
+    // to the port could reach another process that holds it.
+    const std::string log = read_from(log_path(), log_offset);
+    if (log.find(" running") == std::string::npos) {
+      last_probe = "mosquitto has not logged that it is running";
+      if (Clock::now() >= deadline) break;
+      std::this_thread::sleep_for(milliseconds(5));
+      continue;
     }
     auto rc = mqtt_connect_probe(host_, port_, "ota-observer", observer_password, milliseconds(1000));
     if (rc && rc.value() == 0) return Status::ok();

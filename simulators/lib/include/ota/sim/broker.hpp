@@ -42,6 +42,10 @@ struct BrokerOptions {
   // (e.g. "0.0.0.0" together with a veth address for agents in network namespaces).
   std::vector<std::string> tls_extra_ips;
   std::string tls_bind = "127.0.0.1";
+  // Fixed ports instead of free ones picked at random (0 = pick). With a fixed port a port in
+  // use is an error, not a retry.
+  int port = 0;
+  int tls_port = 0;
   // How long to wait for the broker to answer a CONNECT.
   std::chrono::milliseconds ready_timeout{10000};
   // Path of the mosquitto binary; empty: PATH, then /usr/sbin/mosquitto.
