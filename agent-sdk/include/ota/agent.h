@@ -241,7 +241,8 @@ OTA_AGENT_API ota_status_t ota_agent_create(const ota_agent_config_t* config, co
 /* Loads (or creates) the durable state in state_dir, finishes an interrupted activation by rolling
  * back, connects to the broker, publishes the retained hello and state, and starts serving
  * commands on the worker thread. Returns once connected. May be called once per agent: after a
- * failure or a stop, destroy the agent and create a new one.
+ * failure or a stop, destroy the agent and create a new one. Must not run concurrently with
+ * ota_agent_stop or ota_agent_destroy of the same agent.
  * Errors: OTA_ERR_INVALID_ARGUMENT, OTA_ERR_IO / OTA_ERR_CORRUPT (state dir), OTA_ERR_UNAVAILABLE /
  * OTA_ERR_REJECTED (broker), with a message in ota_agent_last_error(agent). */
 OTA_AGENT_API ota_status_t ota_agent_start(ota_agent_t* agent);
