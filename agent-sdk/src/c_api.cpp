@@ -288,6 +288,13 @@ ota_agent_config_t default_config() {
   return c;
 }
 
+// A Code the C enum does not know yet (added to ota::Code later) must not escape as an
+// out-of-range ota_status_t.
+ota_status_t to_c_status(Code code) {
+  const int v = static_cast<int>(code);
+  return v >= 0 && v <= kLastCode ? static_cast<ota_status_t>(v) : OTA_ERR_INTERNAL;
+}
+
 ota_status_t create_error(ota_status_t code, std::string message) {
   t_create_error = std::move(message);
   return code;
@@ -415,7 +422,7 @@ ota_status_t ota_agent_start(ota_agent_t* agent) {
       return OTA_OK;
     }
     agent->last_error = st.to_string();
-    return static_cast<ota_status_t>(static_cast<int>(st.code()));
+    return to_c_status(st.code());
   } catch (const std::exception& e) {
     std::lock_guard<std::mutex> lock(agent->mu);
     agent->last_error = std::string("ota_agent_start: ") + e.what();
