@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   put("fuzz_report", "report", ota::trust::sign_report("ecu-brake INSTALLED 2.0.0", k.ecu).value());
   put("fuzz_report", "pem", k.ecu.public_pem());
   put("fuzz_report", "sig", k.ecu.sign("fixed message").value());
+  put("fuzz_report", "counter", "5 " + std::string(64, 'a') + " 0\n");
 
 #ifdef OTA_SEEDS_WIRE
   namespace v1 = ota::v1;

@@ -68,6 +68,9 @@ Result<RootInfo> verify_self_signed_root(std::string_view signed_root, const Lim
 
 Status check_expiry(int64_t expires, int64_t now, const std::string& what);
 
+// Counter state file of the TrustStore: "<version> <sha256 hex> <0|1>\n". False on anything else.
+bool parse_counter(std::string_view text, uint64_t* version, Digest* sha, bool* done);
+
 // Mix-and-match and hardware checks of one director target against the verified image metadata.
 // Fills target->image on success.
 Status match_image(CampaignTarget* target, const VerifiedImages& images);

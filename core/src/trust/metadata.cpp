@@ -1,6 +1,7 @@
 // Decoding and structural checks of signed metadata, signature thresholds, and the image/target
 // matching rules. Everything here takes untrusted bytes.
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 #include "internal.hpp"
@@ -108,6 +109,36 @@ Status check_threshold(const v1::SignedMetadata& env, const RoleSpec& role, cons
   // Bounded by max_signatures, so the message stays small.
   for (const auto& r : reasons) msg += "; " + r;
   return make_error(Code::kSignatureInvalid, msg);
+}
+
+bool parse_counter(std::string_view text, uint64_t* version, Digest* sha, bool* done) {
+  // Exactly "<decimal> <64 hex> <0|1>" with an optional trailing newline.
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  size_t sp1 = text.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0 || sp1 > 20) return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i < sp1; ++i) {
+    char c = text[i];
+    if (c < '0' || c > '9') return false;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  std::string_view rest = text.substr(sp1 + 1);
+  if (rest.size() != 64 + 2 || rest[64] != ' ' || (rest[65] != '0' && rest[65] != '1')) return false;
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = nib(rest[2 * i]), lo = nib(rest[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*sha)[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  *version = v;
+  *done = rest[65] == '1';
+  return true;
 }
 
 Status check_expiry(int64_t expires, int64_t now, const std::string& what) {

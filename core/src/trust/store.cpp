@@ -1,7 +1,5 @@
 // TrustStore: the vehicle's trusted root, root rotation, and full verification of image and director
 // metadata with persisted counters.
-#include <cinttypes>
-#include <cstdio>
 #include <sstream>
 
 #include "internal.hpp"
@@ -34,18 +32,8 @@ Result<Counter> load_counter(const std::string& path) {
     return text.status();
   }
   Counter c;
-  std::istringstream in(*text);
-  std::string hexsha;
-  int done = 0;
-  if (!(in >> c.version >> hexsha >> done) || hexsha.size() != 64 || (done != 0 && done != 1))
+  if (!parse_counter(*text, &c.version, &c.sha, &c.done))
     return make_error(Code::kCorrupt, "trust state " + path + " is damaged");
-  for (size_t i = 0; i < 32; ++i) {
-    unsigned v = 0;
-    if (std::sscanf(hexsha.c_str() + 2 * i, "%2x", &v) != 1)
-      return make_error(Code::kCorrupt, "trust state " + path + " is damaged");
-    c.sha[i] = static_cast<uint8_t>(v);
-  }
-  c.done = done == 1;
   return c;
 }
 
