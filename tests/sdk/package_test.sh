@@ -37,6 +37,9 @@ soname=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
    -f "$libdir/cmake/OtaAgentSdk/OtaAgentSdkConfigVersion.cmake" &&
    -f "$libdir/cmake/OtaAgentSdk/OtaAgentSdkTargets.cmake" ]] || fail "CMake package files missing"
 [[ -f "$libdir/pkgconfig/ota-agent.pc" ]] || fail "ota-agent.pc missing"
+# The imported target may reference nothing internal (ota_core is linked into the library).
+! grep -Eq 'ota_core|ota_proto|paho|protobuf|mbed' "$libdir"/cmake/OtaAgentSdk/*.cmake ||
+  fail "the exported CMake targets reference internal dependencies"
 # Exactly the public headers: nothing internal (Paho, protobuf, transport...) may leak out.
 headers=$(cd "$prefix/include" && find . -type f | sort | tr '\n' ' ')
 expected="./ota/agent.h ./ota/agent.hpp ./ota/core/io.hpp ./ota/core/status.hpp ./ota/file_device.hpp "
