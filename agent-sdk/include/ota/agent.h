@@ -105,15 +105,16 @@ typedef struct ota_agent_config {
   const char* factory_version; /* version in bank A on first start with no state. Default "0.0.0" */
   uint64_t factory_image_size; /* bytes of the factory image in bank A; 0 (default): the whole bank */
   int delta_capable;           /* nonzero: accept deltas against the active bank. Default 1 */
-  uint32_t max_chunk_size;     /* largest chunk to accept, bytes. Default 1 MiB */
+  uint32_t max_chunk_size;     /* largest chunk to accept, bytes (capped at the protocol's limit).
+                                  Default: ota::agent::AgentConfig's */
   uint32_t max_window;         /* chunks in flight. Default 64 */
   uint64_t durable_interval_bytes; /* sync + record the transfer offset at least this often. Default 8 MiB */
   uint32_t health_timeout_ms;  /* used when the client sends none. Default 10000 */
   uint32_t progress_interval_ms; /* at most one progress report per interval. Default 250 */
 } ota_agent_config_t;
 
-/* Fills *config with the defaults above (strings NULL except factory_version) and sets
- * struct_size. Use the ota_agent_config_init() wrapper: it passes the caller's sizeof, so a library
+/* Fills *config with the defaults above, which are those of ota::agent::AgentConfig (strings NULL
+ * except factory_version), and sets struct_size. Use the ota_agent_config_init() wrapper: it passes the caller's sizeof, so a library
  * newer than the header never writes past the caller's struct. */
 OTA_AGENT_API void ota_agent_config_init_sized(ota_agent_config_t* config, size_t struct_size);
 
