@@ -193,3 +193,16 @@ TEST_CASE("downgrades by version string are refused by agent and client", "[unit
   CHECK(c.status().code() == Code::kRejected);
   CHECK_THAT(c.status().message(), Contains("ECU ecu-gw: downgrade from 5.2.0 to 5.1.0 refused"));
 }
+
+TEST_CASE("a truncated or corrupted payload fails its signed hash and size", "[unit][trust][attack]") {
+  ota::trust::PayloadInfo p;
+  p.sha256.fill(1);
+  p.size = 100;
+  ota::Digest d = p.sha256;
+  CHECK(ota::trust::check_payload(p, d, 100, "brake-fw full").is_ok());
+  auto s = ota::trust::check_payload(p, d, 99, "brake-fw full");
+  CHECK(s.code() == Code::kHashMismatch);
+  CHECK_THAT(s.message(), Contains("brake-fw full: payload is 99 bytes, the signed metadata says 100"));
+  d[5] = 9;
+  CHECK(ota::trust::check_payload(p, d, 100, "brake-fw full").code() == Code::kHashMismatch);
+}

@@ -127,6 +127,16 @@ Status check_downgrade(const CampaignTarget& target, uint64_t active_version_num
   return Status::ok();
 }
 
+Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t size, const std::string& what) {
+  if (size != payload.size)
+    return make_error(Code::kHashMismatch, what + ": payload is " + std::to_string(size) +
+                                               " bytes, the signed metadata says " + std::to_string(payload.size));
+  if (sha256 != payload.sha256)
+    return make_error(Code::kHashMismatch, what + ": payload sha256 " + hex(sha256) +
+                                               " differs from the signed metadata " + hex(payload.sha256));
+  return Status::ok();
+}
+
 Status check_installed(const CampaignTarget& target, const Digest& sha256, uint64_t size) {
   if (size != target.size)
     return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image is " + std::to_string(size) +

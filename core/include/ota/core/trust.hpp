@@ -8,6 +8,22 @@
 // before anything is parsed; signatures are checked before the body is interpreted; every failure is
 // a Status with a specific Code (kSignatureInvalid, kRejected, kCorrupt, kUnsupported) and a message
 // that names the reason.
+//
+// How the pieces fit end to end (client = vehicle orchestrator, agent = one per ECU):
+//   Platform: ota-keygen makes role keys; make_root_body + sign() with a threshold of root keys gives
+//     the provisioned root (root.signed on the vehicle and on each agent). Per release,
+//     make_image_body + sign(image keys); per vehicle campaign, make_director_body + sign(director
+//     keys). The cloud ships both signed blobs with the campaign.
+//   Client: TrustStore::open(root file, state dir, clock) at start-up; update_root() for each newer
+//     root the cloud sends, in order; verify_campaign(director, image, vehicle inventory) before any
+//     byte reaches an agent, and run the campaign only from the VerifiedCampaign it returns (sizes,
+//     hashes, payload hashes, groups, pre-conditions); check_payload() on each downloaded payload;
+//     verify_result_signature() on each agent result when the ECU key is known;
+//     mark_campaign_finished() once the campaign has ended (success, failure, rollback or cancel).
+//   Agent: AgentVerifier::from_root(provisioned root) at start-up; on StartTransfer,
+//     verify_target(Target.signed_target = the director SignedMetadata bytes, "", identity, clock)
+//     and refuse the transfer if it fails or if the wire Target's size/sha256 differ from the
+//     signed one; after writing the inactive bank, check_installed(); sign_result() on its Results.
 #pragma once
 
 #include <cstdint>
@@ -350,6 +366,11 @@ class AgentVerifier {
   explicit AgentVerifier(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// A downloaded payload (full or delta) against the verified PayloadInfo: kHashMismatch naming both
+// values when size or SHA-256 differ. The downloader must also stop reading at payload.size bytes
+// (endless data) rather than rely on this check after the fact.
+Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t size, const std::string& what);
 
 // After writing the image to the inactive bank: its hash and size must be the target's
 // (kHashMismatch otherwise, naming expected and actual).
