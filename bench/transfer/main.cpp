@@ -141,12 +141,31 @@ class CpuSampler {
     for (const auto& [pid, e] : seen_) m[e.label] += e.cpu_s;
     return m;
   }
+  // label -> {MB read, MB written} through syscalls (sockets and files alike)
+  std::map<std::string, std::pair<double, double>> io_by_label() const {
+    std::map<std::string, std::pair<double, double>> m;
+    for (const auto& [pid, e] : seen_) {
+      m[e.label].first += e.rchar / 1e6;
+      m[e.label].second += e.wchar / 1e6;
+    }
+    return m;
+  }
 
  private:
   struct Entry {
     std::string label;
     double cpu_s = 0;
+    uint64_t rchar = 0, wchar = 0;  // bytes through read()/write()-like calls (/proc/PID/io)
   };
+  static void read_proc_io(int pid, uint64_t* rchar, uint64_t* wchar) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/io");
+    std::string k;
+    uint64_t v = 0;
+    while (f >> k >> v) {
+      if (k == "rchar:") *rchar = std::max(*rchar, v);
+      if (k == "wchar:") *wchar = std::max(*wchar, v);
+    }
+  }
   void loop() {
     while (!stop_) {
       sample();
@@ -182,6 +201,7 @@ class CpuSampler {
       Entry& en = seen_[pid];
       if (en.label.empty()) en.label = pid == root_ ? "ota-sim" : cmdline_label(pid, it->second.comm);
       en.cpu_s = std::max(en.cpu_s, it->second.cpu_s);
+      read_proc_io(pid, &en.rchar, &en.wchar);
     }
   }
   int root_;
@@ -203,6 +223,7 @@ struct Options {
   std::vector<std::string> flows{"window", "inflight"};
   std::string sub_sync = "0";
   bool no_nodelay = false;
+  std::string pub_impl, sub_impl;
   bool write_results = false;
   std::string results_file = std::string(OTA_BENCH_TRANSFER_DIR) + "/RESULTS.md";
   std::string bin_dir;
@@ -221,6 +242,7 @@ struct RunResult {
   double cpu_total_s = 0;    // (a): every process (getrusage of children); (b), (c): broker + peers
   double cpu_all_s = 0;      // every child process, start-up included
   std::map<std::string, double> cpu;  // per process (or role)
+  std::map<std::string, std::pair<double, double>> io_mb;  // (a): per process, MB read / written (syscalls)
   uint64_t bytes = 0;
   long agent_rss_kib = 0;    // (a)/(d): max peak RSS of the agents
   std::string note;
@@ -293,7 +315,11 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
   }
   const std::string exe = self_exe();
   auto common_args = [&](const std::string& role) {
-    return std::vector<std::string>{exe,  "peer", "--role", role, "--impl", impl, "--flow", flow, "--host",
+    // --pub-impl / --sub-impl swap one side of the Paho scenarios (diagnosis: which side is slow).
+    std::string peer_impl = impl;
+    if (impl == "paho" && role == "pub" && !o.pub_impl.empty()) peer_impl = o.pub_impl;
+    if (impl == "paho" && role == "sub" && !o.sub_impl.empty()) peer_impl = o.sub_impl;
+    return std::vector<std::string>{exe,  "peer", "--role", role, "--impl", peer_impl, "--flow", flow, "--host",
                                     (*broker)->host(), "--port", std::to_string((*broker)->port()),
                                     "--size", std::to_string(o.size), "--chunk", std::to_string(o.chunk),
                                     "--window", std::to_string(o.window), "--inflight", std::to_string(o.inflight),
@@ -427,6 +453,7 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, c
     exit = child->wait_for(std::chrono::seconds(o.timeout_s + 30));
     sampler.stop();
     res.cpu = sampler.by_label();
+    res.io_mb = sampler.io_by_label();
   }
   if (!exit) exit = child->kill();
   res.cpu_total_s = children_cpu_s() - cpu0;
@@ -561,9 +588,19 @@ std::string render(const Options& o, const std::vector<Scenario>& sc, const RunR
       if (k.rfind("ota-agent-sim ", 0) == 0) key = "ota-agent-sim (all " + std::to_string(o.agents) + ")";
       agg[key] += v;
     }
+    std::map<std::string, std::pair<double, double>> io;
+    for (const auto& [k, v] : m->io_mb) {
+      std::string key = k;
+      if (k.rfind("ota-agent-sim ", 0) == 0) key = "ota-agent-sim (all " + std::to_string(o.agents) + ")";
+      io[key].first += v.first;
+      io[key].second += v.second;
+    }
     for (const auto& [k, v] : agg) {
       if (v < 0.01) continue;
-      out << "| " << s.title << " | " << k << " | " << fmt("%.2f", v) << " | " << fmt("%.2f", v / gb_per_run) << " |\n";
+      std::string io_note;
+      if (io.count(k)) io_note = fmt(" (read %.0f MB", io[k].first) + fmt(", wrote %.0f MB)", io[k].second);
+      out << "| " << s.title << " | " << k << io_note << " | " << fmt("%.2f", v) << " | " << fmt("%.2f", v / gb_per_run)
+          << " |\n";
     }
   }
   out << "\nCommand: `" << cmd << "`\n";
@@ -709,6 +746,10 @@ int main(int argc, char** argv) {
   app.add_flag("--rss-512", o.rss_512, "(d) also measure the agent's peak RSS installing a 512 MiB image");
   app.add_option("--rss-image-size", o.rss_size, "image size for --rss-512");
   app.add_option("--sub-sync", o.sub_sync, "baseline subscribers fdatasync every N bytes (e.g. 8MiB; 0: never)");
+  app.add_option("--pub-impl", o.pub_impl, "diagnosis: the (b) scenarios' publisher is paho or bare")
+      ->check(CLI::IsMember({"paho", "bare"}));
+  app.add_option("--sub-impl", o.sub_impl, "diagnosis: the (b) scenarios' subscribers are paho or bare")
+      ->check(CLI::IsMember({"paho", "bare"}));
   app.add_flag("--no-nodelay", o.no_nodelay, "leave Nagle on in the baselines' MQTT sockets");
   app.add_flag("--write-results", o.write_results, "write RESULTS.md next to this program's source");
   app.add_option("--results-file", o.results_file, "where --write-results writes");

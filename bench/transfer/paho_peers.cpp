@@ -70,7 +70,7 @@ int run_paho_sub(const PeerConfig& c) {
   bool done = false;
   std::string error;
 
-  mqtt::async_client cli(uri_of(c), c.id + "-bench", mqtt::create_options(MQTTVERSION_3_1_1, 100), nullptr);
+  mqtt::async_client cli(uri_of(c), c.id + "-bench", mqtt::create_options(MQTTVERSION_3_1_1, 1000), nullptr);
   cli.set_message_callback([&](mqtt::const_message_ptr msg) {
     const std::string& p = msg->get_payload();
     if (p.size() < kDataHeader) return;
@@ -165,7 +165,10 @@ int run_paho_pub(const PeerConfig& c) {
   std::vector<uint64_t> acked(n_sub, 0);
 
   const int max_inflight = window ? static_cast<int>(n_sub * c.window + 16) : static_cast<int>(c.inflight);
-  mqtt::async_client cli(uri_of(c), "bench-publisher", mqtt::create_options(MQTTVERSION_3_1_1, 100), nullptr);
+  // Paho C counts every PUBLISH not yet written to the socket against maxBufferedMessages, even
+  // while connected (MQTT error -12 "No more messages can be buffered" otherwise).
+  const int buffered = std::max(1000, 2 * max_inflight);
+  mqtt::async_client cli(uri_of(c), "bench-publisher", mqtt::create_options(MQTTVERSION_3_1_1, buffered), nullptr);
   cli.set_message_callback([&](mqtt::const_message_ptr msg) {
     const std::string& p = msg->get_payload();
     auto it = index.find(ecu_of_topic(msg->get_topic()));
