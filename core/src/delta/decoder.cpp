@@ -370,7 +370,8 @@ Status read_map(ByteSource& src, const DeltaHeader& h, detail::AddressMap* map, 
     if (!detail::get_varint(&p, end, &d_off) || !detail::get_varint(&p, end, &z_shift)) {
       return corrupt("address map truncated");
     }
-    if ((k > 0 && d_off == 0) || d_off > h.base_size - off) return corrupt("address map offsets out of order");
+    // Offsets may lie past the base's end (targets in .bss); they must only increase.
+    if ((k > 0 && d_off == 0) || d_off > UINT64_MAX - off) return corrupt("address map offsets out of order");
     off += d_off;
     shift = static_cast<int64_t>(static_cast<uint64_t>(shift) + static_cast<uint64_t>(detail::unzigzag(z_shift)));
     map->base_offset.push_back(off);

@@ -339,6 +339,97 @@ void diff_scan(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, 
   }
 }
 
+// Refines the map where it matters: every reference inside a match votes for where its base
+// target went (the target its counterpart in the image has), and so does every pair of matching
+// data pointers. A target's majority vote becomes a breakpoint of the map; breakpoints that do not
+// change the shift are dropped, so the map grows only where the matches alone predicted wrong.
+constexpr size_t kMinVotes = 2;
+
+void refine_map_with_votes(const DeltaHeader& h, const std::vector<Entry>& entries, const uint8_t* tbase,
+                           size_t base_size, const uint8_t* timage, size_t image_size, const uint8_t* base,
+                           const uint8_t* image, detail::AddressMap* amap) {
+  std::vector<std::pair<uint64_t, int64_t>> votes;
+  // Entry covering image offset q, if any (entries are in image order).
+  auto covering = [&](uint64_t q) -> const Entry* {
+    auto it = std::upper_bound(entries.begin(), entries.end(), q,
+                               [](uint64_t x, const Entry& e) { return x < e.image_pos; });
+    if (it == entries.begin()) return nullptr;
+    --it;
+    return q - it->image_pos < it->diff_len ? &*it : nullptr;
+  };
+  detail::for_each_target(h.transform, timage, image_size, h.image_regions, [&](uint64_t field, uint64_t target) {
+    const Entry* e = covering(field);
+    if (!e || field < e->image_pos + 1 || field + 4 > e->image_pos + e->diff_len) return;
+    uint64_t fb = e->base_pos + (field - e->image_pos);
+    uint64_t base_target;
+    if (tbase[fb - 1] != timage[field - 1] || !detail::target_at(h.transform, tbase + fb, &base_target)) return;
+    votes.emplace_back(base_target, static_cast<int64_t>(target) - static_cast<int64_t>(base_target));
+  });
+  std::vector<detail::Segment> bseg = detail::load_segments(base, base_size);
+  std::vector<detail::Segment> iseg = detail::load_segments(image, image_size);
+  auto to_offset = [](const std::vector<detail::Segment>& segs, uint64_t v, uint64_t* off) {
+    if (v < 0x10000) return false;
+    for (const auto& sg : segs) {
+      if (v - sg.vaddr < sg.filesz) {
+        *off = v - sg.vaddr + sg.offset;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (!bseg.empty() && !iseg.empty()) {
+    for (const auto& e : entries) {
+      for (uint64_t q = (e.base_pos + 7) & ~uint64_t{7}; q + 8 <= e.base_pos + e.diff_len; q += 8) {
+        uint64_t ob, oi;
+        if (to_offset(bseg, detail::get_u64(base + q), &ob) &&
+            to_offset(iseg, detail::get_u64(image + e.image_pos + (q - e.base_pos)), &oi)) {
+          votes.emplace_back(ob, static_cast<int64_t>(oi) - static_cast<int64_t>(ob));
+        }
+      }
+    }
+  }
+  if (votes.empty()) return;
+  std::sort(votes.begin(), votes.end());
+  // Majority shift per target, merged with the map's own breakpoints (votes win at equal offsets).
+  std::vector<std::pair<uint64_t, int64_t>> points;
+  for (size_t i = 0; i < votes.size();) {
+    size_t j = i, best = i, best_n = 0;
+    while (j < votes.size() && votes[j].first == votes[i].first) {
+      size_t k = j;
+      while (k < votes.size() && votes[k] == votes[j]) ++k;
+      if (k - j > best_n) {
+        best_n = k - j;
+        best = j;
+      }
+      j = k;
+    }
+    // A correction confirmed by a single reference rarely pays for its breakpoint; targets the map
+    // already predicts are kept as anchors (they cost nothing once equal shifts are merged).
+    bool agrees = amap->map(votes[best].first) == votes[best].first + static_cast<uint64_t>(votes[best].second);
+    if (agrees || best_n >= kMinVotes) points.push_back(votes[best]);
+    i = j;
+  }
+  std::vector<std::pair<uint64_t, int64_t>> merged;
+  size_t a = 0, b = 0;
+  while (a < amap->base_offset.size() || b < points.size()) {
+    if (b == points.size() || (a < amap->base_offset.size() && amap->base_offset[a] < points[b].first)) {
+      merged.emplace_back(amap->base_offset[a], amap->shift[a]);
+      ++a;
+    } else {
+      if (a < amap->base_offset.size() && amap->base_offset[a] == points[b].first) ++a;
+      merged.push_back(points[b++]);
+    }
+  }
+  amap->base_offset.clear();
+  amap->shift.clear();
+  for (const auto& [off, shift] : merged) {
+    if (!amap->shift.empty() && amap->shift.back() == shift) continue;
+    if (amap->base_offset.size() == detail::kMaxMapEntries) break;
+    amap->base_offset.push_back(off);
+    amap->shift.push_back(shift);
+  }
+}
+
 std::string encode_header(const DeltaHeader& h) {
   std::string s(detail::kMagic, sizeof(detail::kMagic));
   detail::put_u16(s, detail::kFormatVersion);
@@ -492,6 +583,7 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
         active_end = end;
       }
     }
+    refine_map_with_votes(h, entries, tbase.data(), base_size, img, image_size, base, image, &amap);
   }
   {
     std::string raw;

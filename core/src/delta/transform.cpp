@@ -86,6 +86,7 @@ inline void convert(uint8_t* p, uint32_t pos, int bits, bool forward, const Addr
 
 constexpr int kCallBits = 26;  // E8/E9 rel32: targets within +-32 MiB
 constexpr int kRipBits = 26;   // RIP-relative disp32
+static_assert(kCallBits == kRipBits, "target_at() decodes both with one width");
 
 // x86-64: CALL/JMP rel32 (E8/E9), RIP-relative MOV/LEA/store with a REX.W prefix
 // (48/4C 8B/8D/89 modrm with mod=00 rm=101) and RIP-relative compares with an imm8 (83/80 3D).
@@ -177,6 +178,21 @@ bool regions_valid(const std::vector<Region>& regions, uint64_t image_size) {
     prev_end = r.offset + r.size;
   }
   return regions.size() <= kMaxRegions;
+}
+
+bool target_at(Transform t, const uint8_t* p, uint64_t* target) {
+  uint32_t v = get_u32(p);
+  if (t == Transform::kX86_64) {
+    uint32_t high = v >> (kRipBits - 1);
+    if (high != 0 && high != (0xffffffffu >> (kRipBits - 1))) return false;
+    *target = v & ((1u << kRipBits) - 1);
+    return true;
+  }
+  if (t == Transform::kAArch64 && (v & 0x7c000000u) == 0x14000000u) {
+    *target = uint64_t{v & 0x03ffffffu} << 2;
+    return true;
+  }
+  return false;
 }
 
 uint64_t AddressMap::map(uint64_t t) const {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -48,7 +49,58 @@ constexpr size_t kMaxSegments = 16;
 void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset, size_t len,
                     const std::vector<Region>& regions, const AddressMap* map = nullptr);
 
+// Visits the converted reference fields of an image already transformed forward (whole image in
+// data[0, size)): fn(field_offset, target) with target the field's absolute target (a file offset
+// modulo 2^26 for x86-64; a byte offset for AArch64 B/BL).
+template <typename Fn>
+void for_each_target(Transform t, const uint8_t* data, size_t size, const std::vector<Region>& regions, Fn fn);
+// Decodes a transformed field at p the way for_each_target reports it; false if it is not one.
+bool target_at(Transform t, const uint8_t* p, uint64_t* target);
+
 // Validates regions read from an untrusted header: sorted, disjoint, inside [0, image_size).
 bool regions_valid(const std::vector<Region>& regions, uint64_t image_size);
+
+}  // namespace ota::delta::detail
+
+namespace ota::delta::detail {
+
+template <typename Fn>
+void for_each_target(Transform t, const uint8_t* data, size_t size, const std::vector<Region>& regions, Fn fn) {
+  constexpr uint64_t kGrid = 4096;  // == kTransformBlock (format.hpp)
+  uint64_t target = 0;
+  for (const auto& r : regions) {
+    for (uint64_t bs = r.offset / kGrid * kGrid; bs < r.offset + r.size && bs < size; bs += kGrid) {
+      uint64_t s = std::max<uint64_t>(bs, r.offset);
+      uint64_t e = std::min<uint64_t>({bs + kGrid, r.offset + r.size, size});
+      if (t == Transform::kAArch64) {
+        for (uint64_t i = (s + 3) & ~uint64_t{3}; i + 4 <= e; i += 4) {
+          if (target_at(t, data + i, &target)) fn(i, target);
+        }
+        continue;
+      }
+      uint64_t i = s;
+      while (i < e) {  // the same walk as the x86-64 transform
+        uint8_t b = data[i];
+        if ((b == 0x48 || b == 0x4c) && i + 7 <= e) {
+          uint8_t op = data[i + 1];
+          if ((op == 0x8d || op == 0x8b || op == 0x89) && (data[i + 2] & 0xc7) == 0x05) {
+            if (target_at(t, data + i + 3, &target)) fn(i + 3, target);
+            i += 7;
+            continue;
+          }
+        } else if ((b == 0x83 || b == 0x80) && i + 7 <= e && data[i + 1] == 0x3d) {
+          if (target_at(t, data + i + 2, &target)) fn(i + 2, target);
+          i += 7;
+          continue;
+        } else if ((b == 0xe8 || b == 0xe9) && i + 5 <= e) {
+          if (target_at(t, data + i + 1, &target)) fn(i + 1, target);
+          i += 5;
+          continue;
+        }
+        ++i;
+      }
+    }
+  }
+}
 
 }  // namespace ota::delta::detail
