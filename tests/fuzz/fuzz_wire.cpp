@@ -36,7 +36,7 @@ struct HasError<M, std::void_t<decltype(std::declval<M>().error())>> : std::true
 ota::trust::AgentVerifier* g_agent = nullptr;
 ota::trust::PublicKey* g_ecu = nullptr;
 
-void check_signed_target(const std::string& bytes) {
+[[maybe_unused]] void check_signed_target(const std::string& bytes) {
   if (bytes.empty()) return;
   ota::trust::AgentIdentity me;
   me.ecu_id = "ecu-brake";
@@ -44,14 +44,14 @@ void check_signed_target(const std::string& bytes) {
   (void)g_agent->verify_target(bytes, "", me);
 }
 
-void extra(const ota::v1::Command& m) {
+[[maybe_unused]] void extra(const ota::v1::Command& m) {
   if (m.has_start_transfer()) check_signed_target(m.start_transfer().target().signed_target());
 }
-void extra(const ota::v1::Campaign& m) {
+[[maybe_unused]] void extra(const ota::v1::Campaign& m) {
   for (const auto& t : m.targets()) check_signed_target(t.signed_target());
 }
-void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
-void extra(const ota::v1::Result& m) {
+[[maybe_unused]] void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
+[[maybe_unused]] void extra(const ota::v1::Result& m) {
   if (m.ecu_signature().empty()) return;
   ota::v1::Result unsigned_copy = m;
   unsigned_copy.clear_ecu_signature();
