@@ -454,6 +454,7 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
   }
   detail::AddressMap amap;
   OTA_RETURN_IF_ERROR(read_map(delta, h, &amap, &stats->delta_bytes));
+  amap.build_inverse();
   BaseView bview(base, h.transform, h.base_regions, &amap);
   ImageOut out(sink, h.transform, h.image_regions);
   DiffReader diff(streams);
@@ -512,11 +513,11 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
         OTA_RETURN_IF_ERROR(out.write(dbuf.data(), n));
         elen -= n;
       }
-      int64_t seek = detail::unzigzag(zseek);
-      if (seek < 0 ? static_cast<uint64_t>(-(seek + 1)) + 1 > pos : static_cast<uint64_t>(seek) > h.base_size - pos) {
-        return corrupt(where + ": seek outside the base");
-      }
-      pos = static_cast<uint64_t>(static_cast<int64_t>(pos) + seek);
+      // Low bit: relative to the current base position (0) or to the map's prediction (1).
+      uint64_t from = (zseek & 1) ? amap.predict_base(out.written()) : pos;
+      uint64_t next = from + static_cast<uint64_t>(detail::unzigzag(zseek >> 1));  // modulo 2^64
+      if (next > h.base_size) return corrupt(where + ": seek outside the base");
+      pos = next;
     }
     OTA_RETURN_IF_ERROR(diff.end_block());
     for (auto& s : streams) OTA_RETURN_IF_ERROR(s.end_block(last));

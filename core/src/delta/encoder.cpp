@@ -101,9 +101,10 @@ class BlockWriter {
   }
 
   // Entry: diff_len bytes of image (new) against base (old) at the current base position, then
-  // extra_len bytes of image from `extra`, then seek. Split across blocks as needed.
+  // extra_len bytes of image from `extra`, then the seek (encoded, see format.hpp). Split across
+  // blocks as needed.
   Status add(const uint8_t* img, const uint8_t* old, uint64_t diff_len, const uint8_t* extra, uint64_t extra_len,
-             int64_t seek) {
+             uint64_t seek_field) {
     using namespace detail;
     for (;;) {
       if (block_output_ == kMaxBlockOutput || block_entries_ == kMaxBlockEntries) {
@@ -116,7 +117,7 @@ class BlockWriter {
       bool last_piece = dt == diff_len && et == extra_len;
       put_varint(streams_[kCtrlDiffLen].raw(), dt);
       put_varint(streams_[kCtrlExtraLen].raw(), et);
-      put_varint(streams_[kCtrlSeek].raw(), zigzag(last_piece ? seek : 0));
+      put_varint(streams_[kCtrlSeek].raw(), last_piece ? seek_field : 0);
       size_t at = diff_.size();
       diff_.resize(at + dt);
       for (uint64_t i = 0; i < dt; ++i) diff_[at + i] = static_cast<uint8_t>(img[i] - old[i]);
@@ -663,9 +664,19 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
   BlockWriter w(out, stats);
   int extra_level = stats->image_kind == ImageKind::kCompressed ? std::min(options.level, 3) : options.level;
   OTA_RETURN_IF_ERROR(w.init(options.level, extra_level, entries.size(), diff_total, extra_total));
+  amap.build_inverse();
   for (const auto& e : entries) {
+    // The next base position, relative to this one or to where the map says the next image
+    // bytes came from, whichever is closer.
+    uint64_t next_base = e.base_pos + e.diff_len + static_cast<uint64_t>(e.seek);
+    uint64_t field = detail::zigzag(e.seek) << 1;
+    if (!amap.empty()) {
+      uint64_t predicted = amap.predict_base(e.image_pos + e.diff_len + e.extra_len);
+      uint64_t by_map = (detail::zigzag(static_cast<int64_t>(next_base - predicted)) << 1) | 1;
+      field = std::min(field, by_map);
+    }
     OTA_RETURN_IF_ERROR(w.add(img + e.image_pos, old + e.base_pos, e.diff_len, img + e.image_pos + e.diff_len,
-                              e.extra_len, e.seek));
+                              e.extra_len, field));
   }
   OTA_RETURN_IF_ERROR(w.flush(true));
   Digest trailer = out.finish();

@@ -15,9 +15,10 @@
 // frame flushed at the block's end, so it decodes on its own once the previous blocks have. The
 // last block ends the frames; nothing may follow it.
 // Control entries: diff_len (varint, kCtrlDiffLen), extra_len (varint, kCtrlExtraLen), seek
-// (zigzag varint, kCtrlSeek):
+// (varint, kCtrlSeek: zigzag(delta) << 1 | mode):
 //   image += base[pos .. pos+diff_len) + diff bytes; pos += diff_len; image += extra bytes;
-//   pos += seek.  (Bytes are those of the transformed base/image when a transform is in use.)
+//   pos = (mode ? map.predict_base(image size so far) : pos) + delta.
+// (Bytes are those of the transformed base/image when a transform is in use.)
 // Diff bytes are sent sparsely, per block, as segments: a run of zeros (u8 in kDiffRun, 255 meaning
 // 255 + a varint in kDiffRunLong), then a count (varint, kDiffLitLen) of literal bytes (kDiffLit).
 // Extra bytes go to kExtra as they are.

@@ -201,6 +201,22 @@ uint64_t AddressMap::map(uint64_t t) const {
   return t + static_cast<uint64_t>(shift[static_cast<size_t>(it - base_offset.begin()) - 1]);
 }
 
+void AddressMap::build_inverse() {
+  inverse.clear();
+  for (size_t k = 0; k < base_offset.size(); ++k) {
+    inverse.emplace_back(base_offset[k] + static_cast<uint64_t>(shift[k]), shift[k]);
+  }
+  std::stable_sort(inverse.begin(), inverse.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+uint64_t AddressMap::predict_base(uint64_t image_offset) const {
+  auto it = std::upper_bound(inverse.begin(), inverse.end(), image_offset,
+                             [](uint64_t x, const std::pair<uint64_t, int64_t>& e) { return x < e.first; });
+  if (it == inverse.begin()) return image_offset;
+  return image_offset - static_cast<uint64_t>(std::prev(it)->second);
+}
+
 uint64_t AddressMap::map_pointer(uint64_t v) const {
   // Small values are far more often integers than pointers to the first pages of an image.
   if (v < 0x10000) return v;

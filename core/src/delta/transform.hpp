@@ -34,6 +34,11 @@ struct AddressMap {
   uint64_t map(uint64_t t) const;
   // Predicted new value of a base qword, or the qword itself when it does not look like a pointer.
   uint64_t map_pointer(uint64_t v) const;
+  // The other way: the base offset an image offset most likely came from (for control entries).
+  // Valid after build_inverse(); with an empty map it returns image_offset.
+  void build_inverse();
+  uint64_t predict_base(uint64_t image_offset) const;
+  std::vector<std::pair<uint64_t, int64_t>> inverse;  // (image offset, shift), sorted
 };
 
 // PT_LOAD segments with file content, sorted by vaddr; at most kMaxSegments, else empty.
