@@ -6,4 +6,5 @@ target_sources(ota_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/src/trust/store.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/trust/agent.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/trust/build.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/trust/wire.cpp
 )

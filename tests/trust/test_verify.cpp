@@ -512,7 +512,7 @@ TEST_CASE("metadata built from plain structs verifies end to end", "[unit][trust
   t.sha256 = img.sha256;
   t.size = img.size;
   t.group = 3;
-  t.clear_dtcs = {"B1234"};
+  t.clear_dtcs = {0xC14187};
   c.targets = {t};
   c.groups = {{3, 1, true}};
   c.preconditions.min_battery_percent = 30;
@@ -522,7 +522,7 @@ TEST_CASE("metadata built from plain structs verifies end to end", "[unit][trust
                                   signed_by(ota::trust::make_image_body(1, kFuture, {img}), {K().image1}), vehicle);
   REQUIRE(v.is_ok());
   REQUIRE(v->targets.size() == 1);
-  CHECK(v->targets[0].clear_dtcs == std::vector<std::string>{"B1234"});
+  CHECK(v->targets[0].clear_dtcs == std::vector<uint32_t>{0xC14187});
   CHECK(v->targets[0].image.full.size == 400);
   CHECK(v->groups[0].atomic);
   CHECK(v->preconditions.min_battery_percent == 30);

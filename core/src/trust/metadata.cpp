@@ -304,10 +304,7 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
     ct.size = t.size();
     ct.allow_downgrade = t.allow_downgrade();
     ct.group = t.group();
-    for (const auto& dtc : t.clear_dtcs()) {
-      if (dtc.size() > 64) return make_error(Code::kCorrupt, what + ": DTC code too long");
-      ct.clear_dtcs.push_back(dtc);
-    }
+    ct.clear_dtcs.assign(t.clear_dtcs().begin(), t.clear_dtcs().end());
     used_groups.insert(ct.group);
     c.targets.push_back(std::move(ct));
   }

@@ -192,7 +192,7 @@ struct CampaignTarget {
   uint64_t size = 0;
   bool allow_downgrade = false;
   uint32_t group = 0;
-  std::vector<std::string> clear_dtcs;
+  std::vector<uint32_t> clear_dtcs;  // UDS DTC numbers to clear after commit
   ImageInfo image;  // the matching, verified image metadata entry (payloads, deltas)
 };
 
