@@ -10,6 +10,8 @@
 #include "ota/core/crc32c.hpp"
 #include "ota/v1/ota.pb.h"
 #include "ota/v1/state.pb.h"
+#include "internal.hpp"
+#include "ota/core/trust_wire.hpp"
 
 #ifndef OTA_WIRE_TYPE
 #error "OTA_WIRE_TYPE must name an ota::v1 message"
@@ -35,20 +37,23 @@ struct HasError<M, std::void_t<decltype(std::declval<M>().error())>> : std::true
 
 ota::trust::AgentVerifier* g_agent = nullptr;
 ota::trust::PublicKey* g_ecu = nullptr;
+ota::trust::VerifiedCampaign* g_campaign = nullptr;
 
-[[maybe_unused]] void check_signed_target(const std::string& bytes) {
+[[maybe_unused]] void check_signed_target(const std::string& bytes, const ota::v1::Target* wire) {
   if (bytes.empty()) return;
   ota::trust::AgentIdentity me;
   me.ecu_id = "ecu-brake";
   me.hardware_id = "hw-brake-a";
-  (void)g_agent->verify_target(bytes, "", me);
+  auto t = g_agent->verify_target(bytes, "", me);
+  if (t.is_ok() && wire != nullptr) (void)ota::trust::check_target_matches(*wire, *t);
 }
 
 [[maybe_unused]] void extra(const ota::v1::Command& m) {
-  if (m.has_start_transfer()) check_signed_target(m.start_transfer().target().signed_target());
+  if (m.has_start_transfer()) check_signed_target(m.start_transfer().target().signed_target(), &m.start_transfer().target());
 }
 [[maybe_unused]] void extra(const ota::v1::Campaign& m) {
-  for (const auto& t : m.targets()) check_signed_target(t.signed_target());
+  for (const auto& t : m.targets()) check_signed_target(t.signed_target(), nullptr);
+  (void)ota::trust::check_campaign_matches(m, *g_campaign);
 }
 [[maybe_unused]] void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
 [[maybe_unused]] void extra(const ota::v1::Result& m) {
@@ -85,6 +90,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::string root = trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
   g_agent = new ota::trust::AgentVerifier(ota::trust::AgentVerifier::from_root(root).value());
   g_ecu = new ota::trust::PublicKey(k.ecu.public_key());
+  // The signed campaign the default seeds describe, for the wire/signed agreement check.
+  namespace d = ota::trust::detail;
+  ota::trust::Limits limits;
+  auto images = d::decode_image(trust_test::image_body(1, trust_test::default_images()), limits).value();
+  g_campaign = new ota::trust::VerifiedCampaign(
+      d::decode_director(trust_test::director_body(1, trust_test::default_targets()), limits).value().campaign);
+  for (auto& t : g_campaign->targets) (void)d::match_image(&t, images);
   return 0;
 }
 
