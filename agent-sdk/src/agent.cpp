@@ -588,12 +588,20 @@ class Agent::Impl {
 
   void on_start_transfer(const v1::Command& cmd) {
     const v1::StartTransfer& req = cmd.start_transfer();
+    const bool same = !disk_.transfer_id().empty() && disk_.transfer_id() == req.transfer_id() &&
+                      disk_.target().sha256() == req.target().sha256() &&
+                      disk_.target().payload_sha256() == req.target().payload_sha256() &&
+                      disk_.chunk_size() == req.chunk_size();
+    if (same && (disk_.phase() == v1::PHASE_STAGED || disk_.phase() == v1::PHASE_TRIAL ||
+                 disk_.phase() == v1::PHASE_DONE || disk_.trial())) {
+      // Already staged (or further): nothing to receive.
+      v1::Result r = make_result(cmd, v1::OUTCOME_OK, Status::ok());
+      r.mutable_transfer_ready()->set_resume_offset(disk_.target().payload_size());
+      return publish_msg(Leaf::kResult, r, false);
+    }
     Status st = check_target(req);
     if (!st.is_ok()) return fail(cmd, st, v1::PHASE_TRANSFER, v1::OUTCOME_REFUSED);
 
-    const bool same = disk_.transfer_id() == req.transfer_id() && disk_.target().sha256() == req.target().sha256() &&
-                      disk_.target().payload_sha256() == req.target().payload_sha256() &&
-                      disk_.chunk_size() == req.chunk_size();
     if (same && transfer_open_) {
       // The client restarted or reconnected: make what we hold durable and continue from there.
       st = writer_->sync();
@@ -603,11 +611,6 @@ class Agent::Impl {
         st = save_state_locked();
       }
       if (!st.is_ok()) return fail(cmd, st, v1::PHASE_TRANSFER);
-    } else if (same && (disk_.phase() == v1::PHASE_STAGED)) {
-      // Already staged: nothing to receive.
-      v1::Result r = make_result(cmd, v1::OUTCOME_OK, Status::ok());
-      r.mutable_transfer_ready()->set_resume_offset(disk_.target().payload_size());
-      return publish_msg(Leaf::kResult, r, false);
     } else {
       close_transfer();
       uint64_t resume = same ? disk_.durable_offset() : 0;
@@ -655,6 +658,7 @@ class Agent::Impl {
     r.mutable_transfer_ready()->set_resume_offset(next_offset_);
     publish_msg(Leaf::kResult, r, false);
     publish_state(true);
+    publish_msg(Leaf::kHello, make_hello(true), true);  // the inactive bank no longer holds an image
   }
 
   void send_ack(const Status& err) {
@@ -695,13 +699,13 @@ class Agent::Impl {
     gap_reported_ = false;
     if (data.size() > disk_.chunk_size() || c.offset() + data.size() > total ||
         (c.offset() + data.size() < total && data.size() != disk_.chunk_size()) || data.empty()) {
-      return abort_transfer(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset()) + " has " +
+      return abort_transfer(Status(Code::kInvalidArgument, "chunk at offset " + std::to_string(c.offset()) + " has " +
                                                        std::to_string(data.size()) + " bytes, which does not fit the transfer"));
     }
     if (crc32c(data.data(), data.size()) != c.crc32c()) {
       // A damaged chunk is not fatal: refuse it and let the client resend from next_offset.
-      return send_ack(Status(Code::kHashMismatch, "chunk at offset " + std::to_string(c.offset()) +
-                                                      ": CRC-32C mismatch"));
+      return send_ack(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset()) +
+                                                 ": CRC-32C mismatch"));
     }
     Status st = guarded("write", [&] { return writer_->write(reinterpret_cast<const uint8_t*>(data.data()), data.size()); });
     if (!st.is_ok()) return abort_transfer(st.with_context("write at offset " + std::to_string(c.offset())));
@@ -723,12 +727,24 @@ class Agent::Impl {
       Digest got = payload_hash_.finish();
       writer_.reset();
       transfer_open_ = false;
-      if (to_hex(got) != to_hex(reinterpret_cast<const uint8_t*>(disk_.target().payload_sha256().data()), 32)) {
-        std::lock_guard<std::mutex> lock(smu_);
-        disk_.set_durable_offset(0);  // the bytes are wrong somewhere: nothing is worth resuming
-      }
       payload_digest_ = got;
       payload_complete_ = true;
+      if (std::string(reinterpret_cast<const char*>(got.data()), 32) != disk_.target().payload_sha256()) {
+        // The bytes are wrong somewhere: nothing is worth resuming. The ack says so.
+        payload_complete_ = false;
+        Status bad(Code::kHashMismatch, "payload SHA-256 " + to_hex(got) + " does not match the target's " +
+                                            to_hex(reinterpret_cast<const uint8_t*>(disk_.target().payload_sha256().data()), 32));
+        {
+          std::lock_guard<std::mutex> lock(smu_);
+          disk_.set_durable_offset(0);
+          codec::to_wire(bad, v1::PHASE_TRANSFER, disk_.mutable_last_error());
+        }
+        (void)save_state();
+        next_offset_ = 0;
+        send_ack(bad);
+        publish_state(true);
+        return;
+      }
     }
     send_ack(Status::ok());
     publish_state(complete);
@@ -743,6 +759,7 @@ class Agent::Impl {
     }
     if (!payload_complete_) {
       // Received in an earlier run of the agent: hash it again from where it is stored.
+      payload_hash_.finish();  // drop whatever a resume hashed so far
       OTA_RETURN_IF_ERROR(rehash_prefix(t.payload_size()));
       payload_digest_ = payload_hash_.finish();
       payload_complete_ = true;
@@ -801,8 +818,9 @@ class Agent::Impl {
       return reply(cmd, v1::OUTCOME_REFUSED,
                    Status(Code::kNotFound, "no transfer '" + cmd.install().transfer_id() + "' to install"));
     }
-    if (disk_.phase() == v1::PHASE_STAGED) return reply(cmd, v1::OUTCOME_OK, Status::ok());
-    if (disk_.trial()) return reply(cmd, v1::OUTCOME_REFUSED, Status(Code::kRejected, "an update is on trial"));
+    if (disk_.phase() == v1::PHASE_STAGED || disk_.phase() == v1::PHASE_DONE || disk_.trial()) {
+      return reply(cmd, v1::OUTCOME_OK, Status::ok());  // idempotent: already installed
+    }
     set_phase(v1::PHASE_INSTALL);
     (void)save_state();
     Status st = verify_payload();
@@ -834,6 +852,7 @@ class Agent::Impl {
     if (!st.is_ok()) return fail(cmd, st, v1::PHASE_INSTALL);
     if (is_delta()) ::unlink(staging_path_.c_str());
     publish_state(true);
+    publish_msg(Leaf::kHello, make_hello(true), true);
     reply(cmd, v1::OUTCOME_OK, Status::ok());
   }
 
@@ -927,10 +946,10 @@ class Agent::Impl {
     set_phase(v1::PHASE_COMMIT);
     Status st = guarded("commit", [&] { return dev_.commit(active()); });
     if (!st.is_ok()) {
-      Status rb = rollback_to(from_wire(disk_.previous_bank()));
-      publish_msg(Leaf::kHello, make_hello(true), true);
-      return fail(cmd, rb.is_ok() ? st : st.with_context("rollback failed too"), v1::PHASE_COMMIT,
-                  v1::OUTCOME_ROLLED_BACK);
+      // Stay on trial: the client decided to commit the whole group and retries. The ECU still runs
+      // the healthy new image, and a restart before a commit returns it to the previous bank.
+      set_phase(v1::PHASE_TRIAL);
+      return fail(cmd, st, v1::PHASE_COMMIT);
     }
     {
       std::lock_guard<std::mutex> lock(smu_);

@@ -341,15 +341,29 @@ class CampaignRunner::Impl {
     OTA_LOGI(kLog, "%s: sending %s payload of %llu bytes for %s", e->ecu_id().c_str(),
              use_delta ? "delta" : "full", static_cast<unsigned long long>(tg.payload_size()), t.version().c_str());
 
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      totals_[e->ecu_id()] = tg.payload_size();
+    }
+    // Bytes are counted as they are sent, and journaled with the progress ticks, so a report after
+    // a client restart still counts what the killed client had sent.
+    plan.on_sent = [this, e](uint64_t n) {
+      std::lock_guard<std::mutex> lock(mu_);
+      e->mutable_report()->set_bytes_transferred(e->report().bytes_transferred() + n);
+    };
     auto t0 = Clock::now();
     TransferStats stats;
     Status st = run_transfer(fleet_, transport_, plan, cancel_, &stats, [this, e](uint64_t acked) {
       std::lock_guard<std::mutex> lock(mu_);
       progress_[e->ecu_id()] = acked;
     });
+    if (stats.first_resume_offset > 0) {
+      OTA_LOGI(kLog, "%s: resumed at byte %llu of %llu", e->ecu_id().c_str(),
+               static_cast<unsigned long long>(stats.first_resume_offset),
+               static_cast<unsigned long long>(tg.payload_size()));
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      e->mutable_report()->set_bytes_transferred(e->report().bytes_transferred() + stats.bytes_sent);
       add_timing(e->mutable_report(), v1::PHASE_TRANSFER, ms_since(t0));
     }
     if (!st.is_ok()) return st;
@@ -360,7 +374,7 @@ class CampaignRunner::Impl {
     v1::Command cmd;
     cmd.set_campaign_id(plan.campaign_id);
     cmd.mutable_install()->set_transfer_id(plan.transfer_id);
-    auto r = fleet_.call(e->ecu_id(), cmd, opts_.agent_timeout * 4);
+    auto r = call_with_retry(e->ecu_id(), cmd, opts_.agent_timeout * 4);
     {
       std::lock_guard<std::mutex> lock(mu_);
       add_timing(e->mutable_report(), v1::PHASE_INSTALL, ms_since(t0));
@@ -380,7 +394,7 @@ class CampaignRunner::Impl {
     cmd.mutable_activate()->set_transfer_id(e->transfer_id());
     uint32_t health = j_.campaign().health_timeout_ms() ? j_.campaign().health_timeout_ms() : 10000;
     cmd.mutable_activate()->set_health_timeout_ms(health);
-    auto r = fleet_.call(e->ecu_id(), cmd, opts_.agent_timeout + std::chrono::milliseconds(health));
+    auto r = call_with_retry(e->ecu_id(), cmd, opts_.agent_timeout + std::chrono::milliseconds(health));
     std::lock_guard<std::mutex> lock(mu_);
     add_timing(e->mutable_report(), v1::PHASE_ACTIVATE, ms_since(t0));
     *phase = v1::PHASE_ACTIVATE;
@@ -393,10 +407,21 @@ class CampaignRunner::Impl {
     return Status::ok();
   }
 
+  // Every command after StartTransfer is idempotent on the agent, so an unanswered one is sent again:
+  // the agent may have restarted or the broker dropped the connection.
+  Result<v1::Result> call_with_retry(const std::string& ecu, const v1::Command& cmd, std::chrono::milliseconds timeout,
+                                     int attempts = 3) {
+    for (int i = 1;; ++i) {
+      auto r = fleet_.call(ecu, cmd, timeout);
+      if (r || r.status().code() != Code::kTimeout || i >= attempts || cancel_) return r;
+      OTA_LOGW(kLog, "%s; sending it again (%d/%d)", r.status().message().c_str(), i + 1, attempts);
+    }
+  }
+
   Status simple(v1::EcuJournal* e, v1::Command cmd, v1::Phase phase, v1::Result* out) {
     auto t0 = Clock::now();
     cmd.set_campaign_id(j_.campaign().campaign_id());
-    auto r = fleet_.call(e->ecu_id(), cmd, opts_.agent_timeout);
+    auto r = call_with_retry(e->ecu_id(), cmd, opts_.agent_timeout);
     {
       std::lock_guard<std::mutex> lock(mu_);
       add_timing(e->mutable_report(), phase, ms_since(t0));
@@ -449,7 +474,9 @@ class CampaignRunner::Impl {
       std::thread ticker([&] {
         while (staging) {
           std::this_thread::sleep_for(std::chrono::milliseconds(250));
-          if (staging) publish_status("transferring");
+          if (!staging) break;
+          publish_status("transferring");
+          (void)save();  // bytes sent so far
         }
       });
       parallel(todo, [&](const std::string& id) {
@@ -508,10 +535,19 @@ class CampaignRunner::Impl {
         v1::EcuJournal* e = ecu(id);
         v1::Command cmd;
         cmd.mutable_commit()->set_transfer_id(e->transfer_id());
+        // The group decided to commit: a failing commit is retried, never turned into a rollback
+        // of this ECU alone (the others may have committed already).
         v1::Result r;
-        Status st = simple(e, cmd, v1::PHASE_COMMIT, &r);
-        if (!st.is_ok() || r.outcome() != v1::OUTCOME_OK) {
-          mark_failed(e, st.is_ok() ? codec::from_wire(r.error()) : st, v1::PHASE_COMMIT);
+        Status st;
+        for (int attempt = 1; attempt <= 5; ++attempt) {
+          st = simple(e, cmd, v1::PHASE_COMMIT, &r);
+          if (st.is_ok() && r.outcome() == v1::OUTCOME_OK) break;
+          if (st.is_ok()) st = codec::from_wire(r.error());
+          OTA_LOGW(kLog, "%s: commit attempt %d failed: %s", id.c_str(), attempt, st.to_string().c_str());
+          std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));  // backoff before retrying
+        }
+        if (!st.is_ok()) {
+          mark_failed(e, st.with_context("commit failed after retries; the ECU stays on trial"), v1::PHASE_COMMIT);
           return;
         }
         clear_resolved_dtcs(e);
@@ -525,8 +561,9 @@ class CampaignRunner::Impl {
       // Roll back (or cancel) every member that did not fail by itself.
       const bool cancel = g->decision() == "cancel";
       std::vector<std::string> back;
+      // Failed ECUs are told too (idempotent): one whose activation timed out may still be on trial.
       for (auto* e : members) {
-        if (!e->finished() || e->report().result() == v1::CANCELLED) back.push_back(e->ecu_id());
+        if (e->report().result() != v1::SKIPPED) back.push_back(e->ecu_id());
       }
       publish_status(cancel ? "cancelling" : "rolling back");
       parallel(back, [&](const std::string& id) {
@@ -541,6 +578,7 @@ class CampaignRunner::Impl {
         v1::Result r;
         Status st = simple(e, cmd, v1::PHASE_ROLLBACK, &r);
         std::lock_guard<std::mutex> lock(mu_);
+        if (e->report().result() == v1::FAILED) return;  // keeps its own failure in the report
         e->mutable_report()->set_result(cancel ? v1::CANCELLED : v1::ROLLED_BACK);
         if (!st.is_ok()) codec::to_wire(st, v1::PHASE_ROLLBACK, e->mutable_report()->mutable_error());
         e->set_finished(true);
@@ -579,7 +617,8 @@ class CampaignRunner::Impl {
         auto* p = s.add_ecus();
         p->set_ecu_id(e.ecu_id());
         p->set_phase(e.phase());
-        p->set_bytes_total(e.report().image_size());
+        auto total = totals_.find(e.ecu_id());
+        p->set_bytes_total(total != totals_.end() ? total->second : e.report().image_size());
         auto it = progress_.find(e.ecu_id());
         if (it != progress_.end()) p->set_bytes_done(it->second);
       }
@@ -595,7 +634,8 @@ class CampaignRunner::Impl {
   const std::atomic<bool>& cancel_;
   std::mutex mu_;  // guards j_'s ECU entries while transfers run in parallel
   v1::CampaignJournal j_;
-  std::map<std::string, uint64_t> progress_;
+  std::map<std::string, uint64_t> progress_;  // acknowledged payload bytes per ECU
+  std::map<std::string, uint64_t> totals_;    // payload size per ECU
 };
 
 CampaignRunner::CampaignRunner(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle,

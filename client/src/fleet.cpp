@@ -111,7 +111,10 @@ Status Fleet::wait_online(const std::vector<std::string>& ecus, std::chrono::mil
     missing.clear();
     for (const auto& e : ecus) {
       auto it = agents_.find(e);
-      if (it == agents_.end() || !it->second.hello.online()) missing += (missing.empty() ? "" : ", ") + e;
+      if (it == agents_.end() || !it->second.hello.online() || !it->second.refusal.empty()) {
+        missing += (missing.empty() ? "" : ", ") + e;
+        if (it != agents_.end() && !it->second.refusal.empty()) missing += " (" + it->second.refusal + ")";
+      }
     }
     return missing.empty();
   };

@@ -184,6 +184,11 @@ int main(int argc, char** argv) {
 
   auto transport = make_mqtt_transport(topts);
   client::Fleet fleet(*transport);
+  // The transport's callbacks use the fleet: stop them before the fleet goes away.
+  struct StopTransport {
+    std::unique_ptr<Transport>& t;
+    ~StopTransport() { t.reset(); }
+  } stop_transport{transport};
   transport->on_message([&fleet](const TransportMessage& m) { fleet.on_message(m); });
   if (Status st = transport->connect(std::chrono::seconds(10)); !st.is_ok()) {
     std::fprintf(stderr, "ota-client: %s\n", st.to_string().c_str());

@@ -83,6 +83,7 @@ class ChunkSender : public ByteSink {
     chunk_.SerializeToString(&wire_);
     OTA_RETURN_IF_ERROR(t_.publish(topic_, wire_, 1, false));
     stats_.bytes_sent += buf_.size();
+    if (plan_.on_sent) plan_.on_sent(buf_.size());
     buf_.clear();
     return Status::ok();
   }
@@ -135,13 +136,10 @@ Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan
       std::lock_guard<std::mutex> lock(acks.mu);
       if (ack.has_error() && ack.error().code() != v1::ERROR_CODE_OK) {
         Status err = codec::from_wire(ack.error());
-        // CRC and ordering problems are recoverable by resending; anything else ends the transfer.
-        if (err.code() == Code::kHashMismatch || err.code() == Code::kCorrupt) {
-          if (err.message().find("does not fit") == std::string::npos) {
-            acks.rewind = true;
-          } else {
-            acks.failure = err.with_context(plan.ecu_id);
-          }
+        // CORRUPT (a chunk failed its CRC or arrived out of order) is recovered by resending from
+        // next_offset; any other code ends the transfer.
+        if (err.code() == Code::kCorrupt) {
+          acks.rewind = true;
         } else {
           acks.failure = err.with_context(plan.ecu_id);
         }

@@ -30,6 +30,8 @@ struct TransferPlan {
   uint32_t window = 16;         // chunks in flight
   std::chrono::milliseconds stall_timeout{5000};  // no ack progress for this long: resynchronise
   int max_resyncs = 20;
+  // Called on the sending thread after each chunk is handed to the transport (for accounting).
+  std::function<void(uint64_t bytes)> on_sent;
 };
 
 struct TransferStats {

@@ -111,9 +111,11 @@ class SimDevice : public ota::agent::FileDevice {
     if (k_.fail_phase == "health") return Status(Code::kRejected, "simulated health check failure: service did not start");
     return Status::ok();
   }
+  // A commit failure is transient (a busy flash controller): the first attempt fails.
   Status commit(Bank) override {
     if (k_.crash_phase == "commit") crash("commit");
-    return k_.fail_phase == "commit" ? simulated("commit") : Status::ok();
+    if (k_.fail_phase == "commit" && commit_attempts_++ == 0) return simulated("commit");
+    return Status::ok();
   }
   std::vector<ota::agent::Dtc> read_dtcs() override { return dtcs_; }
   Status clear_dtcs(const std::vector<uint32_t>& codes) override {
@@ -131,6 +133,7 @@ class SimDevice : public ota::agent::FileDevice {
 
  private:
   Knobs k_;
+  int commit_attempts_ = 0;
   std::vector<ota::agent::Dtc> dtcs_;
 };
 
@@ -161,7 +164,7 @@ int main(int argc, char** argv) {
   app.add_option("--durable-interval", cfg.durable_interval_bytes, "make the transfer offset durable every N bytes");
   app.add_flag("--no-delta", no_delta, "do not declare delta capability");
   app.add_option("--write-speed", k.write_mbps, "flash write speed in MB/s (0: as fast as the disk)");
-  app.add_option("--fail", k.fail_phase, "fail at a phase")
+  app.add_option("--fail", k.fail_phase, "fail at a phase (commit: the first attempt only)")
       ->check(CLI::IsMember({"transfer", "install", "activate", "health", "commit"}));
   app.add_option("--fail-offset", k.fail_offset, "fail the flash write that reaches this byte offset");
   app.add_option("--crash", k.crash_phase, "kill the process (SIGKILL) at a phase")

@@ -105,6 +105,7 @@ class Observer {
     return t_->subscribe(topics::kVehicleStatus, 1);
   }
   int percent() const { return percent_.load(); }
+  void stop() { t_->disconnect(std::chrono::seconds(1)); }
   void finish_line() {
     if (show_ && printed_) std::fprintf(stderr, "\n");
   }
@@ -157,7 +158,9 @@ int run(const Options& opt) {
     std::fprintf(stderr, "ota-sim: %s\n", st.to_string().c_str());
     return 2;
   }
-  const std::string report_path = opt.report.empty() ? work + "/report.json" : opt.report;
+  // Without --report, the report goes where it outlives a temporary work directory.
+  const std::string report_path =
+      !opt.report.empty() ? opt.report : opt.work_dir.empty() ? std::string("ota-sim-report.json") : work + "/report.json";
   const std::string bin = self_dir();
   auto fail = per_ecu(opt.fail, "--fail");
   auto crash = per_ecu(opt.crash, "--crash");
@@ -345,6 +348,7 @@ int run(const Options& opt) {
     }
   }
   observer.finish_line();
+  observer.stop();
   {
     v1::ProcessStats ps;
     ps.set_name("client");

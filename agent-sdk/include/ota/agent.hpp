@@ -116,7 +116,7 @@ struct AgentConfig {
   // once on first start so that deltas against it can be checked.
   uint64_t factory_image_size = 0;
   bool delta_capable = true;
-  uint32_t max_chunk_size = 1024 * 1024;
+  uint32_t max_chunk_size = 512 * 1024;  // at most 512 KiB (the protocol's limit)
   uint32_t max_window = 64;
   // The transfer offset is made durable (writer sync + state file) at least this often.
   uint64_t durable_interval_bytes = 8 * 1024 * 1024;

@@ -14,9 +14,10 @@ namespace ota::codec {
 
 inline constexpr uint32_t kProtocolMajor = 1;
 inline constexpr uint32_t kProtocolMinor = 0;
-// No control message is larger; a Chunk carries at most kMaxChunkSize bytes of payload.
+// No control message is larger; a Chunk carries at most kMaxChunkSize bytes of payload, so that a
+// whole Chunk message stays under the broker's 1 MiB message_size_limit (broker-config).
 inline constexpr size_t kMaxControlMessage = 64 * 1024;
-inline constexpr uint32_t kMaxChunkSize = 1024 * 1024;
+inline constexpr uint32_t kMaxChunkSize = 512 * 1024;
 inline constexpr size_t kMaxDataMessage = kMaxChunkSize + 1024;
 
 void set_protocol(v1::ProtocolVersion* v);
