@@ -216,11 +216,12 @@ struct Options {
   std::string image_size = "64MiB";
   std::string chunk_text = "256KiB";
   uint32_t window = 16;
-  uint32_t inflight = 64;
   int runs = 3;
   bool skip_sim = false, skip_paho = false, skip_bare = false, rss_512 = false;
   std::string rss_size = "512MiB";
-  std::vector<std::string> flows{"window", "inflight"};
+  // Paho settings tried for (b); the best is reported as (b).
+  std::vector<uint32_t> paho_windows{16, 2};
+  std::vector<uint32_t> paho_inflights{16};
   std::string sub_sync = "0";
   bool no_nodelay = false;
   std::string pub_impl, sub_impl;
@@ -295,10 +296,12 @@ bool wait_files(const std::vector<std::string>& files, std::chrono::milliseconds
 }
 
 // ------------------------------------------------------------------------------ (b) and (c)
-RunResult run_baseline(const Options& o, const std::string& impl, const std::string& flow, const std::string& image,
-                       const std::string& image_sha, const std::string& work, int run) {
+RunResult run_baseline(const Options& o, const std::string& impl, const std::string& flow, uint32_t window,
+                       uint32_t inflight, const std::string& image, const std::string& image_sha,
+                       const std::string& work, int run) {
   RunResult res;
-  const std::string tag = impl + "-" + flow + "-" + std::to_string(run);
+  const std::string tag = impl + "-" + flow + "-" + std::to_string(flow == "window" ? window : inflight) + "-" +
+                          std::to_string(run);
   const std::string dir = work + "/" + tag;
   if (Status st = make_dirs(dir); !st.is_ok()) {
     res.error = st.to_string();
@@ -322,7 +325,7 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
     return std::vector<std::string>{exe,  "peer", "--role", role, "--impl", peer_impl, "--flow", flow, "--host",
                                     (*broker)->host(), "--port", std::to_string((*broker)->port()),
                                     "--size", std::to_string(o.size), "--chunk", std::to_string(o.chunk),
-                                    "--window", std::to_string(o.window), "--inflight", std::to_string(o.inflight),
+                                    "--window", std::to_string(window), "--inflight", std::to_string(inflight),
                                     "--nodelay", o.no_nodelay ? "0" : "1", "--timeout", std::to_string(o.timeout_s)};
   };
   const double cpu0 = children_cpu_s();
@@ -359,6 +362,13 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
   for (const auto& id : ids) {
     argv.push_back("--ids");
     argv.push_back(id);
+  }
+  // Diagnosis: OTA_BENCH_PUB_WRAP="strace -f -tt -o FILE" runs the publisher under a tool.
+  if (const char* wrap = std::getenv("OTA_BENCH_PUB_WRAP"); wrap && *wrap) {
+    std::istringstream words(wrap);
+    std::vector<std::string> pre;
+    for (std::string w; words >> w;) pre.push_back(w);
+    argv.insert(argv.begin(), pre.begin(), pre.end());
   }
   sim::SpawnOptions so;
   so.log_path = dir + "/pub.log";
@@ -403,6 +413,7 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
     }
     auto& r = *sr;
     sub_cpu += num(r, "cpu_user_s") + num(r, "cpu_sys_s");
+    res.agent_rss_kib = std::max<long>(res.agent_rss_kib, static_cast<long>(num(r, "max_rss_kib")));
     sync_s += num(r, "sync_s");
     gaps += static_cast<uint64_t>(num(r, "gaps"));
     res.bytes += static_cast<uint64_t>(num(r, "bytes"));
@@ -417,6 +428,7 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
   res.cpu_total_s = res.cpu["broker"] + res.cpu["publisher"] + sub_cpu;
   if (gaps > 0) res.note = std::to_string(gaps) + " chunks lost (broker queue limit)";
   if (sync_s > 0) res.note += (res.note.empty() ? "" : "; ") + fmt("fdatasync %.2f s (sum)", sync_s);
+  res.note += (res.note.empty() ? "" : "; ") + fmt("subscriber peak RSS %.1f MiB", res.agent_rss_kib / 1024.0);
   if (res.error.empty() && res.bytes != o.size * ids.size()) res.error = "bytes received " + std::to_string(res.bytes);
   res.wall_s = (t_end - t_start) / 1e9;
   if (res.error.empty() && res.wall_s > 0) {
@@ -484,7 +496,8 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, c
     res.mbps = res.bytes / 1e3 / static_cast<double>(max_transfer_ms);
     res.campaign_mbps = res.bytes / 1e3 / static_cast<double>(rep.duration_ms());
     res.wall_s = max_transfer_ms / 1e3;
-    res.note = fmt("campaign %.2f s", rep.duration_ms() / 1e3) + fmt(", ota-sim wall %.2f s", wall);
+    res.note = fmt("campaign %.2f s", rep.duration_ms() / 1e3) + fmt(", ota-sim wall %.2f s", wall) +
+               fmt("; agent peak RSS %.1f MiB", res.agent_rss_kib / 1024.0);
   }
   (void)sim::remove_tree(dir);
   (void)std::remove(report.c_str());
@@ -494,6 +507,8 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, c
 // ------------------------------------------------------------------------------ report
 struct Scenario {
   std::string key, title;
+  std::string impl, flow;  // baselines
+  uint32_t window = 0, inflight = 0;
   std::vector<RunResult> runs;
   std::vector<double> ok_mbps() const {
     std::vector<double> v;
@@ -555,11 +570,10 @@ std::string render(const Options& o, const std::vector<Scenario>& sc, const RunR
     return nullptr;
   };
   const Scenario* a = find("sim");
-  const Scenario* bw = find("paho-window");
-  const Scenario* bi = find("paho-inflight");
-  const Scenario* b = bw;
-  if (bi && (!b || bi->med() > b->med())) b = bi;
-  const Scenario* c = find("bare-window");
+  const Scenario* b = nullptr;
+  for (const auto& s : sc)
+    if (s.impl == "paho" && !s.ok_mbps().empty() && (!b || s.med() > b->med())) b = &s;
+  const Scenario* c = find("bare");
   out << "\n";
   if (b) out << "(b) = best Paho setting: " << b->title << ", " << fmt("%.1f MB/s", b->med()) << "\n\n";
   if (a && b) {
@@ -631,15 +645,23 @@ int orchestrate(Options& o, const std::string& cmdline) {
   }
   std::vector<Scenario> sc;
   const std::string size_note = std::to_string(o.agents) + " x " + o.image_size;
-  if (!o.skip_sim) sc.push_back({"sim", "(a) ota-sim pipeline, " + size_note, {}});
+  if (!o.skip_sim) {
+    sc.push_back({"sim", "(a) ota-sim pipeline, window " + std::to_string(o.window), "", "", o.window, 0, {}});
+  }
   if (!o.skip_paho) {
-    for (const auto& f : o.flows) {
-      std::string t = f == "window" ? "(b) Paho C++, app acks, window " + std::to_string(o.window)
-                                    : "(b) Paho C++, QoS 1 only, max_inflight " + std::to_string(o.inflight);
-      sc.push_back({"paho-" + f, t, {}});
+    for (uint32_t w : o.paho_windows) {
+      sc.push_back({"paho", "(b) Paho C++, app acks, window " + std::to_string(w), "paho", "window", w, 0, {}});
+    }
+    for (uint32_t i : o.paho_inflights) {
+      if (i == 0) continue;
+      sc.push_back({"paho", "(b) Paho C++, QoS 1 only, " + std::to_string(i) + " PUBLISH in flight", "paho",
+                    "inflight", 0, i, {}});
     }
   }
-  if (!o.skip_bare) sc.push_back({"bare-window", "(c) bare-socket MQTT, app acks, window " + std::to_string(o.window), {}});
+  if (!o.skip_bare) {
+    sc.push_back({"bare", "(c) bare-socket MQTT, app acks, window " + std::to_string(o.window), "bare", "window",
+                  o.window, 0, {}});
+  }
   std::fprintf(stderr, "ota-bench-transfer: %s, chunk %s, SHA-256 backend %s, %d run(s)\n", size_note.c_str(),
                o.chunk_text.c_str(), Sha256::backend(), o.runs);
   for (int run = 1; run <= o.runs; ++run) {
@@ -648,8 +670,7 @@ int orchestrate(Options& o, const std::string& cmdline) {
       if (s.key == "sim") {
         r = run_sim(o, o.agents, o.image_size, work->path(), "sim-" + std::to_string(run));
       } else {
-        auto dash = s.key.find('-');
-        r = run_baseline(o, s.key.substr(0, dash), s.key.substr(dash + 1), image, image_sha, work->path(), run);
+        r = run_baseline(o, s.impl, s.flow, s.window, s.inflight, image, image_sha, work->path(), run);
       }
       std::fprintf(stderr, "  run %d %-55s %s\n", run, s.title.c_str(),
                    r.ok ? (fmt("%7.1f MB/s", r.mbps) + fmt("  wall %.2f s", r.wall_s) +
@@ -675,8 +696,8 @@ int orchestrate(Options& o, const std::string& cmdline) {
        << "; shared with other builds, so figures are noisy (median of " << o.runs << " runs).\n";
     md << "- Broker: " << first_line_of_command({"mosquitto", "-h"}) << ", rendered from broker-config/ (plain listener on loopback).\n";
     md << "- " << paho_version() << "; SHA-256 backend: " << Sha256::backend() << ".\n";
-    md << "- Workload: " << size_note << ", chunk " << o.chunk_text << ", QoS 1, window " << o.window
-       << " chunks per receiver. (a) MB/s is over the transfer phase (bytes / longest ECU transfer phase); "
+    md << "- Workload: " << size_note << ", chunk " << o.chunk_text << ", QoS 1; window " << o.window
+       << " chunks per receiver for (a) and (c), (b) as listed. (a) MB/s is over the transfer phase (bytes / longest ECU transfer phase); "
           "(b) and (c) from the publisher's first PUBLISH to the last subscriber's last byte hashed and written"
        << (o.sync_every ? " (fdatasync every " + o.sub_sync + ")" : " (no fsync)") << ".\n";
     md << "- CPU-s total: (a) getrusage of ota-sim and all its children over the whole campaign (start-up, "
@@ -737,12 +758,15 @@ int main(int argc, char** argv) {
   app.add_option("--image-size", o.image_size, "bytes per receiver (e.g. 64MiB)");
   app.add_option("--chunk", o.chunk_text, "chunk size (e.g. 256KiB)");
   app.add_option("--window", o.window, "chunks in flight per receiver (pipeline and app-ack baselines)");
-  app.add_option("--inflight", o.inflight, "Paho max_inflight for the QoS-1-only baseline");
+  app.add_option("--paho-windows", o.paho_windows, "(b): app-ack windows to try (chunks per subscriber)")
+      ->delimiter(',');
+  app.add_option("--paho-inflights", o.paho_inflights,
+                 "(b): QoS-1-only variants, PUBLISHes in flight (0 or none: skip)")
+      ->delimiter(',');
   app.add_option("--runs", o.runs, "runs of each scenario (the median is reported)")->check(CLI::Range(1, 20));
   app.add_flag("--skip-sim", o.skip_sim, "do not run (a), the ota-sim pipeline");
   app.add_flag("--skip-paho", o.skip_paho, "do not run (b), the Paho baselines");
   app.add_flag("--skip-bare", o.skip_bare, "do not run (c), the bare-socket baseline");
-  app.add_option("--flows", o.flows, "Paho flow-control variants: window, inflight")->check(CLI::IsMember({"window", "inflight"}));
   app.add_flag("--rss-512", o.rss_512, "(d) also measure the agent's peak RSS installing a 512 MiB image");
   app.add_option("--rss-image-size", o.rss_size, "image size for --rss-512");
   app.add_option("--sub-sync", o.sub_sync, "baseline subscribers fdatasync every N bytes (e.g. 8MiB; 0: never)");
