@@ -458,3 +458,52 @@ TEST_CASE("header reports sizes, hashes and the transform", "[unit][delta]") {
   CHECK(h->transform == delta::Transform::kX86_64);
   CHECK(h->image_regions.size() == 1);
 }
+
+namespace {
+// Rewrites the header check value after a deliberate header edit, as an attacker could.
+void reseal_header(Bytes* d, size_t header_len) {
+  ota::Digest check = ota::Sha256::of(d->data(), header_len - 8);
+  std::memcpy(d->data() + header_len - 8, check.data(), 8);
+}
+}  // namespace
+
+TEST_CASE("hostile sizes in a delta are refused without allocating them", "[unit][delta]") {
+  Bytes base = random_bytes(20000, 71);
+  Bytes image = mutate(base, 72);
+  Bytes d = make_delta(base, image, nullptr, 3, false);
+  const size_t header_len = 96 + 8;  // no transform regions
+  REQUIRE(d.size() > header_len + 4);
+  Bytes out;
+
+  // A resealed header claiming an enormous image: the streams end long before, nothing is sized by it.
+  Bytes huge = d;
+  for (int i = 0; i < 8; ++i) huge[20 + i] = i == 7 ? 0x10 : 0xff;
+  reseal_header(&huge, header_len);
+  ota::Status s = apply(base, huge, &out);
+  CHECK(s.code() == ota::Code::kCorrupt);
+  CHECK(out.size() <= image.size());
+
+  // Region counts over the format's limit.
+  Bytes regions = d;
+  regions[92] = 0xff;
+  reseal_header(&regions, header_len);
+  s = apply(base, regions, &out);
+  CHECK(s.code() == ota::Code::kCorrupt);
+
+  // A block chunk length of 4 GiB.
+  uint32_t map_len;
+  std::memcpy(&map_len, d.data() + header_len, 4);
+  size_t block = header_len + 4 + map_len;
+  REQUIRE(block + 1 + 32 <= d.size());
+  Bytes chunk = d;
+  std::memset(chunk.data() + block + 1 + 4 * 7, 0xff, 4);
+  s = apply(base, chunk, &out);
+  CHECK(s.code() == ota::Code::kCorrupt);
+  CHECK(s.message().find("limit") != std::string::npos);
+
+  // A map section length of 4 GiB.
+  Bytes map = d;
+  std::memset(map.data() + header_len, 0xff, 4);
+  s = apply(base, map, &out);
+  CHECK(s.code() == ota::Code::kCorrupt);
+}

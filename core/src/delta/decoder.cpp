@@ -478,7 +478,10 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
     }
     for (int k = 0; k < detail::kStreamCount; ++k) {
       auto& c = streams[k].chunk();
-      c.resize(detail::get_u32(bh + 1 + 4 * k));
+      size_t len = detail::get_u32(bh + 1 + 4 * k);
+      // Capacity kept from earlier blocks counts against the heap bound: keep at most this block's.
+      if (c.capacity() > len + (size_t{64} << 10)) std::vector<uint8_t>().swap(c);
+      c.resize(len);
       OTA_RETURN_IF_ERROR(read_exact(delta, c.data(), c.size(), where.c_str(), &stats->delta_bytes));
       streams[k].start_block(block);
     }
