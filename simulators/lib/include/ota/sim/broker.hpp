@@ -29,18 +29,18 @@ namespace ota::sim {
 struct BrokerOptions {
   // Instance directory (config, passwd, acl, credentials/, data/, pki/, logs). Empty: a new
   // temporary directory, removed when the Broker is destroyed (see TempDir, OTA_KEEP_TEMP).
-  std::string dir;
+  std::string dir = {};
   // ECU ids that get a user, a password and an ACL block (and a certificate with tls).
-  std::vector<std::string> agents;
+  std::vector<std::string> agents = {};
   // The broker-config/ directory holding render and make-pki. Empty: OTA_BROKER_CONFIG_DIR
   // from the environment if set, else the source tree's broker-config/ (compile definition).
-  std::string config_dir;
+  std::string config_dir = {};
   // Also make a development PKI in DIR/pki and open a TLS listener (client certificates,
   // identity = certificate CN).
   bool tls = false;
   // Extra IP addresses for the broker certificate's SAN and the TLS listener's bind address
   // (e.g. "0.0.0.0" together with a veth address for agents in network namespaces).
-  std::vector<std::string> tls_extra_ips;
+  std::vector<std::string> tls_extra_ips = {};
   std::string tls_bind = "127.0.0.1";
   // Fixed ports instead of free ones picked at random (0 = pick). With a fixed port a port in
   // use is an error, not a retry.
@@ -49,7 +49,7 @@ struct BrokerOptions {
   // How long to wait for the broker to answer a CONNECT.
   std::chrono::milliseconds ready_timeout{10000};
   // Path of the mosquitto binary; empty: PATH, then /usr/sbin/mosquitto.
-  std::string mosquitto_path;
+  std::string mosquitto_path = {};
 };
 
 class Broker {

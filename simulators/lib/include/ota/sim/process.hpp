@@ -24,14 +24,14 @@ namespace ota::sim {
 struct SpawnOptions {
   // stdout and stderr of the child are appended to this file (created 0644 if missing).
   // Empty: /dev/null.
-  std::string log_path;
+  std::string log_path = {};
   // "NAME=VALUE" entries added to (or replacing in) the parent's environment.
-  std::vector<std::string> env_extra;
+  std::vector<std::string> env_extra = {};
   // A human-readable name for logs and reports ("broker", "agent ecu-a"); default: argv[0]'s
   // base name.
-  std::string name;
+  std::string name = {};
   // Working directory of the child; empty: the parent's.
-  std::string cwd;
+  std::string cwd = {};
 };
 
 struct ExitInfo {

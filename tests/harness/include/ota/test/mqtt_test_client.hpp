@@ -37,15 +37,15 @@ struct ReceivedMessage {
 };
 
 struct MqttClientOptions {
-  std::string uri;   // tcp://127.0.0.1:PORT or ssl://127.0.0.1:PORT
-  std::string user;  // empty: anonymous (no user name)
-  std::string password;
-  std::string client_id;  // empty: "test-<user>-<pid>-<n>"
-  int mqtt_version = 5;   // 5 or 4 (3.1.1)
+  std::string uri = {};   // tcp://127.0.0.1:PORT or ssl://127.0.0.1:PORT
+  std::string user = {};  // empty: anonymous (no user name)
+  std::string password = {};
+  std::string client_id = {};  // empty: "test-<user>-<pid>-<n>"
+  int mqtt_version = 5;        // 5 or 4 (3.1.1)
   // TLS (ssl:// URIs): CA to check the broker with; client certificate and key (optional).
-  std::string ca_file;
-  std::string cert_file;
-  std::string key_file;
+  std::string ca_file = {};
+  std::string cert_file = {};
+  std::string key_file = {};
   std::chrono::milliseconds timeout{5000};  // for connect, subscribe and publish
 };
 
