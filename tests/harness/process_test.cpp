@@ -107,7 +107,9 @@ TEST_CASE("ChildProcess terminate escalates to SIGKILL after the grace period", 
   const std::string log = dir.file("child.log");
   auto child = ChildProcess::spawn({kChild, "ignore-term"}, SpawnOptions{log, {}, "", ""});
   REQUIRE(child.is_ok());
-  REQUIRE(ota::sim::wait_until([&] { return slurp(log).find("ready") != std::string::npos; }, 10s));
+  REQUIRE(ota::sim::wait_for_file_contains(log, "ready", 10s));
+  CHECK_FALSE(ota::sim::wait_for_file_contains(log, "never written", 20ms));
+  CHECK_FALSE(ota::sim::wait_for_file_contains(dir.file("missing.log"), "ready", 20ms));
   auto start = std::chrono::steady_clock::now();
   auto info = child->terminate(200ms);
   CHECK(info.term_signal == SIGKILL);
