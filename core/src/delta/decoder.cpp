@@ -200,8 +200,9 @@ class DiffReader {
   uint64_t zeros_ = 0, literals_ = 0;
 };
 
-// Transformed view of the base: caches a few transform blocks (copies from the base are mostly
-// sequential, so a small cache hits almost always).
+// Transformed view of the base: caches transform blocks (copies from the base are mostly
+// sequential or revisit recent places, so a modest cache hits most of the time).
+constexpr size_t kBaseCacheSlots = 512;
 class BaseView {
  public:
   BaseView(RandomReader& base, Transform t, const std::vector<Region>& regions, const detail::AddressMap* map)
@@ -227,38 +228,29 @@ class BaseView {
   struct Slot {
     uint64_t block = ~uint64_t{0};
     size_t len = 0;
-    uint64_t used = 0;
     std::vector<uint8_t> data;
   };
+  // Direct-mapped: a block has one possible slot, so a hit costs one comparison.
   Status get(uint64_t blk, Slot** out) {
-    ++tick_;
-    Slot* victim = &slots_[0];
-    for (auto& s : slots_) {
-      if (s.block == blk) {
-        s.used = tick_;
-        *out = &s;
-        return Status::ok();
-      }
-      if (s.used < victim->used) victim = &s;
+    Slot* slot = &slots_[blk % slots_.size()];
+    if (slot->block != blk) {
+      uint64_t start = blk * kTransformBlock;
+      size_t len = static_cast<size_t>(std::min<uint64_t>(kTransformBlock, base_.size() - start));
+      slot->data.resize(kTransformBlock);
+      slot->block = ~uint64_t{0};
+      OTA_RETURN_IF_ERROR(base_.read_at(start, slot->data.data(), len));
+      detail::transform_span(t_, true, slot->data.data(), start, len, regions_, map_->empty() ? nullptr : map_);
+      slot->block = blk;
+      slot->len = len;
     }
-    uint64_t start = blk * kTransformBlock;
-    size_t len = static_cast<size_t>(std::min<uint64_t>(kTransformBlock, base_.size() - start));
-    victim->data.resize(kTransformBlock);
-    victim->block = ~uint64_t{0};
-    OTA_RETURN_IF_ERROR(base_.read_at(start, victim->data.data(), len));
-    detail::transform_span(t_, true, victim->data.data(), start, len, regions_, map_->empty() ? nullptr : map_);
-    victim->block = blk;
-    victim->len = len;
-    victim->used = tick_;
-    *out = victim;
+    *out = slot;
     return Status::ok();
   }
   RandomReader& base_;
   Transform t_;
   const std::vector<Region>& regions_;
   const detail::AddressMap* map_;
-  std::array<Slot, 32> slots_;
-  uint64_t tick_ = 0;
+  std::array<Slot, kBaseCacheSlots> slots_;
 };
 
 // Collects the transformed image, undoes the transform one grid block at a time, hashes and writes.

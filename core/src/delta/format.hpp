@@ -69,7 +69,7 @@ constexpr size_t kBlockHeaderSize = 1 + 4 * kStreamCount;
 constexpr uint64_t kMaxBlockOutput = uint64_t{4} << 20;
 constexpr uint64_t kMaxBlockEntries = 65536;
 constexpr uint32_t kMaxChunk = 5u << 20;
-constexpr uint64_t kMaxBlockChunks = uint64_t{12} << 20;
+constexpr uint64_t kMaxBlockChunks = uint64_t{10} << 20;
 constexpr uint8_t kRunEscape = 255;
 
 // Grid on which the executable transform works: each block of the image is transformed on its own

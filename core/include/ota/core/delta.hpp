@@ -34,9 +34,9 @@ constexpr const char* kDeltaMethod = "ota-delta-1";
 
 // Upper bound of heap memory used by apply_delta()/apply_full(), whatever the image size: zstd
 // windows of the eight streams (at most 36 MiB in total, plus about 2 MiB of zstd state), one
-// block's compressed chunks (at most 12 MiB), the address map and its inverse (at most 8 MiB; 9 MiB
-// more while it is decoded, before any block) and small buffers (base cache 128 KiB, output
-// 64 KiB): under 60 MiB. Deltas asking for more are rejected.
+// block's compressed chunks (at most 10 MiB), the address map and its inverse (at most 8 MiB; 9 MiB
+// more while it is decoded, before any block), the transformed-base cache (2 MiB) and small
+// buffers: under 60 MiB. Deltas asking for more are rejected.
 // Measured: 10-24 MB peak RSS applying the benchmark corpus (bench/delta/RESULTS.md).
 constexpr size_t kMaxApplyHeapBytes = size_t{64} << 20;
 
