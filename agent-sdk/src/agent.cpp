@@ -173,7 +173,7 @@ class Agent::Impl {
   }
   std::string active_version() const {
     std::lock_guard<std::mutex> lock(smu_);
-    return bank(active()).version();
+    return disk_.banks_size() == 2 ? bank(active()).version() : std::string();  // empty before start()
   }
 
  private:

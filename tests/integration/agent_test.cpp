@@ -118,7 +118,7 @@ ota::client::TransferPlan raw_plan(const std::string& ecu, const ota::sim::Image
 
 }  // namespace
 
-TEST_CASE_METHOD(Vehicle, "An agent announces itself retained, with a Last Will", "[integration][sdk]") {
+TEST_CASE_METHOD(Vehicle, "An agent announces itself retained with a Last Will", "[integration][sdk]") {
   factory_image("ecu-a", 64 * 1024);
   start_agent("ecu-a");
   wait_online("ecu-a");
@@ -144,7 +144,7 @@ TEST_CASE_METHOD(Vehicle, "An agent announces itself retained, with a Last Will"
   REQUIRE(ota::sim::wait_until([&] { return !fleet->agent("ecu-a")->hello.online(); }, 10s));
 }
 
-TEST_CASE_METHOD(Vehicle, "A command of an unknown major version is refused, never crashes the agent",
+TEST_CASE_METHOD(Vehicle, "A command of an unknown major version is refused and never crashes the agent",
                  "[integration][sdk]") {
   factory_image("ecu-a", 64 * 1024);
   start_agent("ecu-a");
@@ -227,7 +227,7 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   CHECK(*bank == image->sha256);
 }
 
-TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself; a crash during the trial rolls back on restart",
+TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself and a crash during the trial rolls back on restart",
                  "[integration][sdk][fault]") {
   auto base_a = factory_image("ecu-a", 256 * 1024);
   auto base_b = factory_image("ecu-b", 256 * 1024);
@@ -301,7 +301,7 @@ TEST_CASE_METHOD(Vehicle, "DTCs are reported with their details and cleared on c
   REQUIRE(ota::sim::wait_until([&] { return fleet->agent("ecu-a")->dtcs.dtcs_size() == 2; }, 5s));
 }
 
-TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent; the image arrives intact", "[integration][sdk][fault]") {
+TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent and the image arrives intact", "[integration][sdk][fault]") {
   auto base = factory_image("ecu-a", 256 * 1024);
   auto image = ota::sim::write_next_image(base, dir.file("image-2.bin"), 9);
   REQUIRE(image.is_ok());

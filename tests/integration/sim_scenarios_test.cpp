@@ -106,7 +106,7 @@ TEST_CASE("A refused pre-condition sends nothing", "[integration][client]") {
   CHECK(moving.report.reason().find("not parked") != std::string::npos);
 }
 
-TEST_CASE("Consent postponed, then accepted, updates; declined does not", "[integration][client]") {
+TEST_CASE("Consent postponed then accepted updates and declined does not", "[integration][client]") {
   auto dir = temp();
   auto run = run_sim(dir, {"--agents", "2", "--image-size", "256KiB", "--consent", "postpone:300,accept"});
   INFO(run.output << run.client_log());
@@ -142,7 +142,7 @@ TEST_CASE("kill -9 of the client mid-transfer resumes without re-sending what ag
           "[integration][client][fault]") {
   auto dir = temp();
   // Slow flash and a small window: the kill lands with most of each image still to send.
-  auto run = run_sim(dir, {"--agents", "4", "--image-size", "8MiB", "--write-speed", "16", "--window", "4",
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "8MiB", "--write-speed", "6", "--window", "4",
                            "--kill-client-at", "30"});
   INFO(run.output << run.client_log());
   REQUIRE(run.exit_code == 0);
@@ -155,19 +155,26 @@ TEST_CASE("kill -9 of the client mid-transfer resumes without re-sending what ag
     sent += e.bytes_transferred();
     images += e.image_size();
   }
-  // Sent in all, by both clients: the images plus what was in flight when the client died, far
-  // less than sending them again.
-  CHECK(sent >= images);
+  // Sent in all, by both clients (the killed one's count is journaled every 250 ms): about the
+  // images, far less than sending them twice.
+  CHECK(sent > images / 2);
   CHECK(sent < images + images / 4);
   const std::string log = run.client_log();
   CHECK(log.find("resuming campaign sim-campaign-1") != std::string::npos);
-  CHECK(log.find("resumed at byte") != std::string::npos);
+  // Every agent held part of its image when the new client asked: the transfer resumed there.
+  for (const auto& e : run.report.ecus()) {
+    auto at = log.find(e.ecu_id() + ": resumed at byte ");
+    REQUIRE(at != std::string::npos);
+    uint64_t offset = std::stoull(log.substr(at + e.ecu_id().size() + 18));
+    CHECK(offset > 0);
+    CHECK(offset < e.image_size());
+  }
   bool killed = false;
   for (const auto& p : run.report.processes()) killed |= p.name().find("killed") != std::string::npos && p.exit_code() == -9;
   CHECK(killed);
 }
 
-TEST_CASE("A transient commit failure is retried: the atomic group is never half-committed",
+TEST_CASE("A transient commit failure is retried so the atomic group is never half-committed",
           "[integration][client][fault]") {
   auto dir = temp();
   auto run = run_sim(dir, {"--agents", "3", "--image-size", "256KiB", "--fail", "adas:commit"});
