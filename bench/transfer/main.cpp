@@ -222,6 +222,8 @@ struct Options {
   // Paho settings tried for (b); the best is reported as (b).
   std::vector<uint32_t> paho_windows{16, 2};
   std::vector<uint32_t> paho_inflights{16};
+  // What-if runs of the pipeline (other windows, with and without TCP_NODELAY forced).
+  std::vector<uint32_t> what_if_windows;
   std::string sub_sync = "0";
   bool no_nodelay = false;
   std::string pub_impl, sub_impl;
@@ -440,18 +442,19 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
 }
 
 // ------------------------------------------------------------------------------ (a) and (d)
-RunResult run_sim(const Options& o, int agents, const std::string& image_size, const std::string& work,
-                  const std::string& tag) {
+RunResult run_sim(const Options& o, int agents, const std::string& image_size, uint32_t window, bool nodelay,
+                  const std::string& work, const std::string& tag) {
   RunResult res;
   const std::string dir = work + "/" + tag;
   const std::string report = dir + ".json";
   std::vector<std::string> argv{o.bin_dir + "/ota-sim", "--agents", std::to_string(agents), "--image-size",
                                 image_size, "--chunk-size", std::to_string(o.chunk), "--window",
-                                std::to_string(o.window), "--work-dir", dir, "--report", report, "--quiet",
+                                std::to_string(window), "--work-dir", dir, "--report", report, "--quiet",
                                 "--timeout", std::to_string(o.timeout_s)};
   sim::SpawnOptions so;
   so.log_path = dir + ".log";
   so.name = "ota-sim";
+  if (nodelay) so.env_extra.push_back(std::string("LD_PRELOAD=") + OTA_BENCH_NODELAY_SO);
   const double cpu0 = children_cpu_s();
   const auto t0 = Clock::now();
   auto child = sim::ChildProcess::spawn(argv, so);
@@ -509,6 +512,7 @@ struct Scenario {
   std::string key, title;
   std::string impl, flow;  // baselines
   uint32_t window = 0, inflight = 0;
+  bool nodelay = false;  // (a) what-if: TCP_NODELAY forced on the pipeline's MQTT sockets
   std::vector<RunResult> runs;
   std::vector<double> ok_mbps() const {
     std::vector<double> v;
@@ -585,6 +589,11 @@ std::string render(const Options& o, const std::vector<Scenario>& sc, const RunR
         << fmt("%.2f", median(camp) / b->med()) << "x\n";
   }
   if (a && c) out << "- (a)/(c) bare-socket, transfer phase: **" << fmt("%.2f", a->med() / c->med()) << "x** (goal >= 0.8x)\n";
+  for (const auto& s : sc) {
+    if (s.key != "what-if" || s.ok_mbps().empty() || !b) continue;
+    out << "- " << s.title << ": " << fmt("%.1f MB/s", s.med()) << ", " << fmt("%.2fx (b)", s.med() / b->med())
+        << (c ? fmt(", %.2fx (c)", s.med() / c->med()) : std::string()) << "\n";
+  }
   if (b && c) out << "- (b)/(c): " << fmt("%.2f", b->med() / c->med()) << "x\n";
   if (rss) {
     out << "- (d) agent peak RSS installing a " << o.rss_size << " image: "
@@ -646,29 +655,34 @@ int orchestrate(Options& o, const std::string& cmdline) {
   std::vector<Scenario> sc;
   const std::string size_note = std::to_string(o.agents) + " x " + o.image_size;
   if (!o.skip_sim) {
-    sc.push_back({"sim", "(a) ota-sim pipeline, window " + std::to_string(o.window), "", "", o.window, 0, {}});
+    sc.push_back({"sim", "(a) ota-sim pipeline, window " + std::to_string(o.window), "", "", o.window, 0, false, {}});
+    for (uint32_t w : o.what_if_windows) {
+      sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w), "", "", w, 0, false, {}});
+      sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w) + ", TCP_NODELAY (LD_PRELOAD)", "",
+                    "", w, 0, true, {}});
+    }
   }
   if (!o.skip_paho) {
     for (uint32_t w : o.paho_windows) {
-      sc.push_back({"paho", "(b) Paho C++, app acks, window " + std::to_string(w), "paho", "window", w, 0, {}});
+      sc.push_back({"paho", "(b) Paho C++, app acks, window " + std::to_string(w), "paho", "window", w, 0, false, {}});
     }
     for (uint32_t i : o.paho_inflights) {
       if (i == 0) continue;
       sc.push_back({"paho", "(b) Paho C++, QoS 1 only, " + std::to_string(i) + " PUBLISH in flight", "paho",
-                    "inflight", 0, i, {}});
+                    "inflight", 0, i, false, {}});
     }
   }
   if (!o.skip_bare) {
     sc.push_back({"bare", "(c) bare-socket MQTT, app acks, window " + std::to_string(o.window), "bare", "window",
-                  o.window, 0, {}});
+                  o.window, 0, false, {}});
   }
   std::fprintf(stderr, "ota-bench-transfer: %s, chunk %s, SHA-256 backend %s, %d run(s)\n", size_note.c_str(),
                o.chunk_text.c_str(), Sha256::backend(), o.runs);
   for (int run = 1; run <= o.runs; ++run) {
     for (auto& s : sc) {
       RunResult r;
-      if (s.key == "sim") {
-        r = run_sim(o, o.agents, o.image_size, work->path(), "sim-" + std::to_string(run));
+      if (s.key == "sim" || s.key == "what-if") {
+        r = run_sim(o, o.agents, o.image_size, s.window, s.nodelay, work->path(), "sim-" + std::to_string(run));
       } else {
         r = run_baseline(o, s.impl, s.flow, s.window, s.inflight, image, image_sha, work->path(), run);
       }
@@ -682,7 +696,7 @@ int orchestrate(Options& o, const std::string& cmdline) {
   }
   std::optional<RunResult> rss;
   if (o.rss_512) {
-    rss = run_sim(o, 1, o.rss_size, work->path(), "rss");
+    rss = run_sim(o, 1, o.rss_size, o.window, false, work->path(), "rss");
     std::fprintf(stderr, "  agent peak RSS, %s image: %s\n", o.rss_size.c_str(),
                  rss->ok ? fmt("%.1f MiB", rss->agent_rss_kib / 1024.0).c_str() : ("FAILED: " + rss->error).c_str());
   }
@@ -764,6 +778,9 @@ int main(int argc, char** argv) {
                  "(b): QoS-1-only variants, PUBLISHes in flight (0 or none: skip)")
       ->delimiter(',');
   app.add_option("--runs", o.runs, "runs of each scenario (the median is reported)")->check(CLI::Range(1, 20));
+  app.add_option("--what-if", o.what_if_windows,
+                 "also run the pipeline at these windows, with and without TCP_NODELAY forced by an LD_PRELOAD shim")
+      ->delimiter(',');
   app.add_flag("--skip-sim", o.skip_sim, "do not run (a), the ota-sim pipeline");
   app.add_flag("--skip-paho", o.skip_paho, "do not run (b), the Paho baselines");
   app.add_flag("--skip-bare", o.skip_bare, "do not run (c), the bare-socket baseline");
