@@ -13,6 +13,7 @@
 
 #include <mqtt/async_client.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -76,6 +77,11 @@ class MqttTestClient {
   MqttTestClient& operator=(const MqttTestClient&) = delete;
 
   ~MqttTestClient() {
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex());
+      auto& reg = registry();
+      reg.erase(std::remove(reg.begin(), reg.end(), this), reg.end());
+    }
     try {
       if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::milliseconds(2000));
     } catch (...) {
@@ -108,9 +114,22 @@ class MqttTestClient {
     }
     try {
       auto tok = client_->connect(b.finalize());
-      if (!tok->wait_for(options_.timeout + std::chrono::milliseconds(1000))) {
-        return make_error(Code::kTimeout, "connect " + options_.uri + " as " + user_label() + ": no answer");
+      const auto deadline =
+          std::chrono::steady_clock::now() + options_.timeout + std::chrono::milliseconds(1000);
+      // Paho C (1.3.11) serves every client of a process from one receive thread that polls the
+      // sockets it knew when the poll began, for up to a second: a second client's CONNECT waits
+      // ~2 s for that poll to time out. Any packet arriving on another connection ends the poll
+      // early, so while waiting, another connected test client publishes a QoS 1 message on a
+      // topic no ACL allows (the broker drops it and answers with a PUBACK).
+      while (!tok->wait_for(std::chrono::milliseconds(10))) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return make_error(Code::kTimeout,
+                            "connect " + options_.uri + " as " + user_label() + ": no answer");
+        }
+        wake_paho();
       }
+      std::lock_guard<std::mutex> lock(registry_mutex());
+      registry().push_back(this);
       return Status::ok();
     } catch (const mqtt::exception& e) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -207,6 +226,29 @@ class MqttTestClient {
   const MqttClientOptions& options() const { return options_; }
 
  private:
+  static std::mutex& registry_mutex() {
+    static std::mutex mu;
+    return mu;
+  }
+  // Connected test clients of this process (to wake Paho's receive thread, see connect()).
+  static std::vector<MqttTestClient*>& registry() {
+    static std::vector<MqttTestClient*> clients;
+    return clients;
+  }
+  static void wake_paho() {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    for (auto* other : registry()) {
+      try {
+        if (other->client_->is_connected()) {
+          other->client_->publish(kWakeTopic, "", 0, 1, false);
+          return;
+        }
+      } catch (...) {
+      }
+    }
+  }
+  static constexpr const char* kWakeTopic = "ota-test/wake";
+
   std::string user_label() const { return options_.user.empty() ? std::string("anonymous") : options_.user; }
 
   MqttClientOptions options_;
