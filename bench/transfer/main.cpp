@@ -153,7 +153,7 @@ class CpuSampler {
 
  private:
   struct Entry {
-    std::string label;
+    std::string label, comm;
     double cpu_s = 0;
     uint64_t rchar = 0, wchar = 0;  // bytes through read()/write()-like calls (/proc/PID/io)
   };
@@ -199,7 +199,11 @@ class CpuSampler {
       auto it = all.find(pid);
       if (it == all.end()) continue;
       Entry& en = seen_[pid];
-      if (en.label.empty()) en.label = pid == root_ ? "ota-sim" : cmdline_label(pid, it->second.comm);
+      // A child is labelled again once it has exec'd (between fork and exec it looks like its parent).
+      if (en.label.empty() || en.comm != it->second.comm) {
+        en.label = pid == root_ ? "ota-sim" : cmdline_label(pid, it->second.comm);
+        en.comm = it->second.comm;
+      }
       en.cpu_s = std::max(en.cpu_s, it->second.cpu_s);
       read_proc_io(pid, &en.rchar, &en.wchar);
     }
