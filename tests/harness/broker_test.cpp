@@ -197,6 +197,35 @@ TEST_CASE_METHOD(BrokerFixture, "The observer can read everything and publish no
   CHECK(a->messages().size() == 1);
 }
 
+TEST_CASE("Client id takeover: by default another user can close the client's connection",
+          "[integration][acl]") {
+  // Mosquitto closes an existing connection when another one arrives with the same client id,
+  // whatever its user. With strict client ids (render --strict-clientid) the broker replaces
+  // every client id by the username, so an agent cannot knock the client off the broker.
+  for (bool strict : {false, true}) {
+    INFO("strict client ids: " << strict);
+    BrokerOptions options;
+    options.agents = {"ecu-a"};
+    options.strict_client_ids = strict;
+    BrokerFixture fixture(options);
+    auto client_options = fixture.client_options("ota-client");
+    client_options.client_id = "ota-client-main";
+    auto client = fixture.connect_with(client_options);
+    auto intruder_options = fixture.client_options("ecu-a");
+    intruder_options.client_id = "ota-client-main";
+    auto intruder = fixture.connect_with(intruder_options);
+    REQUIRE(intruder->subscribe("ota/v1/ecu/ecu-a/down/#").is_ok());
+    if (!strict) {
+      CHECK(client->wait_connection_lost(kDeadline));
+    } else {
+      // The client still works: its command reaches the agent (who holds no session of its own).
+      REQUIRE(client->publish(down("ecu-a", "cmd"), "still connected").is_ok());
+      REQUIRE(intruder->wait_for_payload(down("ecu-a", "cmd"), "still connected", kDeadline));
+      CHECK_FALSE(client->connection_lost());
+    }
+  }
+}
+
 TEST_CASE("Two brokers run side by side on different ports", "[integration][broker]") {
   BrokerOptions options;
   options.agents = {"ecu-a"};

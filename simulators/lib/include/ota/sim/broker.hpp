@@ -42,6 +42,10 @@ struct BrokerOptions {
   // (e.g. "0.0.0.0" together with a veth address for agents in network namespaces).
   std::vector<std::string> tls_extra_ips = {};
   std::string tls_bind = "127.0.0.1";
+  // Replace every client id by the username (render --strict-clientid): no client can take over
+  // another's session by connecting with its client id (by default mosquitto closes the older
+  // connection), at the price of one connection per user at a time.
+  bool strict_client_ids = false;
   // Fixed ports instead of free ones picked at random (0 = pick). With a fixed port a port in
   // use is an error, not a retry.
   int port = 0;

@@ -217,6 +217,12 @@ class MqttTestClient {
     return n;
   }
 
+  // Waits until the broker closed the connection (true) or the deadline passed (false).
+  bool wait_connection_lost(std::chrono::milliseconds deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, deadline, [&] { return connection_lost_; });
+  }
+
   bool connection_lost() const {
     std::lock_guard<std::mutex> lock(mu_);
     return connection_lost_;
