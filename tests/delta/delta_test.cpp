@@ -507,3 +507,15 @@ TEST_CASE("hostile sizes in a delta are refused without allocating them", "[unit
   s = apply(base, map, &out);
   CHECK(s.code() == ota::Code::kCorrupt);
 }
+
+TEST_CASE("an executable whose base has no code sections still round-trips", "[unit][delta]") {
+  Bytes base = fake_elf_x86(400, 100, 0, 4);
+  Bytes image = fake_elf_x86(400, 100, 24, 4);
+  // Clear SHF_EXECINSTR of the base's .text: the base then has no transform regions.
+  uint64_t shoff;
+  std::memcpy(&shoff, base.data() + 0x28, 8);
+  base[shoff + 64 + 8] = 0x2;
+  delta::EncodeStats st;
+  round_trip(base, image, &st);
+  CHECK(st.transform == delta::Transform::kX86_64);
+}

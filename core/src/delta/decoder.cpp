@@ -206,7 +206,7 @@ constexpr size_t kBaseCacheSlots = 512;
 class BaseView {
  public:
   BaseView(RandomReader& base, Transform t, const std::vector<Region>& regions, const detail::AddressMap* map)
-      : base_(base), t_(regions.empty() ? Transform::kNone : t), regions_(regions), map_(map) {}
+      : base_(base), t_(t), regions_(regions), map_(map) {}
 
   Status read(uint64_t off, uint8_t* dst, size_t n) {
     if (t_ == Transform::kNone) return base_.read_at(off, dst, n);
