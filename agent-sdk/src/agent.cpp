@@ -129,7 +129,7 @@ class Agent::Impl {
     v1::Hello will = make_hello(false);
     topts.will = WillMessage{topics::ecu(cfg_.ecu_id, Leaf::kHello), will.SerializeAsString(), 1, true};
     transport_ = make_mqtt_transport(topts);
-    transport_->on_message([this](const TransportMessage& m) { enqueue(m); });
+    transport_->on_message([this](TransportMessage&& m) { enqueue(std::move(m)); });
     transport_->on_connection([this](bool up) {
       if (up) enqueue(TransportMessage{"", "", false});  // empty topic = republish hello/state
     });
@@ -294,9 +294,9 @@ class Agent::Impl {
     return h;
   }
 
-  void publish_msg(Leaf leaf, const google::protobuf::MessageLite& msg, bool retain) {
+  void publish_msg(Leaf leaf, const google::protobuf::MessageLite& msg, bool retain, int qos = 1) {
     std::string bytes = msg.SerializeAsString();
-    Status st = transport_->publish(topics::ecu(cfg_.ecu_id, leaf), bytes, 1, retain);
+    Status st = transport_->publish(topics::ecu(cfg_.ecu_id, leaf), bytes, qos, retain);
     if (!st.is_ok()) OTA_LOGW(kLog, "%s: %s", cfg_.ecu_id.c_str(), st.to_string().c_str());
   }
 
@@ -373,10 +373,10 @@ class Agent::Impl {
   }
 
   // ------------------------------------------------------------------ worker
-  void enqueue(const TransportMessage& m) {
+  void enqueue(TransportMessage&& m) {
     {
       std::lock_guard<std::mutex> lock(qmu_);
-      queue_.push_back(m);
+      queue_.push_back(std::move(m));
     }
     qcv_.notify_one();
   }
@@ -667,7 +667,9 @@ class Agent::Impl {
     ack.set_next_offset(next_offset_);
     ack.set_durable_offset(disk_.durable_offset());
     if (!err.is_ok()) codec::to_wire(err, v1::PHASE_TRANSFER, ack.mutable_error());
-    publish_msg(Leaf::kAck, ack, false);
+    // QoS 0: acks are cumulative, so a lost one is covered by the next, and a lost last one by the
+    // client's resync; QoS 1 would double the packets on the busiest path.
+    publish_msg(Leaf::kAck, ack, false, 0);
   }
 
   void abort_transfer(const Status& st) {

@@ -27,7 +27,7 @@ struct TransferPlan {
   std::string payload_path;
   PayloadSource source = PayloadSource::kFile;
   uint32_t chunk_size = 256 * 1024;
-  uint32_t window = 16;         // chunks in flight
+  uint32_t window = 3;          // chunks in flight (see kDefaultWindow in campaign.cpp)
   std::chrono::milliseconds stall_timeout{5000};  // no ack progress for this long: resynchronise
   int max_resyncs = 20;
   // Called on the sending thread after each chunk is handed to the transport (for accounting).

@@ -32,7 +32,7 @@ class MqttTransport : public Transport {
     client_->set_message_callback([this](mqtt::const_message_ptr msg) {
       if (!message_handler_) return;
       TransportMessage m{msg->get_topic(), msg->get_payload_str(), msg->is_retained()};
-      message_handler_(m);
+      message_handler_(std::move(m));
     });
     client_->set_connected_handler([this](const std::string&) { on_connected(); });
     client_->set_connection_lost_handler([this](const std::string& cause) {

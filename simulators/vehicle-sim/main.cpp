@@ -74,7 +74,7 @@ struct Options {
   double write_speed = 0;
   int dtcs = 0;
   uint32_t chunk_size = 256 * 1024;
-  uint32_t window = 16;
+  uint32_t window = 3;
   int soc = 80;
   int min_soc = 20;
   bool not_parked = false;

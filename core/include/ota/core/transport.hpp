@@ -52,7 +52,8 @@ struct TransportOptions {
 // for long (a blocked callback stalls every message of this connection) and must not throw.
 class Transport {
  public:
-  using MessageHandler = std::function<void(const TransportMessage&)>;
+  // The message is handed over (moved): a handler may keep it without copying the payload.
+  using MessageHandler = std::function<void(TransportMessage&&)>;
   // Called with true after every (re)connect, after subscriptions are restored; false on loss.
   using ConnectionHandler = std::function<void(bool connected)>;
 
