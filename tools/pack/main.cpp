@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include <unistd.h>
+
 #include "mapped_file.hpp"
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
@@ -29,7 +31,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 int cmd_diff(const std::string& base_path, const std::string& new_path, const std::string& out_path, int level,
-             bool no_transform, bool verbose) {
+             bool no_transform, bool verify, bool verbose) {
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<ota::pack::MappedFile> base;
   if (!base_path.empty()) {
@@ -48,6 +50,14 @@ int cmd_diff(const std::string& base_path, const std::string& new_path, const st
                              img.value()->size(), sink, opt, &st);
   });
   if (!s.is_ok()) return fail(s);
+  if (verify) {
+    // Never hand out a delta that does not rebuild the image: apply it once, here.
+    s = ota::pack::verify_delta_file(base_path, out_path);
+    if (!s.is_ok()) {
+      ::unlink(out_path.c_str());
+      return fail(s);
+    }
+  }
   if (verbose) {
     double pct = img.value()->size() ? 100.0 * st.delta_size / img.value()->size() : 0.0;
     std::fprintf(stderr,
@@ -127,6 +137,8 @@ int main(int argc, char** argv) {
   diff->add_option("DELTA", out, "delta to write")->required();
   diff->add_option("-l,--level", level, "zstd level of the streams (1-22)")->capture_default_str();
   diff->add_flag("--no-transform", no_transform, "disable the executable branch transform");
+  bool no_verify = false;
+  diff->add_flag("--no-verify", no_verify, "skip applying the new delta once to check it (faster)");
 
   auto* compress = app.add_subcommand("compress", "make a full payload (a delta from an empty base)");
   compress->add_option("NEW", image, "new image")->required()->check(CLI::ExistingFile);
@@ -149,8 +161,8 @@ int main(int argc, char** argv) {
   auto* pack = ota::pack::add_pack_command(app, pack_args);
 
   CLI11_PARSE(app, argc, argv);
-  if (diff->parsed()) return cmd_diff(base, image, out, level, no_transform, verbose);
-  if (compress->parsed()) return cmd_diff("", image, out, level, false, verbose);
+  if (diff->parsed()) return cmd_diff(base, image, out, level, no_transform, !no_verify, verbose);
+  if (compress->parsed()) return cmd_diff("", image, out, level, false, true, verbose);
   if (patch->parsed()) return cmd_patch(base, delta_path, out, verbose);
   if (unpack->parsed()) return cmd_patch("", delta_path, out, verbose);
   if (info->parsed()) return cmd_info(delta_path);

@@ -27,6 +27,19 @@ Status write_file_atomically(const std::string& path, const std::function<Status
   return s;
 }
 
+Status verify_delta_file(const std::string& base_path, const std::string& delta_path) {
+  class NullSink : public ByteSink {
+   public:
+    Status write(const uint8_t*, size_t) override { return Status::ok(); }
+  } null_sink;
+  auto d = FileReader::open(delta_path);
+  if (!d) return d.status();
+  if (base_path.empty()) return delta::apply_full(*d.value(), null_sink).with_context("verifying " + delta_path);
+  auto b = FileReader::open(base_path);
+  if (!b) return b.status();
+  return delta::apply_delta(*b.value(), *d.value(), null_sink).with_context("verifying " + delta_path);
+}
+
 namespace {
 
 bool valid_ecu_id(const std::string& id) {
@@ -82,12 +95,14 @@ Status pack_one(const PackArgs& args, const std::string& id, const std::string& 
   const std::string full_name = id + ".full", delta_name = id + ".delta";
   Built full, dlt;
   OTA_RETURN_IF_ERROR(build_payload(args.out_dir + "/" + full_name, nullptr, *image.value(), args.level, &full));
+  OTA_RETURN_IF_ERROR(verify_delta_file("", args.out_dir + "/" + full_name));
   std::unique_ptr<MappedFile> base;
   if (base_path) {
     auto b = MappedFile::open(*base_path);
     if (!b) return b.status();
     base = std::move(b.value());
     OTA_RETURN_IF_ERROR(build_payload(args.out_dir + "/" + delta_name, base.get(), *image.value(), args.level, &dlt));
+    OTA_RETURN_IF_ERROR(verify_delta_file(*base_path, args.out_dir + "/" + delta_name));
   }
   bool use_delta = base && dlt.size < full.size;
   // Keep only the payload that travels.

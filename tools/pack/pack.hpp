@@ -23,6 +23,10 @@ struct PackArgs {
 CLI::App* add_pack_command(CLI::App& app, PackArgs& args);
 int run_pack(const PackArgs& args, bool verbose);
 
+// Applies the delta at delta_path to base_path ("" for a full payload) without writing the result:
+// apply checks the result's SHA-256, so OK means the delta reconstructs the image it was made for.
+Status verify_delta_file(const std::string& base_path, const std::string& delta_path);
+
 // Writes through `fn` into path.tmp, then syncs and renames it over path; a failure leaves no file.
 Status write_file_atomically(const std::string& path, const std::function<Status(ByteSink&)>& fn);
 
