@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "fuzz_common.hpp"
 #include "ota/core/file.hpp"
@@ -29,6 +31,15 @@ void put(const std::string& target, const std::string& name, const std::string& 
     std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
     std::exit(1);
   }
+}
+
+template <class T, class = void>
+struct HasSignedImage : std::false_type {};
+template <class T>
+struct HasSignedImage<T, std::void_t<decltype(std::declval<T&>().set_signed_image(std::string()))>> : std::true_type {};
+template <class T>
+void set_signed_image(T* t, const std::string& image) {
+  if constexpr (HasSignedImage<T>::value) t->set_signed_image(image);
 }
 
 struct StringSink : ota::ByteSink {
@@ -97,6 +108,7 @@ int main(int argc, char** argv) {
     t->set_sha256(digest_bytes('B'));
     t->set_hardware_id("hw-brake-a");
     t->set_signed_target(director);
+    set_signed_image(t, image);
     put("fuzz_wire_command", "start-transfer", m.SerializeAsString());
     v1::Command c2;
     ota::codec::set_protocol(c2.mutable_protocol());
@@ -158,6 +170,16 @@ int main(int argc, char** argv) {
     m.add_groups()->set_atomic(true);
     put("fuzz_wire_campaign", "campaign", m.SerializeAsString());
   }
+#ifdef OTA_WIRE_SIGNED_CAMPAIGN
+  {
+    v1::SignedCampaign m;
+    m.set_signed_director(director);
+    m.set_signed_image(image);
+    auto* loc = m.add_payloads();
+    loc->set_sha256(digest_bytes('z'));
+    put("fuzz_wire_signed_campaign", "signed-campaign", m.SerializeAsString());
+  }
+#endif
   {
     v1::AgentDiskState m;
     m.set_format(1);
