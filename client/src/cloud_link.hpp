@@ -1,0 +1,146 @@
+// CloudLink: the vehicle client's connection to the OTA platform (proto/ota/v1/cloud.proto).
+//
+// MQTT v5 over TLS to the cloud broker: the broker's certificate must chain to the configured CA
+// file, and the link presents the vehicle's client certificate (its CN is the vehicle id of the
+// topic tree). Campaign offers come in on down/campaign; inventory, status and reports go out on
+// up/; packages named "cloud://<package>" are downloaded chunk by chunk over up/download and
+// down/download/{request_id}, resuming from a "<dest>.part" file left by an interrupted download.
+//
+//   ota::client::CloudLinkOptions o;
+//   o.uri = "ssl://127.0.0.1:8883"; o.ca_file = ...; o.cert_file = ...; o.key_file = ...;
+//   o.vehicle = "ota-client";
+//   auto link = ota::client::CloudLink::connect(o);        // Result<std::unique_ptr<CloudLink>>
+//   auto offer = (*link)->wait_campaign(std::chrono::minutes(1));
+//   auto local = ota::client::localize(*offer, "/var/lib/ota/cache", **link);
+//   ... run *local ...; (*link)->publish_report(report);
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ota/core/status.hpp"
+#include "ota/core/transport.hpp"
+#include "ota/v1/cloud.pb.h"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::client {
+
+inline constexpr const char* kCloudScheme = "cloud://";
+
+struct CloudLinkOptions {
+  std::string uri;        // "ssl://host:port" of the cloud broker (TLS is mandatory)
+  std::string ca_file;    // PEM CA the broker's certificate must chain to
+  std::string cert_file;  // the vehicle's client certificate (PEM); its CN must equal `vehicle`
+  std::string key_file;   // its private key (PEM)
+  std::string vehicle = "ota-client";  // topic segment: ota/v1/cloud/{vehicle}/...
+  std::string client_id;               // MQTT client id; empty: "<vehicle>-cloud"
+  std::chrono::milliseconds connect_timeout{10000};
+  // Download tuning. chunk_size is capped at 512 KiB (the broker's 1 MiB message limit); memory
+  // held by a download is about window * chunk_size.
+  uint32_t chunk_size = 256 * 1024;
+  uint32_t window = 8;
+  // A download attempt gives up (kTimeout, the .part file is kept) when no valid chunk arrives
+  // for this long.
+  std::chrono::milliseconds stall_timeout{10000};
+  // Largest campaign offer accepted, bytes.
+  size_t max_offer_size = 1 << 20;
+};
+
+struct DownloadStats {
+  uint64_t total = 0;          // package size
+  uint64_t resumed_from = 0;   // bytes already in the .part file when the attempt started
+  uint64_t fetched = 0;        // payload bytes received over the network in this attempt
+  double seconds = 0;          // wall time of the attempt
+};
+
+// Called from the downloading thread with (bytes present in the .part file, package size).
+using DownloadProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+class CloudLink {
+ public:
+  // Called on the transport's thread for every new campaign offer: must not block.
+  using CampaignHandler = std::function<void(const v1::Campaign&)>;
+
+  // Checks the options (TLS files readable, uri ssl://), connects (waits for the CONNACK) and
+  // subscribes ota/v1/cloud/{vehicle}/down/#. Errors name the cause: kInvalidArgument (options,
+  // missing files), kUnavailable (unreachable, TLS handshake refused: wrong CA or no accepted
+  // client certificate), kRejected (not authorised).
+  static Result<std::unique_ptr<CloudLink>> connect(CloudLinkOptions options,
+                                                    CampaignHandler on_campaign = nullptr);
+
+  ~CloudLink();
+  CloudLink(const CloudLink&) = delete;
+  CloudLink& operator=(const CloudLink&) = delete;
+
+  const CloudLinkOptions& options() const { return options_; }
+  std::string topic(const std::string& suffix) const;  // "ota/v1/cloud/{vehicle}/" + suffix
+
+  // The next campaign offer not yet returned (the retained one arrives right after connect).
+  // An offer byte-identical to the last one delivered (re-sent by the broker after a reconnect)
+  // is not delivered again. kTimeout when none arrives in time.
+  Result<v1::Campaign> wait_campaign(std::chrono::milliseconds timeout);
+
+  // up/inventory (retained), up/status (retained), up/report. publish_report waits until the
+  // broker acknowledged it (QoS 1) or `timeout` passed.
+  Status publish_inventory(const v1::VehicleInventory& inventory);
+  Status publish_status(const v1::CampaignStatus& status);
+  Status publish_report(const v1::VehicleReport& report,
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(10000));
+
+  // Downloads the package of ref.uri ("cloud://<package>") into dest_path. Bytes go to
+  // "<dest_path>.part" in order; if that file exists, the download continues from its size.
+  // At the end the whole file's SHA-256 must equal ref.sha256 (and its size ref.size), then it
+  // is renamed to dest_path. If dest_path already holds the right bytes, nothing is fetched.
+  // Errors: kTimeout (stalled; .part kept, call again to resume), kHashMismatch (the .part is
+  // deleted), kCorrupt (a malformed or inconsistent chunk), the platform's error (unknown
+  // package...), kIoError/kNoSpace. One download at a time per link (others wait).
+  Status download(const v1::PayloadRef& ref, const std::string& dest_path, const DownloadProgress& progress = {},
+                  DownloadStats* stats = nullptr);
+
+  void disconnect();
+
+ private:
+  struct Inflight;
+  explicit CloudLink(CloudLinkOptions options);
+  void handle(const TransportMessage& msg);
+  Status download_attempt(const std::string& package, const v1::PayloadRef& ref, const std::string& part_path,
+                          DownloadStats* st, const DownloadProgress& progress);
+
+  CloudLinkOptions options_;
+  std::unique_ptr<Transport> transport_;
+  CampaignHandler on_campaign_;
+  std::string prefix_;  // "ota/v1/cloud/{vehicle}/"
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<v1::Campaign> pending_offer_;
+  std::string last_offer_bytes_;
+  // Chunks of the running download, raw, keyed by nothing: the downloader validates them.
+  // Only accepted while a download runs (download_active_), capped at window + 16 entries.
+  bool download_active_ = false;
+  std::deque<std::pair<std::string, std::string>> chunks_;  // (request_id, payload)
+  std::mutex download_mu_;  // serialises download()
+  uint64_t next_download_ = 0;
+  std::string session_;  // random per link: keeps request ids unique across restarts
+};
+
+// Rewrites every cloud:// payload uri of the campaign to a local file in cache_dir, downloading
+// what is not there yet (resuming .part files; up to `attempts` attempts per package on kTimeout).
+// Only the payloads the client may send are fetched: `full` always, `delta` when present. Local
+// file names are "<package>"; a package name must be [A-Za-z0-9._-] and not start with '.'.
+Result<v1::Campaign> localize(const v1::Campaign& campaign, const std::string& cache_dir, CloudLink& link,
+                              int attempts = 3, const DownloadProgress& progress = {});
+
+// The package name of a "cloud://<package>" uri; kInvalidArgument for other uris or bad names.
+Result<std::string> cloud_package_name(const std::string& uri);
+
+}  // namespace ota::client
