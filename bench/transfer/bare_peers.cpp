@@ -243,7 +243,7 @@ Publish parse_publish(const Packet& p) {
 }  // namespace
 
 int run_bare_sub(const PeerConfig& c) {
-  auto sink = StreamSink::open(c.out, c.sync_every);
+  auto sink = StreamSink::open(c.out, c.sync_every, c.state_file);
   if (!sink) {
     std::fprintf(stderr, "sub %s: %s\n", c.id.c_str(), sink.status().to_string().c_str());
     return 1;

@@ -79,14 +79,20 @@ int set_nodelay_on_tcp_sockets() {
   return count;
 }
 
-Result<StreamSink> StreamSink::open(const std::string& path, uint64_t sync_every) {
+Result<StreamSink> StreamSink::open(const std::string& path, uint64_t sync_every, bool state_file) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status(errno, "open " + path);
-  return StreamSink(fd, sync_every);
+  return StreamSink(fd, path, sync_every, state_file);
 }
 
 StreamSink::StreamSink(StreamSink&& o) noexcept
-    : fd_(o.fd_), sync_every_(o.sync_every_), since_sync_(o.since_sync_), bytes_(o.bytes_), sync_ns_(o.sync_ns_),
+    : fd_(o.fd_),
+      path_(std::move(o.path_)),
+      state_file_(o.state_file_),
+      sync_every_(o.sync_every_),
+      since_sync_(o.since_sync_),
+      bytes_(o.bytes_),
+      sync_ns_(o.sync_ns_),
       sha_(std::move(o.sha_)) {
   o.fd_ = -1;
 }
@@ -111,6 +117,7 @@ Status StreamSink::write(const uint8_t* data, size_t n) {
   if (sync_every_ > 0 && since_sync_ >= sync_every_) {
     int64_t t0 = mono_ns();
     if (::fdatasync(fd_) != 0) return errno_status(errno, "fdatasync");
+    if (state_file_) OTA_RETURN_IF_ERROR(atomic_write_file(path_ + ".state", std::to_string(bytes_) + "\n"));
     sync_ns_ += mono_ns() - t0;
     since_sync_ = 0;
   }

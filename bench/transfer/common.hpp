@@ -55,6 +55,8 @@ struct PeerConfig {
   uint32_t window = 16;
   uint32_t inflight = 64;
   uint64_t sync_every = 0;         // sub: fdatasync every N bytes (0: never)
+  bool state_file = false;         // sub: with each fdatasync also save a state file atomically
+                                   // (write, fsync, rename, fsync dir), as the agent SDK does
   bool nodelay = true;             // set TCP_NODELAY on the MQTT socket(s)
   int timeout_s = 300;
 };
@@ -81,7 +83,7 @@ int set_nodelay_on_tcp_sockets();
 // arrives (never the whole image in memory); optional fdatasync every `sync_every` bytes.
 class StreamSink {
  public:
-  static Result<StreamSink> open(const std::string& path, uint64_t sync_every);
+  static Result<StreamSink> open(const std::string& path, uint64_t sync_every, bool state_file = false);
   StreamSink(StreamSink&& o) noexcept;
   StreamSink& operator=(StreamSink&&) = delete;
   StreamSink(const StreamSink&) = delete;
@@ -93,8 +95,11 @@ class StreamSink {
   double sync_seconds() const { return sync_ns_ / 1e9; }
 
  private:
-  StreamSink(int fd, uint64_t sync_every) : fd_(fd), sync_every_(sync_every) {}
+  StreamSink(int fd, std::string path, uint64_t sync_every, bool state_file)
+      : fd_(fd), path_(std::move(path)), state_file_(state_file), sync_every_(sync_every) {}
   int fd_ = -1;
+  std::string path_;
+  bool state_file_ = false;
   uint64_t sync_every_ = 0;
   uint64_t since_sync_ = 0;
   uint64_t bytes_ = 0;

@@ -230,6 +230,7 @@ struct Options {
   std::vector<uint32_t> what_if_windows;
   std::string sub_sync = "0";
   bool no_nodelay = false;
+  bool sub_state = false;
   std::string pub_impl, sub_impl;
   bool write_results = false;
   std::string results_file = std::string(OTA_BENCH_TRANSFER_DIR) + "/RESULTS.md";
@@ -341,7 +342,8 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
     auto argv = common_args("sub");
     std::vector<std::string> more{"--id", id, "--user", id, "--password", (*broker)->password(id), "--out",
                                   dir + "/" + id + ".bin", "--ready", dir + "/" + id + ".ready", "--result",
-                                  dir + "/" + id + ".result", "--sync-every", std::to_string(o.sync_every)};
+                                  dir + "/" + id + ".result", "--sync-every", std::to_string(o.sync_every),
+                                  "--state-file", o.sub_state ? "1" : "0"};
     argv.insert(argv.end(), more.begin(), more.end());
     sim::SpawnOptions so;
     so.log_path = dir + "/" + id + ".log";
@@ -754,10 +756,13 @@ int peer_main(int argc, char** argv) {
   app.add_option("--window", c.window);
   app.add_option("--inflight", c.inflight);
   app.add_option("--sync-every", c.sync_every);
+  int state_file = 0;
+  app.add_option("--state-file", state_file);
   app.add_option("--nodelay", nodelay);
   app.add_option("--timeout", c.timeout_s);
   CLI11_PARSE(app, argc, argv);
   c.nodelay = nodelay != 0;
+  c.state_file = state_file != 0;
   if (c.impl == "paho") return c.role == "pub" ? run_paho_pub(c) : run_paho_sub(c);
   if (c.impl == "bare") return c.role == "pub" ? run_bare_pub(c) : run_bare_sub(c);
   std::fprintf(stderr, "unknown --impl %s\n", c.impl.c_str());
@@ -795,6 +800,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"paho", "bare"}));
   app.add_option("--sub-impl", o.sub_impl, "diagnosis: the (b) scenarios' subscribers are paho or bare")
       ->check(CLI::IsMember({"paho", "bare"}));
+  app.add_flag("--sub-state", o.sub_state,
+               "with --sub-sync, subscribers also save a state file atomically at each sync (like the agent SDK)");
   app.add_flag("--no-nodelay", o.no_nodelay, "leave Nagle on in the baselines' MQTT sockets");
   app.add_flag("--write-results", o.write_results, "write RESULTS.md next to this program's source");
   app.add_option("--results-file", o.results_file, "where --write-results writes");

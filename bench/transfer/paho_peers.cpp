@@ -55,7 +55,7 @@ bool pread_full(int fd, uint8_t* buf, size_t n, uint64_t off) {
 std::string paho_version() { return mqtt::VERSION_STR; }
 
 int run_paho_sub(const PeerConfig& c) {
-  auto sink = StreamSink::open(c.out, c.sync_every);
+  auto sink = StreamSink::open(c.out, c.sync_every, c.state_file);
   if (!sink) {
     std::fprintf(stderr, "sub %s: %s\n", c.id.c_str(), sink.status().to_string().c_str());
     return 1;
