@@ -23,6 +23,7 @@
 #include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/topics.hpp"
+#include "ota/core/trust.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/v1/state.pb.h"
 
@@ -119,6 +120,15 @@ class Agent::Impl {
     staging_path_ = cfg_.state_dir + "/payload.part";
     OTA_RETURN_IF_ERROR(load_state());
     OTA_RETURN_IF_ERROR(recover());
+    if (!cfg_.trust_root_file.empty()) {
+      auto root = read_small_file(cfg_.trust_root_file, 256 * 1024);
+      if (!root) return root.status().with_context("trust root");
+      auto verifier = trust::AgentVerifier::from_root(*root);
+      if (!verifier) return verifier.status().with_context("trust root " + cfg_.trust_root_file);
+      verifier_ = std::make_unique<trust::AgentVerifier>(std::move(*verifier));
+    } else {
+      OTA_LOGW(kLog, "%s: no trust root configured: targets are not signature-checked", cfg_.ecu_id.c_str());
+    }
 
     TransportOptions topts;
     topts.uri = cfg_.broker_uri;
@@ -526,10 +536,41 @@ class Agent::Impl {
     } else {
       return Status(Code::kUnsupported, "payload encoding " + std::to_string(t.encoding()) + " is not supported");
     }
+    OTA_RETURN_IF_ERROR(verify_signed_target(t));
     if (t.kind() != v1::PAYLOAD_KIND_UNSPECIFIED && t.kind() != v1::PAYLOAD_KIND_FIRMWARE_IMAGE) {
       return Status(Code::kUnsupported, "payload kind " + std::to_string(t.kind()) + " is not supported");
     }
     if (disk_.trial()) return Status(Code::kRejected, "an activated update awaits commit or rollback");
+    return Status::ok();
+  }
+
+  // The agent's own check of what the client hands it: signed by the director for this ECU, the
+  // very image (hash, size, version) the client announces, no downgrade unless allowed, no replay.
+  Status verify_signed_target(const v1::Target& t) {
+    if (!verifier_) return Status::ok();
+    if (t.signed_target().empty()) {
+      return Status(Code::kSignatureInvalid, "target " + t.version() + " carries no signed director metadata");
+    }
+    trust::AgentIdentity me;
+    me.ecu_id = cfg_.ecu_id;
+    me.hardware_id = cfg_.hardware_id;
+    me.active_version = bank(active()).version();
+    me.min_director_version = disk_.director_version();
+    trust::SystemClock clock;
+    auto verified = verifier_->verify_target(t.signed_target(), t.signed_image(), me, &clock);
+    if (!verified) return verified.status();
+    const trust::CampaignTarget& signed_target = verified->target;
+    if (std::string(reinterpret_cast<const char*>(signed_target.sha256.data()), 32) != t.sha256() ||
+        signed_target.size != t.size() || signed_target.version != t.version()) {
+      return Status(Code::kRejected, "the target announced (" + t.version() + ", " + std::to_string(t.size()) +
+                                         " bytes) is not the one the director signed for " + cfg_.ecu_id + " (" +
+                                         signed_target.version + ", " + std::to_string(signed_target.size) + " bytes)");
+    }
+    if (t.allow_downgrade() && !signed_target.allow_downgrade) {
+      return Status(Code::kRejected, "allow_downgrade is set but not signed by the director");
+    }
+    std::lock_guard<std::mutex> lock(smu_);
+    if (verified->director_version > disk_.director_version()) disk_.set_director_version(verified->director_version);
     return Status::ok();
   }
 
@@ -995,6 +1036,7 @@ class Agent::Impl {
 
   AgentConfig cfg_;
   Device& dev_;
+  std::unique_ptr<trust::AgentVerifier> verifier_;
   uint64_t boot_id_ = 0;
   std::unique_ptr<Transport> transport_;
   std::string state_path_;

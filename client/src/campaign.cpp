@@ -13,6 +13,7 @@
 #include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
 #include "transfer.hpp"
+#include "trust_gate.hpp"
 
 namespace ota::client {
 namespace {
@@ -321,6 +322,7 @@ class CampaignRunner::Impl {
     tg.set_kind(v1::PAYLOAD_KIND_FIRMWARE_IMAGE);
     tg.set_allow_downgrade(t.allow_downgrade());
     tg.set_signed_target(t.signed_target());
+    tg.set_signed_image(t.signed_image());
     // Delta when the agent can rebuild it and runs exactly the delta's base; the full image otherwise.
     const bool use_delta = t.has_delta() && caps.delta() && active_sha(*view) == t.delta().base_sha256();
     if (use_delta) {
@@ -341,6 +343,8 @@ class CampaignRunner::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       e->mutable_report()->set_encoding(tg.encoding());
     }
+    // The payload file must be exactly what was promised (signed) before a byte of it is sent.
+    OTA_RETURN_IF_ERROR(check_payload_file(plan.payload_path, use_delta ? t.delta() : t.full()));
     OTA_LOGI(kLog, "%s: sending %s payload of %llu bytes for %s", e->ecu_id().c_str(),
              use_delta ? "delta" : "full", static_cast<unsigned long long>(tg.payload_size()), t.version().c_str());
 

@@ -3,11 +3,16 @@
 // the caller's thread and wait on cv_.
 #include "cloud_link.hpp"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -59,6 +64,53 @@ std::string random_hex(size_t bytes) {
     out += kHex[v & 15];
   }
   return out;
+}
+
+// Plain TCP connect to the host:port of an "ssl://host:port" uri, so that "unreachable" and
+// "TLS handshake refused" get different messages (Paho reports both as "TCP/TLS connect failure").
+Status tcp_probe(const std::string& uri, milliseconds timeout) {
+  std::string hostport = uri.substr(6);
+  const auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) return make_error(Code::kInvalidArgument, "uri '" + uri + "' has no port");
+  std::string host = hostport.substr(0, colon);
+  const std::string port = hostport.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    return make_error(Code::kUnavailable, "cannot resolve '" + host + "': " + gai_strerror(rc));
+  }
+  std::string why = "no address";
+  bool ok = false;
+  for (addrinfo* a = res; a != nullptr && !ok; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      if (rc == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        rc = err == 0 ? 0 : -1;
+        errno = err;
+      } else {
+        rc = -1;
+        errno = ETIMEDOUT;
+      }
+    }
+    if (rc == 0) {
+      ok = true;
+    } else {
+      why = std::strerror(errno);
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  if (!ok) return make_error(Code::kUnavailable, "cloud broker " + uri + " is unreachable: " + why);
+  return Status::ok();
 }
 
 uint64_t file_size_or(const std::string& path, uint64_t fallback) {
@@ -117,11 +169,16 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
   t.tls = TlsOptions{o.ca_file, o.cert_file, o.key_file};
   self->transport_ = make_mqtt_transport(t);
   self->transport_->on_message([self](const TransportMessage& m) { self->handle(m); });
+  OTA_RETURN_IF_ERROR(tcp_probe(o.uri, o.connect_timeout).with_context("cloud link"));
   Status st = self->transport_->connect(o.connect_timeout);
-  if (!st.is_ok()) {
-    return Status(st.code(), "cloud link: " + st.message() + " (the broker's certificate is checked against CA '" +
-                                 o.ca_file + "'; the broker must accept client certificate '" + o.cert_file + "')");
+  if (st.code() == Code::kUnavailable) {
+    // The port answered TCP just before, so this is (almost always) the TLS handshake.
+    return Status(st.code(), "cloud link: TLS handshake with " + o.uri +
+                                 " failed: either the broker's certificate does not chain to CA '" + o.ca_file +
+                                 "' (or does not name the host), or the broker refused client certificate '" +
+                                 o.cert_file + "' (" + st.message() + ")");
   }
+  if (!st.is_ok()) return st.with_context("cloud link");
   st = self->transport_->subscribe(self->topic("down/#"), 1);
   if (!st.is_ok()) {
     return st.with_context("cloud link: vehicle '" + o.vehicle + "' (must be the CN of '" + o.cert_file + "')");

@@ -12,6 +12,8 @@
 
 #include "campaign.hpp"
 #include "fleet.hpp"
+#include "ota/core/trust.hpp"
+#include "trust_gate.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
@@ -208,11 +210,83 @@ int main(int argc, char** argv) {
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
   }
 
-  v1::Campaign campaign;
+  // Trust: a campaign is accepted only signed for this vehicle (docs/SECURITY.md), unless the
+  // configuration explicitly allows unsigned campaigns (development only).
+  const std::string trust_root = cfg["trust"]["root"].value_or(std::string());
+  const bool allow_unsigned = cfg["trust"]["allow_unsigned"].value_or(false);
+  std::vector<std::string> ecus;
+  if (auto arr = cfg["vehicle"]["ecus"].as_array()) {
+    for (auto& e : *arr) ecus.push_back(e.value_or(std::string()));
+  }
   auto content = read_small_file(campaign_file, 16 << 20);
-  Status st = content ? parse_json(*content, &campaign, campaign_file) : content.status();
-  if (st.is_ok() && !vin.empty() && campaign.vin() != vin) {
-    st = Status(Code::kRejected, "campaign is for VIN '" + campaign.vin() + "', this vehicle is '" + vin + "'");
+  if (!content) {
+    std::fprintf(stderr, "ota-client: %s\n", content.status().to_string().c_str());
+    return 2;
+  }
+  v1::Campaign campaign;
+  std::unique_ptr<trust::TrustStore> store;
+  trust::SystemClock clock;
+  uint64_t director_version = 0;
+  Status st;
+  if (!trust_root.empty()) {
+    auto opened = trust::TrustStore::open(trust_root, cfg["trust"]["dir"].value_or(state_dir + "/trust"), clock);
+    if (!opened) {
+      std::fprintf(stderr, "ota-client: trust: %s\n", opened.status().to_string().c_str());
+      return 2;
+    }
+    store = std::move(*opened);
+    v1::SignedCampaign signed_campaign;
+    st = parse_json(*content, &signed_campaign, campaign_file);
+    // The ECUs must be known (hardware ids, active versions) before the campaign can be checked.
+    if (st.is_ok() && !ecus.empty()) {
+      Status online = fleet.wait_online(ecus, ropts.agent_timeout);
+      if (!online.is_ok()) OTA_LOGW(kLog, "%s", online.message().c_str());
+    }
+    if (st.is_ok()) {
+      auto gate = client::verify_signed_campaign(*store, signed_campaign, vin, fleet.agents());
+      if (gate) {
+        campaign = std::move(gate->campaign);
+        director_version = gate->director_version;
+        OTA_LOGI(kLog, "campaign %s verified (director metadata version %llu%s)", campaign.campaign_id().c_str(),
+                 static_cast<unsigned long long>(director_version), gate->resumed ? ", resumed" : "");
+      } else {
+        st = gate.status().with_context("campaign refused");
+      }
+    }
+    if (!st.is_ok()) {
+      // Nothing was sent: record the rejection for the cloud and the owner.
+      OTA_LOGE(kLog, "%s", st.to_string().c_str());
+      v1::VehicleReport rejected;
+      codec::set_protocol(rejected.mutable_protocol());
+      rejected.set_vin(vin);
+      rejected.set_result(v1::CAMPAIGN_REJECTED);
+      rejected.set_reason(st.to_string());
+      rejected.set_started_ms(codec::now_ms());
+      for (const auto& [id, view] : fleet.agents()) {
+        auto* e = rejected.add_ecus();
+        e->set_ecu_id(id);
+        e->set_result(v1::REJECTED);
+        for (const auto& b : view.hello.inventory().banks()) {
+          if (b.bank() == view.hello.inventory().active_bank()) {
+            e->set_version_before(b.version());
+            e->set_version_after(b.version());
+          }
+        }
+        codec::to_wire(st, v1::PHASE_UNSPECIFIED, e->mutable_error());
+      }
+      (void)transport->publish(topics::kVehicleReport, rejected.SerializeAsString(), 1, true);
+      (void)transport->flush(std::chrono::seconds(5));
+      if (!report_file.empty()) (void)atomic_write_file(report_file, client::report_to_json(rejected));
+      return 3;
+    }
+  } else if (allow_unsigned) {
+    OTA_LOGW(kLog, "trust.allow_unsigned is set: the campaign's signatures are NOT checked");
+    st = parse_json(*content, &campaign, campaign_file);
+    if (st.is_ok() && !vin.empty() && campaign.vin() != vin) {
+      st = Status(Code::kRejected, "campaign is for VIN '" + campaign.vin() + "', this vehicle is '" + vin + "'");
+    }
+  } else {
+    st = Status(Code::kInvalidArgument, "no [trust] root configured and trust.allow_unsigned is not set");
   }
   if (!st.is_ok()) {
     std::fprintf(stderr, "ota-client: %s\n", st.to_string().c_str());
@@ -225,6 +299,12 @@ int main(int argc, char** argv) {
   g_runner = &runner;
   auto report = runner.run(campaign);
   g_runner = nullptr;
+  if (store && report && report->result() != v1::CAMPAIGN_POSTPONED) {
+    // Finished (in any way): the same signed campaign can no longer be resumed, only replaced.
+    if (Status m = store->mark_campaign_finished(director_version); !m.is_ok()) {
+      OTA_LOGW(kLog, "trust: %s", m.to_string().c_str());
+    }
+  }
   if (!report) {
     std::fprintf(stderr, "ota-client: %s\n", report.status().to_string().c_str());
     return 1;

@@ -16,6 +16,7 @@
 
 #include "campaign.hpp"
 #include "images.hpp"
+#include "signing.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
@@ -86,6 +87,8 @@ struct Options {
   int health_timeout_ms = 10000;
   int timeout_s = 600;
   bool quiet = false;
+  std::string attack;   // sign (or tamper) as this attack does; see signing.hpp
+  bool unsigned_campaign = false;
 };
 
 // Watches the client's status topic, shows progress, and fires the scenario's triggers.
@@ -241,6 +244,24 @@ int run(const Options& opt) {
   (void)google::protobuf::util::MessageToJsonString(cond, &cond_json);
   Status st = atomic_write_file(work + "/campaign.json", campaign_json);
   if (st.is_ok()) st = atomic_write_file(work + "/vehicle-state.json", cond_json);
+  // The platform signs the campaign (director and image roles); vehicle and ECUs get the root.
+  sim::Attack attack = sim::Attack::kNone;
+  if (!sim::parse_attack(opt.attack, &attack)) {
+    std::fprintf(stderr, "ota-sim: unknown --attack '%s'\n", opt.attack.c_str());
+    return 2;
+  }
+  std::string trust_root;
+  std::string client_campaign = work + "/campaign.json";
+  if (st.is_ok() && !opt.unsigned_campaign) {
+    auto material = sim::sign_campaign(campaign, work + "/keys", 1, attack);
+    if (!material) {
+      st = material.status();
+    } else {
+      trust_root = material->root_path;
+      client_campaign = work + "/signed-campaign.json";
+      st = atomic_write_file(client_campaign, material->signed_campaign_json);
+    }
+  }
 
   // 2. Broker.
   sim::BrokerOptions bo;
@@ -254,10 +275,18 @@ int run(const Options& opt) {
   sim::Broker& b = **broker;
 
   // 3. Client configuration.
-  std::string toml = "# written by ota-sim\n[vehicle]\nvin = \"" + campaign.vin() + "\"\n[broker]\nuri = \"" + b.uri() +
+  std::string ecu_list;
+  for (size_t i = 0; i < ecus.size(); ++i) ecu_list += (i ? ", \"" : "\"") + ecus[i] + "\"";
+  std::string toml = "# written by ota-sim\n[vehicle]\nvin = \"" + campaign.vin() + "\"\necus = [" + ecu_list +
+                     "]\n[broker]\nuri = \"" + b.uri() +
                      "\"\nusername = \"ota-client\"\npassword_file = \"" + b.credentials_file("ota-client") +
                      "\"\n[state]\ndir = \"" + work + "/client-state\"\n[conditions]\nfile = \"" + work +
                      "/vehicle-state.json\"\n[report]\nfile = \"" + work + "/client-report.json\"\n";
+  if (trust_root.empty()) {
+    toml += "[trust]\nallow_unsigned = true\n";
+  } else {
+    toml += "[trust]\nroot = \"" + trust_root + "\"\n";
+  }
   if (!opt.consent.empty()) {
     toml += "[consent]\nanswers = [";
     for (size_t i = 0; i < opt.consent.size(); ++i) toml += (i ? ", \"" : "\"") + opt.consent[i] + "\"";
@@ -278,6 +307,7 @@ int run(const Options& opt) {
                                      "--password-file", b.credentials_file(e), "--dir", work + "/ecu/" + e,
                                      "--factory-version", "1.0.0", "--bank-size", std::to_string(image_size * 2)};
     if (static_cast<int>(i) < opt.full_only) argv.push_back("--no-delta");
+    if (!trust_root.empty()) argv.insert(argv.end(), {"--trust-root", trust_root});
     if (fail.count(e)) argv.insert(argv.end(), {"--fail", fail[e]});
     if (crash.count(e)) argv.insert(argv.end(), {"--crash", crash[e]});
     if (fail_offset.count(e)) argv.insert(argv.end(), {"--fail-offset", fail_offset[e]});
@@ -305,7 +335,7 @@ int run(const Options& opt) {
     so.log_path = work + "/client.log";
     so.name = "client";
     return sim::ChildProcess::spawn({bin + "/ota-client", "--config", work + "/client.toml", "--campaign",
-                                     work + "/campaign.json"},
+                                     client_campaign},
                                     so);
   };
   auto client = spawn_client();
@@ -438,6 +468,9 @@ int main(int argc, char** argv) {
   app.add_option("--health-timeout-ms", o.health_timeout_ms, "health check timeout per ECU");
   app.add_option("--timeout", o.timeout_s, "give up after this many seconds");
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
+  app.add_option("--attack", o.attack, "sign or tamper as an attacker would; the campaign must be refused")
+      ->check(CLI::IsMember(ota::sim::attack_names()));
+  app.add_flag("--unsigned", o.unsigned_campaign, "do not sign the campaign (the client allows unsigned: development only)");
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::kWarn);
   try {

@@ -115,6 +115,12 @@ struct AgentConfig {
   // Size of the factory image in bank A (0: the whole bank as open_bank_reader reports it). Hashed
   // once on first start so that deltas against it can be checked.
   uint64_t factory_image_size = 0;
+  // The root metadata (ota.v1.SignedMetadata bytes) this ECU was provisioned with. When set, every
+  // target must come with director metadata signed by a threshold of the root's director keys for
+  // this ECU and hardware id, naming exactly the image the client sends; a lower version is refused
+  // unless the campaign allows the downgrade, and a replayed older campaign is refused.
+  // Empty: targets are not signature-checked (development only; the agent logs a warning).
+  std::string trust_root_file;
   bool delta_capable = true;
   uint32_t max_chunk_size = 512 * 1024;  // at most 512 KiB (the protocol's limit)
   uint32_t max_window = 64;

@@ -1,0 +1,131 @@
+#include "trust_gate.hpp"
+
+#include <algorithm>
+
+#include "ota/core/codec.hpp"
+#include "ota/core/file.hpp"
+#include "ota/core/sha256.hpp"
+
+namespace ota::client {
+namespace {
+
+std::string raw(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+
+std::string active_sha(const AgentView& v) {
+  for (const auto& b : v.hello.inventory().banks()) {
+    if (b.bank() == v.hello.inventory().active_bank()) return b.sha256();
+  }
+  return "";
+}
+
+std::string active_version(const AgentView& v) {
+  for (const auto& b : v.hello.inventory().banks()) {
+    if (b.bank() == v.hello.inventory().active_bank()) return b.version();
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& sc,
+                                          const std::string& vin, const std::map<std::string, AgentView>& agents) {
+  trust::VehicleInfo vehicle;
+  vehicle.vin = vin;
+  for (const auto& [id, view] : agents) {
+    if (!view.hello.online()) continue;
+    vehicle.ecu_hardware_ids[id] = view.hello.inventory().hardware_id();
+    vehicle.ecu_active_versions[id] = active_version(view);
+  }
+  auto verified = store.verify_campaign(sc.signed_director(), sc.signed_image(), vehicle);
+  if (!verified) return verified.status();
+  const trust::VerifiedCampaign& vc = *verified;
+
+  std::map<std::string, std::string> locations;  // raw sha256 -> uri
+  for (const auto& loc : sc.payloads()) locations[loc.sha256()] = loc.uri();
+  auto locate = [&](const Digest& sha, const std::string& what) -> Result<std::string> {
+    auto it = locations.find(raw(sha));
+    if (it == locations.end()) return Status(Code::kNotFound, what + ": no location for payload " + to_hex(sha));
+    return it->second;
+  };
+
+  GateResult out;
+  out.director_version = vc.version;
+  out.resumed = vc.resumed;
+  v1::Campaign& c = out.campaign;
+  codec::set_protocol(c.mutable_protocol());
+  c.set_campaign_id(vc.campaign_id);
+  c.set_vin(vc.vin);
+  c.set_require_consent(sc.require_consent());
+  c.set_health_timeout_ms(sc.health_timeout_ms());
+  c.set_chunk_size(sc.chunk_size());
+  c.set_window(sc.window());
+  c.mutable_preconditions()->set_require_parked(vc.preconditions.require_parked);
+  c.mutable_preconditions()->set_require_ignition_off(vc.preconditions.require_ignition_off);
+  c.mutable_preconditions()->set_min_battery_soc_percent(vc.preconditions.min_battery_percent);
+  // The runner orders groups by number: number them in the director's (order, id) order.
+  std::map<uint32_t, uint32_t> rank;
+  for (size_t i = 0; i < vc.groups.size(); ++i) {
+    rank[vc.groups[i].id] = static_cast<uint32_t>(i + 1);
+    auto* g = c.add_groups();
+    g->set_group(static_cast<uint32_t>(i + 1));
+    g->set_atomic(vc.groups[i].atomic);
+  }
+  for (const auto& t : vc.targets) {
+    const std::string who = "campaign " + vc.campaign_id + ", ECU " + t.ecu_id;
+    auto* ct = c.add_targets();
+    ct->set_ecu_id(t.ecu_id);
+    ct->set_hardware_id(t.hardware_id);
+    ct->set_version(t.version);
+    ct->set_size(t.size);
+    ct->set_sha256(raw(t.sha256));
+    ct->set_group(rank.count(t.group) ? rank[t.group] : 1);
+    ct->set_allow_downgrade(t.allow_downgrade);
+    for (uint32_t code : t.clear_dtcs) ct->add_resolves_dtcs(code);
+    ct->set_signed_target(sc.signed_director());
+    ct->set_signed_image(sc.signed_image());
+    if (!t.image.has_full) return Status(Code::kRejected, who + ": the image metadata has no full payload");
+    auto full_uri = locate(t.image.full.sha256, who);
+    if (!full_uri) return full_uri.status();
+    auto* full = ct->mutable_full();
+    full->set_encoding(t.image.full.encoding == "raw" ? v1::PAYLOAD_ENCODING_RAW : v1::PAYLOAD_ENCODING_DELTA);
+    full->set_uri(*full_uri);
+    full->set_size(t.image.full.size);
+    full->set_sha256(raw(t.image.full.sha256));
+    // A delta is offered only for the base the ECU runs now.
+    auto agent = agents.find(t.ecu_id);
+    if (agent == agents.end()) continue;
+    const std::string base = active_sha(agent->second);
+    for (const auto& d : t.image.deltas) {
+      if (raw(d.base_sha256) != base) continue;
+      auto uri = locate(d.payload.sha256, who);
+      if (!uri) return uri.status();
+      auto* delta = ct->mutable_delta();
+      delta->set_encoding(v1::PAYLOAD_ENCODING_DELTA);
+      delta->set_uri(*uri);
+      delta->set_size(d.payload.size);
+      delta->set_sha256(raw(d.payload.sha256));
+      delta->set_base_version(d.base_version);
+      delta->set_base_sha256(raw(d.base_sha256));
+      break;
+    }
+  }
+  return out;
+}
+
+Status check_payload_file(const std::string& path, const v1::PayloadRef& ref) {
+  auto reader = FileReader::open(path);
+  if (!reader) return reader.status();
+  if ((*reader)->size() != ref.size()) {
+    return Status(Code::kCorrupt, path + " has " + std::to_string((*reader)->size()) + " bytes, the signed size is " +
+                                      std::to_string(ref.size()));
+  }
+  auto digest = sha256_reader(**reader, ref.size());
+  if (!digest) return digest.status();
+  if (raw(*digest) != ref.sha256()) {
+    return Status(Code::kHashMismatch, path + ": SHA-256 " + to_hex(*digest) + " is not the signed " +
+                                           to_hex(reinterpret_cast<const uint8_t*>(ref.sha256().data()), ref.sha256().size()));
+  }
+  return Status::ok();
+}
+
+}  // namespace ota::client

@@ -1,0 +1,46 @@
+// The simulated OTA platform's signing: keys for the root, image and director roles, the root the
+// vehicle is provisioned with, and a SignedCampaign for a plain campaign description. Attacks
+// (docs/SECURITY.md) tamper with what is signed or how, so that tests can show each is refused.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ota/core/status.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::sim {
+
+// What the attack changes. kNone signs honestly.
+enum class Attack {
+  kNone,
+  kBadSignature,     // director signature bytes altered (arbitrary software)
+  kUntrustedKey,     // director metadata signed by a key the root does not name
+  kThresholdNotMet,  // the root wants 2 director signatures; only 1 is given
+  kRevokedKey,       // director key rotated out by root v2; the campaign is signed by the old key
+  kExpired,          // director metadata expired an hour ago
+  kWrongVin,         // campaign for another vehicle
+  kWrongHardware,    // a target for a hardware id the ECU does not have
+  kMixAndMatch,      // director names an image hash the image metadata does not have
+  kRollback,         // target version older than the active one, downgrade not allowed
+  kOversized,        // image metadata padded beyond the size cap (endless data)
+  kCorruptPayload,   // a payload file altered after signing
+  kTruncatedPayload, // a payload file cut short after signing
+};
+
+// Parses "bad-signature", "untrusted-key", "threshold", "revoked-key", "expired", "wrong-vin",
+// "wrong-hardware", "mix-and-match", "rollback", "oversized", "corrupt-payload", "truncated-payload".
+bool parse_attack(const std::string& name, Attack* out);
+std::vector<std::string> attack_names();
+
+struct TrustMaterial {
+  std::string root_path;           // provisioned root (v1, or v2 after a rotation) for client and agents
+  std::string signed_campaign_json;
+};
+
+// Makes keys in key_dir, the root, and signs `campaign` (its targets, payload locations, groups and
+// pre-conditions) into a SignedCampaign, applying `attack`. director_version is the campaign counter.
+Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir, uint64_t director_version,
+                                    Attack attack);
+
+}  // namespace ota::sim
