@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/sim/broker.hpp"
 #include "ota/sim/cloud_broker.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
@@ -99,6 +101,9 @@ struct CloudFixture {
     o.key_file = broker->key_file("ota-client");
     o.vehicle = "ota-client";
     o.stall_timeout = 2000ms;
+    // For measurements: OTA_CLOUD_CHUNK (bytes) and OTA_CLOUD_WINDOW override the defaults.
+    if (const char* c = std::getenv("OTA_CLOUD_CHUNK")) o.chunk_size = static_cast<uint32_t>(std::atoi(c));
+    if (const char* w = std::getenv("OTA_CLOUD_WINDOW")) o.window = static_cast<uint32_t>(std::atoi(w));
     return o;
   }
 
@@ -238,7 +243,21 @@ TEST_CASE_METHOD(CloudFixture, "A CA that did not issue the broker certificate i
   REQUIRE_FALSE(link.is_ok());
   INFO(status_of(link.status()));
   CHECK(link.status().code() == Code::kUnavailable);
+  CHECK(link.status().message().find("TLS handshake") != std::string::npos);
   CHECK(link.status().message().find(opts.ca_file) != std::string::npos);
+}
+
+TEST_CASE_METHOD(CloudFixture, "An unreachable cloud broker is named as such", "[integration][cloud]") {
+  auto port = ota::sim::pick_free_port();
+  REQUIRE(port.is_ok());
+  auto opts = link_options();
+  opts.uri = "ssl://127.0.0.1:" + std::to_string(port.value());
+  opts.connect_timeout = 2000ms;
+  auto link = CloudLink::connect(opts);
+  REQUIRE_FALSE(link.is_ok());
+  INFO(status_of(link.status()));
+  CHECK(link.status().code() == Code::kUnavailable);
+  CHECK(link.status().message().find("unreachable") != std::string::npos);
 }
 
 TEST_CASE_METHOD(CloudFixture, "A missing client certificate is refused", "[integration][cloud]") {
