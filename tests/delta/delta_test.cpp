@@ -519,3 +519,27 @@ TEST_CASE("an executable whose base has no code sections still round-trips", "[u
   round_trip(base, image, &st);
   CHECK(st.transform == delta::Transform::kX86_64);
 }
+
+// Long randomized corruption run, hidden from the default suite (run with: delta_tests "[soak]").
+TEST_CASE("random corruption soak", "[.][soak][delta]") {
+  Bytes base = fake_elf_x86(1500, 300, 0, 9);
+  Bytes image = fake_elf_x86(1500, 300, 40, 9);
+  Bytes d = make_delta(base, image);
+  std::mt19937 rng(99);
+  for (int round = 0; round < 3000; ++round) {
+    Bytes bad = d;
+    int edits = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < edits; ++k) {
+      size_t at = rng() % bad.size();
+      switch (rng() % 3) {
+        case 0: bad[at] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
+        case 1: bad[at] = static_cast<uint8_t>(rng()); break;
+        default: bad.resize(at); break;
+      }
+      if (bad.empty()) break;
+    }
+    Bytes out;
+    ota::Status s = apply(base, bad, &out, 1 + rng() % 5000);
+    if (bad != d) CHECK_FALSE(s.is_ok());
+  }
+}
