@@ -1,0 +1,164 @@
+// Attacks on the update chain, each played through ota-sim (real broker, client and agents) or
+// straight at the broker and an agent.
+#include <catch2/catch.hpp>
+
+#include "ota/core/codec.hpp"
+#include "ota/core/file.hpp"
+#include "ota/test/broker_fixture.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+namespace v1 = ota::v1;
+
+namespace {
+
+ota::sim::TempDir temp() {
+  auto t = ota::sim::TempDir::create("ota-sec-");
+  REQUIRE(t.is_ok());
+  return std::move(*t);
+}
+
+// Runs the attack and checks what every refused update must show: a non-zero exit, a report that
+// records the rejection with `reason` in it, every ECU on its old image in its old bank, and (for
+// attacks on metadata) not one byte sent to any ECU.
+void expect_refused(const std::string& attack, const std::string& reason, bool metadata_attack = true) {
+  auto dir = temp();
+  auto run = ota::test::run_sim(dir, {"--agents", "2", "--image-size", "256KiB", "--attack", attack});
+  INFO(attack << "\n" << run.output << "\n" << run.client_log());
+  CHECK(run.exit_code != 0);
+  REQUIRE(run.has_report);
+  CHECK(run.report.result() != v1::CAMPAIGN_SUCCESS);
+  CHECK(run.report.reason().find(reason) != std::string::npos);
+  REQUIRE(run.report.ecus_size() == 2);
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.version_after() == "1.0.0");
+    CHECK(ota::test::boot_bank(run, e.ecu_id()) == "A");
+    if (metadata_attack) {
+      CHECK(e.result() == v1::REJECTED);
+      CHECK(e.bytes_transferred() == 0);
+      CHECK(e.error().message().find(reason) != std::string::npos);
+    } else {
+      CHECK((e.result() == v1::FAILED || e.result() == v1::ROLLED_BACK));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Arbitrary software: a bad director signature is refused", "[integration][security]") {
+  expect_refused("bad-signature", "signature threshold not met");
+}
+
+TEST_CASE("Arbitrary software: metadata signed by a key the root does not name is refused",
+          "[integration][security]") {
+  expect_refused("untrusted-key", "is not a director key");
+}
+
+TEST_CASE("A signature threshold not met is refused", "[integration][security]") {
+  expect_refused("threshold", "signature threshold not met (1 of 2 valid)");
+}
+
+TEST_CASE("A key revoked by a root rotation no longer counts", "[integration][security]") {
+  expect_refused("revoked-key", "is not a director key");
+}
+
+TEST_CASE("Freeze: expired metadata is refused", "[integration][security]") {
+  expect_refused("expired", "expired at");
+}
+
+TEST_CASE("A campaign for another VIN is refused", "[integration][security]") {
+  expect_refused("wrong-vin", "campaign is for VIN OTHERVIN000000000");
+}
+
+TEST_CASE("A target for another hardware id is refused", "[integration][security]") {
+  expect_refused("wrong-hardware", "hardware id");
+}
+
+TEST_CASE("Mix-and-match of director and image metadata is refused", "[integration][security]") {
+  expect_refused("mix-and-match", "differs");
+}
+
+TEST_CASE("Rollback to an older version is refused", "[integration][security]") {
+  expect_refused("rollback", "downgrade from 1.0.0 to 0.9.0 refused");
+}
+
+TEST_CASE("Endless data: oversized metadata is refused before parsing", "[integration][security]") {
+  expect_refused("oversized", "above the cap");
+}
+
+TEST_CASE("A corrupted payload is refused before a byte reaches the ECU", "[integration][security]") {
+  expect_refused("corrupt-payload", "is not the signed", false);
+}
+
+TEST_CASE("A truncated payload is refused before a byte reaches the ECU", "[integration][security]") {
+  expect_refused("truncated-payload", "the signed size is", false);
+}
+
+TEST_CASE("A replayed campaign is refused once the first run finished", "[integration][security]") {
+  auto dir = temp();
+  auto first = ota::test::run_sim(dir, {"--agents", "1", "--image-size", "256KiB"});
+  INFO(first.output << first.client_log());
+  REQUIRE(first.exit_code == 0);
+  // Run the client again on the same signed campaign with its persisted counters.
+  ota::sim::SpawnOptions so;
+  so.log_path = dir.file("replay.log");
+  auto b = ota::sim::Broker::start([&] {
+    ota::sim::BrokerOptions o;
+    o.agents = {"bcm"};
+    return o;
+  }());
+  REQUIRE(b.is_ok());
+  // The client config points at the old broker: write one for the new broker.
+  auto toml = ota::read_small_file(first.work + "/client.toml");
+  REQUIRE(toml.is_ok());
+  std::string cfg = *toml;
+  auto uri_at = cfg.find("uri = \"");
+  auto uri_end = cfg.find('"', uri_at + 7);
+  cfg.replace(uri_at + 7, uri_end - uri_at - 7, (*b)->uri());
+  auto pw_at = cfg.find("password_file = \"");
+  auto pw_end = cfg.find('"', pw_at + 17);
+  cfg.replace(pw_at + 17, pw_end - pw_at - 17, (*b)->credentials_file("ota-client"));
+  REQUIRE(ota::atomic_write_file(dir.file("replay.toml"), cfg).is_ok());
+  auto agent = ota::sim::ChildProcess::spawn(
+      {ota::test::bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", (*b)->uri(),
+       "--password-file", (*b)->credentials_file("bcm"), "--dir", first.work + "/ecu/bcm", "--trust-root",
+       first.work + "/keys/root.signed"},
+      ota::sim::SpawnOptions{dir.file("agent.log"), {}, "agent", ""});
+  REQUIRE(agent.is_ok());
+  auto client = ota::sim::ChildProcess::spawn({ota::test::bin("ota-client"), "--config", dir.file("replay.toml"),
+                                               "--campaign", first.work + "/signed-campaign.json", "--report",
+                                               dir.file("replay.json")},
+                                              so);
+  REQUIRE(client.is_ok());
+  auto exit = client->wait_for(60s);
+  REQUIRE(exit.has_value());
+  INFO(ota::sim::tail_file(dir.file("replay.log"), 30));
+  CHECK(exit->exit_code != 0);
+  auto log = ota::read_small_file(dir.file("replay.log"), 1 << 20);
+  REQUIRE(log.is_ok());
+  CHECK(log->find("was already finished (replay)") != std::string::npos);
+  auto replay = ota::read_small_file(dir.file("replay.json"), 1 << 20);
+  REQUIRE(replay.is_ok());
+  CHECK(replay->find("CAMPAIGN_REJECTED") != std::string::npos);
+}
+
+TEST_CASE_METHOD(ota::test::BrokerFixture, "A process posing as another agent cannot speak on its topics",
+                 "[integration][security]") {
+  // ecu-b tries to publish a hello as ecu-a and to command ecu-a; neither reaches anyone.
+  auto client = connect("ota-client");
+  auto observer = connect("ota-observer");
+  REQUIRE(observer->subscribe("ota/v1/#").is_ok());
+  auto impostor = connect("ecu-b");
+  v1::Hello fake;
+  ota::codec::set_protocol(fake.mutable_protocol());
+  fake.set_online(true);
+  fake.mutable_inventory()->set_ecu_id("ecu-a");
+  (void)impostor->publish("ota/v1/ecu/ecu-a/up/hello", fake.SerializeAsString());
+  (void)impostor->publish("ota/v1/ecu/ecu-a/down/cmd", "forged command");
+  (void)impostor->publish("ota/v1/ecu/ecu-b/down/cmd", "forged command to itself");
+  // A sentinel from the impostor's own allowed topic: once it arrived, the forbidden ones would have.
+  REQUIRE(impostor->publish("ota/v1/ecu/ecu-b/up/state", "sentinel").is_ok());
+  REQUIRE(observer->wait_for_payload("ota/v1/ecu/ecu-b/up/state", "sentinel", 5s).has_value());
+  CHECK(observer->count_with_prefix("ota/v1/ecu/ecu-a/") == 0);
+  CHECK(observer->count_with_prefix("ota/v1/ecu/ecu-b/down/") == 0);
+}
