@@ -5,6 +5,10 @@
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/test/broker_fixture.hpp"
+#include "ota/core/sha256.hpp"
+#include "ota/sim/netns.hpp"
+#include "signing.hpp"
+#include "images.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -161,4 +165,84 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "A process posing as another agent ca
   REQUIRE(observer->wait_for_payload("ota/v1/ecu/ecu-b/up/state", "sentinel", 5s).has_value());
   CHECK(observer->count_with_prefix("ota/v1/ecu/ecu-a/") == 0);
   CHECK(observer->count_with_prefix("ota/v1/ecu/ecu-b/down/") == 0);
+}
+
+TEST_CASE("An agent on another SoC updates over TLS with its certificate and cannot reach the plain listener",
+          "[integration][security][tls]") {
+  if (!ota::sim::NetNamespace::supported()) {
+    WARN("network namespaces unavailable (needs root and iproute2): skipped");
+    return;
+  }
+  auto ns = ota::sim::NetNamespace::create();
+  INFO(ns.status().to_string());
+  REQUIRE(ns.is_ok());
+  ota::sim::BrokerOptions o;
+  o.agents = {"bcm"};
+  o.tls = true;
+  o.tls_bind = ns->host_ip();
+  o.tls_extra_ips = {ns->host_ip()};
+  auto broker = ota::sim::Broker::start(o);
+  INFO(broker.status().to_string());
+  REQUIRE(broker.is_ok());
+  auto& b = **broker;
+  auto dir = temp();
+  const std::string ecu_dir = dir.file("bcm");
+  REQUIRE(ota::make_dirs(ecu_dir).is_ok());
+  auto base = ota::sim::write_base_image(ecu_dir + "/bank_a.img", 512 * 1024, 11);
+  REQUIRE(base.is_ok());
+  auto next = ota::sim::write_next_image(*base, dir.file("image-2.bin"), 11);
+  REQUIRE(next.is_ok());
+  const std::string pki = b.pki_dir();
+  const std::string tls_uri = "ssl://" + ns->host_ip() + ":" + std::to_string(b.tls_port());
+
+  // From inside the namespace the plain listener (loopback of the host) is out of reach.
+  auto probe = ota::sim::run_command(ns->wrap({"bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(b.port())}),
+                                     5s);
+  CHECK_FALSE((probe.is_ok() && probe->exit.success()));
+
+  // Signed campaign material for this single ECU.
+  v1::Campaign c;
+  c.set_campaign_id("soc-1");
+  c.set_vin("SIMVIN0000000001");
+  auto* g = c.add_groups();
+  g->set_group(1);
+  g->set_atomic(true);
+  auto* t = c.add_targets();
+  t->set_ecu_id("bcm");
+  t->set_hardware_id("bcm-hw1");
+  t->set_version("1.1.0");
+  t->set_size(next->size);
+  t->set_sha256(std::string(reinterpret_cast<const char*>(next->sha256.data()), 32));
+  t->set_group(1);
+  t->mutable_full()->set_encoding(v1::PAYLOAD_ENCODING_RAW);
+  t->mutable_full()->set_uri(next->path);
+  t->mutable_full()->set_size(next->size);
+  t->mutable_full()->set_sha256(t->sha256());
+  auto material = ota::sim::sign_campaign(c, dir.file("keys"), 1, ota::sim::Attack::kNone);
+  REQUIRE(material.is_ok());
+  REQUIRE(ota::atomic_write_file(dir.file("signed.json"), material->signed_campaign_json).is_ok());
+
+  auto agent = ota::sim::ChildProcess::spawn(
+      ns->wrap({ota::test::bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", tls_uri,
+                "--tls-ca", pki + "/ca.crt", "--tls-cert", pki + "/clients/bcm.crt", "--tls-key",
+                pki + "/clients/bcm.key", "--dir", ecu_dir, "--factory-version", "1.0.0", "--trust-root",
+                material->root_path}),
+      ota::sim::SpawnOptions{ecu_dir + "/agent.log", {}, "agent", ""});
+  REQUIRE(agent.is_ok());
+  const std::string cfg = "[vehicle]\nvin = \"SIMVIN0000000001\"\necus = [\"bcm\"]\n[broker]\nuri = \"" + b.uri() +
+                          "\"\nusername = \"ota-client\"\npassword_file = \"" + b.credentials_file("ota-client") +
+                          "\"\n[state]\ndir = \"" + dir.file("client-state") + "\"\n[trust]\nroot = \"" +
+                          material->root_path + "\"\n";
+  REQUIRE(ota::atomic_write_file(dir.file("client.toml"), cfg).is_ok());
+  auto client = ota::sim::ChildProcess::spawn({ota::test::bin("ota-client"), "--config", dir.file("client.toml"),
+                                               "--campaign", dir.file("signed.json"), "--report", dir.file("r.json")},
+                                              ota::sim::SpawnOptions{dir.file("client.log"), {}, "client", ""});
+  REQUIRE(client.is_ok());
+  auto exit = client->wait_for(120s);
+  REQUIRE(exit.has_value());
+  INFO(ota::sim::tail_file(dir.file("client.log"), 20) << "\n" << ota::sim::tail_file(ecu_dir + "/agent.log", 20));
+  CHECK(exit->exit_code == 0);
+  auto bank = ota::sha256_file(ecu_dir + "/bank_b.img");
+  REQUIRE(bank.is_ok());
+  CHECK(*bank == next->sha256);
 }
