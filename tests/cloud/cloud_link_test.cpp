@@ -3,6 +3,8 @@
 // it is stopped when the test ends, passed or not.
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
@@ -158,8 +160,10 @@ TEST_CASE_METHOD(CloudFixture, "CloudLink downloads a package and its SHA-256 ma
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   INFO(status_of(local.status()) << "\nota-cloud-sim log:\n" << ota::sim::tail_file(sim_log));
   REQUIRE(local.is_ok());
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
   std::cout << "cloud download: " << (size + 1000) / 1e6 / secs << " MB/s (" << (size >> 20) << " MiB in " << secs
-            << " s)\n";
+            << " s), peak RSS of the test process " << ru.ru_maxrss / 1024 << " MiB\n";
   const std::string path = local->targets(0).full().uri();
   CHECK(path == cache + "/gateway-2.0.bin");
   auto got = ota::sha256_file(path);
