@@ -200,6 +200,9 @@ void CloudLink::handle(const TransportMessage& msg) {
     v1::CampaignOffer offer;
     Status st = codec::decode(msg.payload, &offer, options_.max_offer_size, "CampaignOffer");
     if (st.is_ok()) st = codec::check_protocol(offer.protocol(), "CampaignOffer");
+    if (st.is_ok() && !offer.has_campaign() && !offer.has_signed_campaign()) {
+      st = make_error(Code::kCorrupt, "CampaignOffer holds neither campaign nor signed_campaign");
+    }
     if (!st.is_ok()) {
       OTA_LOGW(kLog, "campaign offer dropped: %s", st.to_string().c_str());
       return;
@@ -208,12 +211,16 @@ void CloudLink::handle(const TransportMessage& msg) {
       std::lock_guard<std::mutex> lock(mu_);
       if (msg.payload == last_offer_bytes_) return;  // the same offer again (reconnect)
       last_offer_bytes_ = msg.payload;
-      pending_offer_ = offer.campaign();
+      pending_offer_ = offer;
     }
     cv_.notify_all();
-    OTA_LOGI(kLog, "campaign offer %s (%d targets)", offer.campaign().campaign_id().c_str(),
-             offer.campaign().targets_size());
-    if (on_campaign_) on_campaign_(offer.campaign());
+    if (offer.has_signed_campaign()) {
+      OTA_LOGI(kLog, "signed campaign offer (%d payloads)", offer.signed_campaign().payloads_size());
+    } else {
+      OTA_LOGI(kLog, "campaign offer %s (%d targets)", offer.campaign().campaign_id().c_str(),
+               offer.campaign().targets_size());
+    }
+    if (on_campaign_) on_campaign_(offer);
     return;
   }
   if (rest.compare(0, 9, "download/") == 0) {
@@ -233,15 +240,24 @@ void CloudLink::handle(const TransportMessage& msg) {
   }
 }
 
-Result<v1::Campaign> CloudLink::wait_campaign(milliseconds timeout) {
+Result<v1::CampaignOffer> CloudLink::wait_offer(milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!cv_.wait_for(lock, timeout, [this] { return pending_offer_.has_value(); })) {
     return make_error(Code::kTimeout, "no campaign offer on " + topic("down/campaign") + " within " +
                                           std::to_string(timeout.count()) + " ms");
   }
-  v1::Campaign c = std::move(*pending_offer_);
+  v1::CampaignOffer o = std::move(*pending_offer_);
   pending_offer_.reset();
-  return c;
+  return o;
+}
+
+Result<v1::Campaign> CloudLink::wait_campaign(milliseconds timeout) {
+  auto offer = wait_offer(timeout);
+  if (!offer) return offer.status();
+  if (!offer->has_campaign()) {
+    return make_error(Code::kUnsupported, "the campaign offer is signed: take it with wait_offer() and verify it");
+  }
+  return std::move(*offer->mutable_campaign());
 }
 
 Status CloudLink::publish_inventory(const v1::VehicleInventory& inventory) {

@@ -10,7 +10,7 @@
 //   o.uri = "ssl://127.0.0.1:8883"; o.ca_file = ...; o.cert_file = ...; o.key_file = ...;
 //   o.vehicle = "ota-client";
 //   auto link = ota::client::CloudLink::connect(o);        // Result<std::unique_ptr<CloudLink>>
-//   auto offer = (*link)->wait_campaign(std::chrono::minutes(1));
+//   auto offer = (*link)->wait_campaign(std::chrono::minutes(1));  // or wait_offer() when signed
 //   auto local = ota::client::localize(*offer, "/var/lib/ota/cache", **link);
 //   ... run *local ...; (*link)->publish_report(report);
 #pragma once
@@ -68,7 +68,7 @@ using DownloadProgress = std::function<void(uint64_t done, uint64_t total)>;
 class CloudLink {
  public:
   // Called on the transport's thread for every new campaign offer: must not block.
-  using CampaignHandler = std::function<void(const v1::Campaign&)>;
+  using CampaignHandler = std::function<void(const v1::CampaignOffer&)>;
 
   // Checks the options (TLS files readable, uri ssl://), connects (waits for the CONNACK) and
   // subscribes ota/v1/cloud/{vehicle}/down/#. Errors name the cause: kInvalidArgument (options,
@@ -84,9 +84,12 @@ class CloudLink {
   const CloudLinkOptions& options() const { return options_; }
   std::string topic(const std::string& suffix) const;  // "ota/v1/cloud/{vehicle}/" + suffix
 
-  // The next campaign offer not yet returned (the retained one arrives right after connect).
+  // The next campaign offer not yet returned (the retained one arrives right after connect); it
+  // holds signed_campaign (verify it with the trust layer) or, for development, campaign.
   // An offer byte-identical to the last one delivered (re-sent by the broker after a reconnect)
   // is not delivered again. kTimeout when none arrives in time.
+  Result<v1::CampaignOffer> wait_offer(std::chrono::milliseconds timeout);
+  // wait_offer() for an unsigned campaign; kUnsupported if the offer is signed (use wait_offer).
   Result<v1::Campaign> wait_campaign(std::chrono::milliseconds timeout);
 
   // up/inventory (retained), up/status (retained), up/report. publish_report waits until the
@@ -122,7 +125,7 @@ class CloudLink {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<v1::Campaign> pending_offer_;
+  std::optional<v1::CampaignOffer> pending_offer_;
   std::string last_offer_bytes_;
   // Chunks of the running download, raw, keyed by nothing: the downloader validates them.
   // Only accepted while a download runs (download_active_), capped at window + 16 entries.

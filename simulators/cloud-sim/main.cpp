@@ -1,9 +1,9 @@
 // ota-cloud-sim: plays the OTA platform on the cloud broker (proto/ota/v1/cloud.proto).
 //
 // Connects as CN ota-cloud (MQTT v5 over TLS), publishes a campaign to a vehicle (retained on
-// ota/v1/cloud/{vehicle}/down/campaign), serves DownloadRequests for the files in --packages,
-// and writes every VehicleReport it receives as JSON into --reports-dir. One line per event on
-// stdout. Exits on SIGINT/SIGTERM, or after the first report with --exit-after-report.
+// ota/v1/cloud/{vehicle}/down/campaign; --campaign plain or --signed-campaign), serves
+// DownloadRequests for the files in --packages, and writes every VehicleReport it receives as JSON
+// into --reports-dir. One line per event on stdout. Exits on SIGINT/SIGTERM, or after the first report with --exit-after-report.
 #include <CLI/CLI.hpp>
 #include <google/protobuf/util/json_util.h>
 
@@ -66,6 +66,7 @@ struct Config {
   std::string vehicle = "ota-client";
   std::string packages;
   std::string campaign;
+  std::string signed_campaign;
   std::string reports_dir;
   bool exit_after_report = false;
   uint64_t drop_after = 0;  // 0: never
@@ -80,6 +81,9 @@ class CloudSim {
     if (!cfg_.campaign.empty()) {
       Status st = load_campaign(&offer);
       if (!st.is_ok()) return fail("campaign " + cfg_.campaign + ": " + st.to_string());
+    } else if (!cfg_.signed_campaign.empty()) {
+      Status st = load_signed_campaign(&offer);
+      if (!st.is_ok()) return fail("signed campaign " + cfg_.signed_campaign + ": " + st.to_string());
     }
     if (!cfg_.reports_dir.empty()) {
       Status st = make_dirs(cfg_.reports_dir);
@@ -97,14 +101,20 @@ class CloudSim {
     st = transport_->subscribe("ota/v1/cloud/+/up/#", 1);
     if (!st.is_ok()) return fail(st.to_string());
     event("connected to %s as %s", cfg_.broker.c_str(), cfg_.client_id.c_str());
-    if (!cfg_.campaign.empty()) {
+    if (offer.has_campaign() || offer.has_signed_campaign()) {
       const std::string topic = "ota/v1/cloud/" + cfg_.vehicle + "/down/campaign";
       st = transport_->publish(topic, offer.SerializeAsString(), 1, true);
       if (st.is_ok()) st = transport_->flush(milliseconds(10000));
       if (!st.is_ok()) return fail("publish campaign: " + st.to_string());
+      offered_ = true;
       campaign_id_ = offer.campaign().campaign_id();
-      event("campaign %s published to vehicle %s (%d targets)", campaign_id_.c_str(), cfg_.vehicle.c_str(),
-            offer.campaign().targets_size());
+      if (offer.has_signed_campaign()) {
+        event("signed campaign published to vehicle %s (%d payloads)", cfg_.vehicle.c_str(),
+              offer.signed_campaign().payloads_size());
+      } else {
+        event("campaign %s published to vehicle %s (%d targets)", campaign_id_.c_str(), cfg_.vehicle.c_str(),
+              offer.campaign().targets_size());
+      }
     }
     event("serving packages from %s", cfg_.packages.c_str());
 
@@ -177,6 +187,35 @@ class CloudSim {
     for (auto& t : *c->mutable_targets()) {
       OTA_RETURN_IF_ERROR(fill(t.mutable_full(), "target " + t.ecu_id() + " full"));
       if (t.has_delta()) OTA_RETURN_IF_ERROR(fill(t.mutable_delta(), "target " + t.ecu_id() + " delta"));
+    }
+    return Status::ok();
+  }
+
+  // A signed campaign is published as signed; only its payload locations are checked here (that
+  // each cloud:// package exists and, when it names a digest, has it).
+  Status load_signed_campaign(v1::CampaignOffer* offer) {
+    auto text = read_small_file(cfg_.signed_campaign, 16u << 20);
+    if (!text) return text.status();
+    google::protobuf::util::JsonParseOptions opts;
+    auto js = google::protobuf::util::JsonStringToMessage(*text, offer->mutable_signed_campaign(), opts);
+    if (!js.ok()) return make_error(Code::kCorrupt, "not a SignedCampaign in JSON: " + js.ToString());
+    codec::set_protocol(offer->mutable_protocol());
+    offer->set_timestamp_ms(codec::now_ms());
+    for (const auto& loc : offer->signed_campaign().payloads()) {
+      const std::string scheme = "cloud://";
+      if (loc.uri().compare(0, scheme.size(), scheme) != 0) continue;
+      const std::string name = loc.uri().substr(scheme.size());
+      if (!valid_name(name, 128)) return make_error(Code::kInvalidArgument, "bad package name '" + name + "'");
+      const std::string path = cfg_.packages + "/" + name;
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec))
+        return make_error(Code::kNotFound, "package file " + path + " not found");
+      if (!loc.sha256().empty()) {
+        auto digest = sha256_file(path);
+        if (!digest) return digest.status();
+        if (loc.sha256() != std::string(reinterpret_cast<const char*>(digest->data()), digest->size()))
+          return make_error(Code::kHashMismatch, path + " does not have the SHA-256 its payload location names");
+      }
     }
     return Status::ok();
   }
@@ -327,8 +366,9 @@ class CloudSim {
     event("report from %s: campaign %s %s (%d ECUs) -> %s", vehicle.c_str(), report.campaign_id().c_str(),
           v1::CampaignResult_Name(report.result()).c_str(), report.ecus_size(), path.c_str());
     // A final report withdraws the offer, so that the vehicle does not run it again after a restart.
-    if (report.campaign_id() == campaign_id_ && vehicle == cfg_.vehicle &&
+    if (offered_ && (campaign_id_.empty() || report.campaign_id() == campaign_id_) && vehicle == cfg_.vehicle &&
         report.result() != v1::CAMPAIGN_POSTPONED) {
+      offered_ = false;
       (void)transport_->publish("ota/v1/cloud/" + vehicle + "/down/campaign", std::string(), 1, true);
       event("campaign %s withdrawn from %s", campaign_id_.c_str(), vehicle.c_str());
     }
@@ -342,7 +382,8 @@ class CloudSim {
   std::deque<TransportMessage> queue_;
   size_t dropped_ = 0;
   bool done_ = false;
-  std::string campaign_id_;
+  bool offered_ = false;
+  std::string campaign_id_;  // empty for a signed campaign (its id is inside the signed metadata)
   std::map<std::string, std::string> last_state_;
   std::map<std::string, uint64_t> served_;
   std::string dropped_download_;
@@ -368,6 +409,10 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   app.add_option("--campaign", cfg.campaign, "Campaign JSON whose payload uris are cloud://NAME")
       ->check(CLI::ExistingFile);
+  app.add_option("--signed-campaign", cfg.signed_campaign,
+                 "SignedCampaign JSON (payload locations cloud://NAME), published as signed")
+      ->check(CLI::ExistingFile)
+      ->excludes("--campaign");
   app.add_option("--reports-dir", cfg.reports_dir, "write each received VehicleReport here as JSON");
   app.add_flag("--exit-after-report", cfg.exit_after_report, "exit 0 once one report was received");
   app.add_option("--drop-download-after", cfg.drop_after,

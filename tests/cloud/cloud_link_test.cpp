@@ -147,6 +147,28 @@ TEST_CASE_METHOD(CloudFixture, "CloudLink receives the campaign published by ota
   CHECK(link->wait_campaign(300ms).status().code() == Code::kTimeout);
 }
 
+TEST_CASE_METHOD(CloudFixture, "A signed campaign reaches the link as signed", "[integration][cloud]") {
+  const ota::Digest digest = write_package("bcm-3.1.bin", 5000);
+  ota::v1::SignedCampaign sc;
+  sc.set_signed_director("director-metadata-bytes");
+  sc.set_signed_image("image-metadata-bytes");
+  auto* loc = sc.add_payloads();
+  loc->set_sha256(digest_bytes(digest));
+  loc->set_uri("cloud://bcm-3.1.bin");
+  std::string json;
+  REQUIRE(google::protobuf::util::MessageToJsonString(sc, &json).ok());
+  const std::string path = tmp->file("signed.json");
+  REQUIRE(ota::atomic_write_file(path, json).is_ok());
+  start_sim({"--signed-campaign", path});
+  auto link = connect(link_options());
+  auto offer = link->wait_offer(15000ms);
+  INFO(status_of(offer.status()) << "\nota-cloud-sim log:\n" << ota::sim::tail_file(sim_log));
+  REQUIRE(offer.is_ok());
+  REQUIRE(offer->has_signed_campaign());
+  CHECK(offer->signed_campaign().SerializeAsString() == sc.SerializeAsString());
+  CHECK_FALSE(offer->has_campaign());
+}
+
 TEST_CASE_METHOD(CloudFixture, "CloudLink downloads a package and its SHA-256 matches", "[integration][cloud]") {
   const uint64_t size = 48u << 20;
   const ota::Digest digest = write_package("gateway-2.0.bin", size);
