@@ -15,6 +15,8 @@
 #include <random>
 
 #include "cloud_link.hpp"
+#include "ota/core/codec.hpp"
+#include "ota/core/crc32c.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/transport.hpp"
@@ -348,4 +350,95 @@ TEST_CASE_METHOD(CloudFixture, "A report published by the link reaches the repor
   CHECK(json.value().find("\"campaign_id\"") != std::string::npos);  // proto field names
   std::string log = ota::sim::tail_file(sim_log, 50);
   CHECK(log.find("inventory from ota-client: 1 ECUs") != std::string::npos);
+}
+
+namespace {
+
+// A hostile platform: answers every DownloadRequest with a chunk spoiled by `spoil`.
+struct FakePlatform {
+  FakePlatform(CloudFixture& f, std::function<void(ota::v1::DownloadChunk&, std::string& bytes)> spoil)
+      : spoil_(std::move(spoil)) {
+    ota::TransportOptions t;
+    t.uri = f.broker->uri();
+    t.client_id = "fake-platform";
+    t.mqtt_v5 = true;
+    t.tls = ota::TlsOptions{f.broker->ca_file(), f.broker->cert_file("ota-cloud"), f.broker->key_file("ota-cloud")};
+    transport = ota::make_mqtt_transport(t);
+    transport->on_message([this](const ota::TransportMessage& m) {
+      ota::v1::DownloadRequest req;
+      if (!req.ParseFromString(m.payload)) return;
+      ota::v1::DownloadChunk c;
+      ota::codec::set_protocol(c.mutable_protocol());
+      c.set_request_id(req.request_id());
+      c.set_package(req.package());
+      c.set_offset(req.offset());
+      c.set_total_size(4096);
+      c.set_data(std::string(std::min<uint64_t>(req.length(), 4096 - req.offset()), 'x'));
+      c.set_crc32c(ota::crc32c(c.data().data(), c.data().size()));
+      c.set_last(req.offset() + c.data().size() == 4096);
+      std::string bytes;
+      spoil_(c, bytes);
+      if (bytes.empty()) bytes = c.SerializeAsString();
+      (void)transport->publish("ota/v1/cloud/ota-client/down/download/" + req.request_id(), bytes, 1, false);
+    });
+    REQUIRE(transport->connect(5000ms).is_ok());
+    REQUIRE(transport->subscribe("ota/v1/cloud/+/up/download", 1).is_ok());
+  }
+  std::function<void(ota::v1::DownloadChunk&, std::string&)> spoil_;
+  std::unique_ptr<ota::Transport> transport;
+};
+
+ota::v1::PayloadRef ref_4k() {
+  ota::v1::PayloadRef ref;
+  ref.set_uri("cloud://pkg");
+  ref.set_size(4096);
+  const ota::Digest d = ota::Sha256::of(std::string(4096, 'x'));
+  ref.set_sha256(std::string(reinterpret_cast<const char*>(d.data()), d.size()));
+  return ref;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(CloudFixture, "Chunks from a hostile platform are refused with the reason",
+                 "[integration][cloud]") {
+  std::filesystem::create_directories(cache);
+  auto opts = link_options();
+  opts.chunk_size = 1024;
+  auto link = connect(opts);
+  const std::string dest = cache + "/pkg";
+  SECTION("well-formed chunks pass") {
+    FakePlatform fake(*this, [](ota::v1::DownloadChunk&, std::string&) {});
+    auto st = link->download(ref_4k(), dest);
+    INFO(status_of(st));
+    CHECK(st.is_ok());
+  }
+  SECTION("a total size that differs from the campaign's") {
+    FakePlatform fake(*this, [](ota::v1::DownloadChunk& c, std::string&) { c.set_total_size(1u << 30); });
+    auto st = link->download(ref_4k(), dest);
+    CHECK(st.code() == Code::kCorrupt);
+    CHECK(st.message().find("campaign says 4096") != std::string::npos);
+  }
+  SECTION("a chunk longer than asked for") {
+    FakePlatform fake(*this, [](ota::v1::DownloadChunk& c, std::string&) { c.mutable_data()->append("y"); });
+    auto st = link->download(ref_4k(), dest);
+    CHECK(st.code() == Code::kCorrupt);
+    CHECK(st.message().find("expected 1024") != std::string::npos);
+  }
+  SECTION("a CRC-32C that never matches") {
+    FakePlatform fake(*this, [](ota::v1::DownloadChunk& c, std::string&) { c.set_crc32c(c.crc32c() ^ 1); });
+    auto st = link->download(ref_4k(), dest);
+    CHECK(st.code() == Code::kHashMismatch);
+    CHECK(st.message().find("CRC-32C") != std::string::npos);
+  }
+  SECTION("bytes that are not a DownloadChunk") {
+    FakePlatform fake(*this, [](ota::v1::DownloadChunk&, std::string& bytes) { bytes = std::string(64, '\xff'); });
+    auto st = link->download(ref_4k(), dest);
+    CHECK(st.code() == Code::kCorrupt);
+    CHECK(st.message().find("DownloadChunk") != std::string::npos);
+  }
+  SECTION("an answer for another offset") {
+    FakePlatform fake(*this, [](ota::v1::DownloadChunk& c, std::string&) { c.set_offset(c.offset() + 1); });
+    auto st = link->download(ref_4k(), dest);
+    CHECK(st.code() == Code::kCorrupt);
+  }
 }
