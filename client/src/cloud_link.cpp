@@ -268,6 +268,16 @@ Status CloudLink::publish_inventory(const v1::VehicleInventory& inventory) {
 }
 
 Status CloudLink::publish_status(const v1::CampaignStatus& status) {
+  {
+    // Progress updates can come per chunk; the platform needs state changes and about one
+    // progress update a second, not every one of them.
+    std::lock_guard<std::mutex> lock(status_mu_);
+    const auto now = Clock::now();
+    const std::string key = status.campaign_id() + "/" + status.state();
+    if (key == last_status_key_ && now - last_status_time_ < std::chrono::seconds(1)) return Status::ok();
+    last_status_key_ = key;
+    last_status_time_ = now;
+  }
   v1::CampaignStatus m = status;
   codec::set_protocol(m.mutable_protocol());
   return transport_->publish(topic("up/status"), m.SerializeAsString(), 1, true);

@@ -93,7 +93,9 @@ class CloudLink {
   Result<v1::Campaign> wait_campaign(std::chrono::milliseconds timeout);
 
   // up/inventory (retained), up/status (retained), up/report. publish_report waits until the
-  // broker acknowledged it (QoS 1) or `timeout` passed.
+  // broker acknowledged it (QoS 1) or `timeout` passed. publish_status sends every change of
+  // campaign or state, and progress within one state at most once a second (safe to call from
+  // RunnerOptions::on_status).
   Status publish_inventory(const v1::VehicleInventory& inventory);
   Status publish_status(const v1::CampaignStatus& status);
   Status publish_report(const v1::VehicleReport& report,
@@ -131,6 +133,9 @@ class CloudLink {
   // Only accepted while a download runs (download_active_), capped at window + 16 entries.
   bool download_active_ = false;
   std::deque<std::pair<std::string, std::string>> chunks_;  // (request_id, payload)
+  std::mutex status_mu_;
+  std::string last_status_key_;  // campaign/state of the last status published
+  std::chrono::steady_clock::time_point last_status_time_{};
   std::mutex download_mu_;  // serialises download()
   uint64_t next_download_ = 0;
   std::string session_;  // random per link: keeps request ids unique across restarts

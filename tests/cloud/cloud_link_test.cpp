@@ -325,6 +325,10 @@ TEST_CASE_METHOD(CloudFixture, "A report published by the link reaches the repor
   inv.set_vin("ota-client");
   inv.add_ecus()->set_ecu_id("ecu-0");
   REQUIRE(link->publish_inventory(inv).is_ok());
+  ota::v1::CampaignStatus status;
+  status.set_campaign_id(offer.campaign_id());
+  status.set_state("TRANSFER");
+  REQUIRE(link->publish_status(status).is_ok());
   ota::v1::VehicleReport report;
   report.set_vin("ota-client");
   report.set_campaign_id(offer.campaign_id());
@@ -350,6 +354,8 @@ TEST_CASE_METHOD(CloudFixture, "A report published by the link reaches the repor
   CHECK(json.value().find("\"campaign_id\"") != std::string::npos);  // proto field names
   std::string log = ota::sim::tail_file(sim_log, 50);
   CHECK(log.find("inventory from ota-client: 1 ECUs") != std::string::npos);
+  CHECK(log.find("status from ota-client: campaign camp-report TRANSFER") != std::string::npos);
+  CHECK(log.find("campaign camp-report withdrawn") != std::string::npos);
 }
 
 namespace {
