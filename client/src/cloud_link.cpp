@@ -136,7 +136,11 @@ Result<std::string> cloud_package_name(const std::string& uri) {
 
 CloudLink::CloudLink(CloudLinkOptions options) : options_(std::move(options)) {}
 
-CloudLink::~CloudLink() { disconnect(); }
+CloudLink::~CloudLink() {
+  // The transport goes first: its callbacks use the members declared after it.
+  disconnect();
+  transport_.reset();
+}
 
 std::string CloudLink::topic(const std::string& suffix) const { return prefix_ + suffix; }
 

@@ -244,7 +244,7 @@ TEST_CASE_METHOD(CloudFixture, "An interrupted download resumes from its part fi
   INFO(status_of(st) << "\nota-cloud-sim log:\n" << ota::sim::tail_file(sim_log));
   REQUIRE(st.code() == Code::kTimeout);
   const uint64_t part = std::filesystem::file_size(dest + ".part");
-  CHECK(part >= (3u << 20) - (2u << 20));  // at most a window of chunks was lost
+  CHECK(part >= (1u << 20));  // what was served before the drop, written in order
   CHECK(part < size);
 
   DownloadStats second;
@@ -447,4 +447,25 @@ TEST_CASE_METHOD(CloudFixture, "Chunks from a hostile platform are refused with 
     auto st = link->download(ref_4k(), dest);
     CHECK(st.code() == Code::kCorrupt);
   }
+}
+
+// Hidden (not run by ctest): `cloud_tests "[cloud-bench]"`, size from OTA_CLOUD_BENCH_MIB (256).
+TEST_CASE_METHOD(CloudFixture, "Download rate of a large package", "[.][cloud-bench]") {
+  const char* env = std::getenv("OTA_CLOUD_BENCH_MIB");
+  const uint64_t size = static_cast<uint64_t>(env ? std::atoi(env) : 256) << 20;
+  const ota::Digest digest = write_package("big.bin", size);
+  start_sim({"--campaign", write_campaign("camp-bench", {"big.bin"})});
+  auto link = connect(link_options());
+  const auto offer = campaign(*link);
+  std::filesystem::create_directories(cache);
+  DownloadStats st;
+  REQUIRE(link->download(offer.targets(0).full(), cache + "/big.bin", {}, &st).is_ok());
+  auto got = ota::sha256_file(cache + "/big.bin");
+  REQUIRE(got.is_ok());
+  CHECK(got.value() == digest);
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  std::cout << "cloud download: " << (size >> 20) << " MiB in " << st.seconds << " s = " << size / 1e6 / st.seconds
+            << " MB/s (chunk " << link->options().chunk_size << ", window " << link->options().window
+            << "), peak RSS of the test process " << ru.ru_maxrss / 1024 << " MiB\n";
 }
