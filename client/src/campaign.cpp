@@ -19,9 +19,11 @@ namespace ota::client {
 namespace {
 
 constexpr const char* kLog = "campaign";
-// Chunks in flight per ECU. Small on purpose: Paho stalls when a publish only partly fits the
-// socket buffer, so a deep window of 256 KiB chunks is slower (bench/transfer/RESULTS.md).
-constexpr uint32_t kDefaultWindow = 3;
+// Chunks in flight on the client's one connection, shared by the ECUs of a group (at least one
+// each). Small on purpose: Paho stalls when a publish only partly fits the socket buffer, so deep
+// windows of 256 KiB chunks are slower; with TCP_NODELAY a chunk per ECU keeps 8 ECUs busy
+// (bench/transfer/RESULTS.md).
+constexpr uint32_t kInFlightBudget = 4;
 using Clock = std::chrono::steady_clock;
 
 uint64_t ms_since(Clock::time_point t0) {
@@ -311,7 +313,9 @@ class CampaignRunner::Impl {
     plan.transfer_id = e->transfer_id();
     plan.chunk_size = j_.campaign().chunk_size() ? j_.campaign().chunk_size() : 256 * 1024;
     if (caps.max_chunk_size() > 0) plan.chunk_size = std::min(plan.chunk_size, caps.max_chunk_size());
-    plan.window = j_.campaign().window() ? j_.campaign().window() : kDefaultWindow;
+    uint32_t group_size = 0;
+    for (const auto& other : j_.campaign().targets()) group_size += other.group() == t.group() ? 1 : 0;
+    plan.window = j_.campaign().window() ? j_.campaign().window() : std::max<uint32_t>(1, kInFlightBudget / group_size);
     if (caps.max_window() > 0) plan.window = std::min(plan.window, caps.max_window());
     plan.stall_timeout = opts_.stall_timeout;
     v1::Target& tg = plan.target;

@@ -1,7 +1,15 @@
 // MqttTransport: the Transport seam over Eclipse Paho MQTT C++ (async client).
 #include <mqtt/async_client.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include "ota/core/file.hpp"
@@ -21,6 +29,38 @@ Status status_from_exception(const mqtt::exception& e, const std::string& what) 
     return Status(Code::kRejected, what + ": broker refused the connection (" + e.get_message() + ")");
   }
   return Status(Code::kUnavailable, what + ": " + e.what());
+}
+
+int uri_port(const std::string& uri) {
+  auto colon = uri.rfind(':');
+  if (colon == std::string::npos) return 0;
+  return std::atoi(uri.c_str() + colon + 1);
+}
+
+// Paho never sets TCP_NODELAY, so Nagle holds back a small packet (an ack, a PUBACK) until the
+// previous one is acknowledged: with a small flow-control window that is most of the latency
+// (bench/transfer/PROFILE.md). Paho does not expose its socket either, so after every connect
+// this finds the process's TCP sockets whose peer is the broker's port and sets the option.
+void set_nodelay_towards(int port) {
+  if (port <= 0) return;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* ent = ::readdir(dir)) {
+    int fd = std::atoi(ent->d_name);
+    if (fd <= 2) continue;
+    struct stat sb {};
+    if (::fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) continue;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
+    int peer_port = 0;
+    if (peer.ss_family == AF_INET) peer_port = ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port);
+    if (peer.ss_family == AF_INET6) peer_port = ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port);
+    if (peer_port != port) continue;
+    int one = 1;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ::closedir(dir);
 }
 
 class MqttTransport : public Transport {
@@ -148,6 +188,7 @@ class MqttTransport : public Transport {
   // the thread that delivers it, so subscriptions are restored asynchronously and in order; MQTT
   // processes a connection's packets in order, so later publishes see them in place.
   void on_connected() {
+    set_nodelay_towards(uri_port(options_.uri));
     std::vector<std::pair<std::string, int>> subs;
     {
       std::lock_guard<std::mutex> lock(mu_);

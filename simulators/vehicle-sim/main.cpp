@@ -75,7 +75,7 @@ struct Options {
   double write_speed = 0;
   int dtcs = 0;
   uint32_t chunk_size = 256 * 1024;
-  uint32_t window = 3;
+  uint32_t window = 0;  // 0: the client's default
   int soc = 80;
   int min_soc = 20;
   bool not_parked = false;
@@ -456,7 +456,7 @@ int main(int argc, char** argv) {
   app.add_option("--write-speed", o.write_speed, "flash write speed of every ECU, MB/s (0: disk speed)");
   app.add_option("--dtcs", o.dtcs, "active DTCs per ECU before the update (the campaign resolves the first)");
   app.add_option("--chunk-size", o.chunk_size, "chunk size in bytes");
-  app.add_option("--window", o.window, "chunks in flight per ECU");
+  app.add_option("--window", o.window, "chunks in flight per ECU (0: the client shares 4 among the ECUs of a group)");
   app.add_option("--soc", o.soc, "battery state of charge, percent");
   app.add_option("--min-soc", o.min_soc, "the campaign's minimum state of charge, percent");
   app.add_flag("--not-parked", o.not_parked, "the vehicle is moving");
