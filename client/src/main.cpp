@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "campaign.hpp"
+#include "cloud_link.hpp"
 #include "fleet.hpp"
 #include "ota/core/trust.hpp"
 #include "trust_gate.hpp"
@@ -201,28 +202,113 @@ int main(int argc, char** argv) {
     return 1;
   }
   OTA_LOGI(kLog, "connected to %s as %s", uri.c_str(), user.c_str());
-  ropts.on_status = [&transport](const v1::CampaignStatus& s) {
+
+  // The link to the OTA platform: MQTT v5 over TLS, campaigns in, inventory/status/reports out.
+  std::unique_ptr<client::CloudLink> cloud;
+  if (auto curi = cfg["cloud"]["uri"].value<std::string>()) {
+    client::CloudLinkOptions co;
+    co.uri = *curi;
+    co.ca_file = cfg["cloud"]["ca"].value_or(std::string());
+    co.cert_file = cfg["cloud"]["cert"].value_or(std::string());
+    co.key_file = cfg["cloud"]["key"].value_or(std::string());
+    co.vehicle = cfg["cloud"]["vehicle"].value_or(std::string("ota-client"));
+    auto link = client::CloudLink::connect(co);
+    if (!link) {
+      std::fprintf(stderr, "ota-client: cloud: %s\n", link.status().to_string().c_str());
+      return 2;
+    }
+    cloud = std::move(link.value());
+    OTA_LOGI(kLog, "connected to the OTA platform at %s as %s", co.uri.c_str(), co.vehicle.c_str());
+  }
+  struct StopCloud {
+    std::unique_ptr<client::CloudLink>& c;
+    ~StopCloud() { c.reset(); }
+  } stop_cloud{cloud};
+  ropts.on_status = [&transport, &cloud](const v1::CampaignStatus& s) {
     (void)transport->publish(topics::kVehicleStatus, s.SerializeAsString(), 1, true);
+    if (cloud) (void)cloud->publish_status(s);
   };
 
-  if (campaign_file.empty()) {
+  std::vector<std::string> ecus;
+  if (auto arr = cfg["vehicle"]["ecus"].as_array()) {
+    for (auto& e : *arr) ecus.push_back(e.value_or(std::string()));
+  }
+  if (!ecus.empty()) {
+    Status online = fleet.wait_online(ecus, ropts.agent_timeout);
+    if (!online.is_ok()) OTA_LOGW(kLog, "%s", online.message().c_str());
+  }
+  if (cloud) {
+    v1::VehicleInventory inv;
+    codec::set_protocol(inv.mutable_protocol());
+    inv.set_vin(vin);
+    inv.set_timestamp_ms(codec::now_ms());
+    for (const auto& [id, view] : fleet.agents()) *inv.add_ecus() = view.hello.inventory();
+    if (Status p = cloud->publish_inventory(inv); !p.is_ok()) OTA_LOGW(kLog, "cloud: %s", p.to_string().c_str());
+  }
+
+  // The campaign: from a file, or offered by the platform.
+  std::string campaign_text;
+  if (campaign_file.empty() && cloud) {
+    for (;;) {
+      auto offer = cloud->wait_offer(std::chrono::hours(1));
+      if (!offer && offer.status().code() == Code::kTimeout) continue;
+      if (!offer) {
+        std::fprintf(stderr, "ota-client: cloud: %s\n", offer.status().to_string().c_str());
+        return 1;
+      }
+      google::protobuf::util::JsonPrintOptions jo;
+      jo.preserve_proto_field_names = true;
+      auto st = offer->has_signed_campaign()
+                    ? google::protobuf::util::MessageToJsonString(offer->signed_campaign(), &campaign_text, jo)
+                    : google::protobuf::util::MessageToJsonString(offer->campaign(), &campaign_text, jo);
+      if (!st.ok()) return 1;
+      OTA_LOGI(kLog, "campaign offered by the platform (%s)", offer->has_signed_campaign() ? "signed" : "unsigned");
+      break;
+    }
+  } else if (campaign_file.empty()) {
     OTA_LOGI(kLog, "no campaign to run; serving inventory only");
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
   }
+
+  // A campaign refused before anything was sent: the report records why, for the cloud and the owner.
+  auto reject = [&](const Status& why) {
+    OTA_LOGE(kLog, "%s", why.to_string().c_str());
+    v1::VehicleReport rejected;
+    codec::set_protocol(rejected.mutable_protocol());
+    rejected.set_vin(vin);
+    rejected.set_result(v1::CAMPAIGN_REJECTED);
+    rejected.set_reason(why.to_string());
+    rejected.set_started_ms(codec::now_ms());
+    for (const auto& [id, view] : fleet.agents()) {
+      auto* e = rejected.add_ecus();
+      e->set_ecu_id(id);
+      e->set_result(v1::REJECTED);
+      for (const auto& b : view.hello.inventory().banks()) {
+        if (b.bank() == view.hello.inventory().active_bank()) {
+          e->set_version_before(b.version());
+          e->set_version_after(b.version());
+        }
+      }
+      codec::to_wire(why, v1::PHASE_UNSPECIFIED, e->mutable_error());
+    }
+    (void)transport->publish(topics::kVehicleReport, rejected.SerializeAsString(), 1, true);
+    (void)transport->flush(std::chrono::seconds(5));
+    if (cloud) (void)cloud->publish_report(rejected);
+    if (!report_file.empty()) (void)atomic_write_file(report_file, client::report_to_json(rejected));
+    return 3;
+  };
 
   // Trust: a campaign is accepted only signed for this vehicle (docs/SECURITY.md), unless the
   // configuration explicitly allows unsigned campaigns (development only).
   const std::string trust_root = cfg["trust"]["root"].value_or(std::string());
   const bool allow_unsigned = cfg["trust"]["allow_unsigned"].value_or(false);
-  std::vector<std::string> ecus;
-  if (auto arr = cfg["vehicle"]["ecus"].as_array()) {
-    for (auto& e : *arr) ecus.push_back(e.value_or(std::string()));
-  }
-  auto content = read_small_file(campaign_file, 16 << 20);
+  Result<std::string> content = campaign_text;
+  if (campaign_text.empty()) content = read_small_file(campaign_file, 16 << 20);
   if (!content) {
     std::fprintf(stderr, "ota-client: %s\n", content.status().to_string().c_str());
     return 2;
   }
+  const std::string campaign_source = campaign_file.empty() ? std::string("the platform's offer") : campaign_file;
   v1::Campaign campaign;
   std::unique_ptr<trust::TrustStore> store;
   trust::SystemClock clock;
@@ -236,12 +322,7 @@ int main(int argc, char** argv) {
     }
     store = std::move(*opened);
     v1::SignedCampaign signed_campaign;
-    st = parse_json(*content, &signed_campaign, campaign_file);
-    // The ECUs must be known (hardware ids, active versions) before the campaign can be checked.
-    if (st.is_ok() && !ecus.empty()) {
-      Status online = fleet.wait_online(ecus, ropts.agent_timeout);
-      if (!online.is_ok()) OTA_LOGW(kLog, "%s", online.message().c_str());
-    }
+    st = parse_json(*content, &signed_campaign, campaign_source);
     if (st.is_ok()) {
       auto gate = client::verify_signed_campaign(*store, signed_campaign, vin, fleet.agents());
       if (gate) {
@@ -253,35 +334,10 @@ int main(int argc, char** argv) {
         st = gate.status().with_context("campaign refused");
       }
     }
-    if (!st.is_ok()) {
-      // Nothing was sent: record the rejection for the cloud and the owner.
-      OTA_LOGE(kLog, "%s", st.to_string().c_str());
-      v1::VehicleReport rejected;
-      codec::set_protocol(rejected.mutable_protocol());
-      rejected.set_vin(vin);
-      rejected.set_result(v1::CAMPAIGN_REJECTED);
-      rejected.set_reason(st.to_string());
-      rejected.set_started_ms(codec::now_ms());
-      for (const auto& [id, view] : fleet.agents()) {
-        auto* e = rejected.add_ecus();
-        e->set_ecu_id(id);
-        e->set_result(v1::REJECTED);
-        for (const auto& b : view.hello.inventory().banks()) {
-          if (b.bank() == view.hello.inventory().active_bank()) {
-            e->set_version_before(b.version());
-            e->set_version_after(b.version());
-          }
-        }
-        codec::to_wire(st, v1::PHASE_UNSPECIFIED, e->mutable_error());
-      }
-      (void)transport->publish(topics::kVehicleReport, rejected.SerializeAsString(), 1, true);
-      (void)transport->flush(std::chrono::seconds(5));
-      if (!report_file.empty()) (void)atomic_write_file(report_file, client::report_to_json(rejected));
-      return 3;
-    }
+    if (!st.is_ok()) return reject(st);
   } else if (allow_unsigned) {
     OTA_LOGW(kLog, "trust.allow_unsigned is set: the campaign's signatures are NOT checked");
-    st = parse_json(*content, &campaign, campaign_file);
+    st = parse_json(*content, &campaign, campaign_source);
     if (st.is_ok() && !vin.empty() && campaign.vin() != vin) {
       st = Status(Code::kRejected, "campaign is for VIN '" + campaign.vin() + "', this vehicle is '" + vin + "'");
     }
@@ -291,6 +347,14 @@ int main(int argc, char** argv) {
   if (!st.is_ok()) {
     std::fprintf(stderr, "ota-client: %s\n", st.to_string().c_str());
     return 2;
+  }
+
+  // Payloads named cloud://... are fetched (resumable, checked against the verified sizes and
+  // digests) into the cache before anything is sent to an ECU.
+  if (cloud) {
+    auto local = client::localize(campaign, state_dir + "/cache", *cloud);
+    if (!local) return reject(local.status().with_context("download"));
+    campaign = std::move(local.value());
   }
 
   FileVehicleState vehicle(conditions_file);
@@ -312,6 +376,9 @@ int main(int argc, char** argv) {
   const std::string json = client::report_to_json(*report);
   (void)transport->publish(topics::kVehicleReport, report->SerializeAsString(), 1, true);
   (void)transport->flush(std::chrono::seconds(5));
+  if (cloud) {
+    if (Status p = cloud->publish_report(*report); !p.is_ok()) OTA_LOGW(kLog, "cloud: %s", p.to_string().c_str());
+  }
   if (!report_file.empty()) {
     if (Status w = atomic_write_file(report_file, json); !w.is_ok()) {
       std::fprintf(stderr, "ota-client: %s\n", w.to_string().c_str());

@@ -23,6 +23,8 @@
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/sim/broker.hpp"
+#include "ota/sim/cloud_broker.hpp"
+#include "ota/sim/wait.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
 #include "ota/v1/ota.pb.h"
@@ -89,6 +91,7 @@ struct Options {
   bool quiet = false;
   std::string attack;   // sign (or tamper) as this attack does; see signing.hpp
   bool unsigned_campaign = false;
+  bool no_cloud = false;  // hand the client the campaign file instead of going through the platform
 };
 
 // Watches the client's status topic, shows progress, and fires the scenario's triggers.
@@ -252,8 +255,25 @@ int run(const Options& opt) {
   }
   std::string trust_root;
   std::string client_campaign = work + "/campaign.json";
+  // By default the campaign travels the whole chain: the platform (ota-cloud-sim) offers it over
+  // MQTT v5 + TLS and serves the payloads, which the client downloads. Payload tampering attacks
+  // alter the vehicle's copy, and oversized metadata would already be refused by the cloud broker's
+  // packet limit, so these skip the platform to reach the client's own checks.
+  const bool payload_attack = attack == sim::Attack::kCorruptPayload || attack == sim::Attack::kTruncatedPayload ||
+                              attack == sim::Attack::kOversized;
+  const bool use_cloud = !opt.no_cloud && !opt.unsigned_campaign && !payload_attack;
+  std::map<std::string, std::string> cloud_names;  // local payload path -> cloud://name
+  const std::string cloud_packages = work + "/cloud-packages";
+  if (use_cloud) {
+    for (const auto& t : campaign.targets()) {
+      cloud_names[t.full().uri()] = "cloud://" + t.ecu_id() + "-" + t.full().uri().substr(t.full().uri().rfind('/') + 1);
+      if (t.has_delta()) {
+        cloud_names[t.delta().uri()] = "cloud://" + t.ecu_id() + "-" + t.delta().uri().substr(t.delta().uri().rfind('/') + 1);
+      }
+    }
+  }
   if (st.is_ok() && !opt.unsigned_campaign) {
-    auto material = sim::sign_campaign(campaign, work + "/keys", 1, attack);
+    auto material = sim::sign_campaign(campaign, work + "/keys", 1, attack, cloud_names);
     if (!material) {
       st = material.status();
     } else {
@@ -261,6 +281,13 @@ int run(const Options& opt) {
       client_campaign = work + "/signed-campaign.json";
       st = atomic_write_file(client_campaign, material->signed_campaign_json);
     }
+  }
+  // The platform's package store: the same files, by their cloud names (hard links, no copies).
+  if (st.is_ok() && use_cloud) st = make_dirs(cloud_packages);
+  for (const auto& [path, name] : cloud_names) {
+    if (!st.is_ok()) break;
+    const std::string dest = cloud_packages + "/" + name.substr(8);
+    if (::link(path.c_str(), dest.c_str()) != 0 && errno != EEXIST) st = errno_status(errno, "link " + dest);
   }
 
   // 2. Broker.
@@ -282,6 +309,37 @@ int run(const Options& opt) {
                      "\"\nusername = \"ota-client\"\npassword_file = \"" + b.credentials_file("ota-client") +
                      "\"\n[state]\ndir = \"" + work + "/client-state\"\n[conditions]\nfile = \"" + work +
                      "/vehicle-state.json\"\n[report]\nfile = \"" + work + "/client-report.json\"\n";
+  std::unique_ptr<sim::CloudBroker> cloud_broker;
+  std::optional<sim::ChildProcess> cloud_sim;
+  if (use_cloud) {
+    sim::CloudBrokerOptions co;
+    co.dir = work + "/cloud-broker";
+    auto cb = sim::CloudBroker::start(co);
+    if (!cb) {
+      std::fprintf(stderr, "ota-sim: cloud broker: %s\n", cb.status().to_string().c_str());
+      return 2;
+    }
+    cloud_broker = std::move(*cb);
+    sim::SpawnOptions so;
+    so.log_path = work + "/cloud-sim.log";
+    so.name = "cloud-sim";
+    auto cs = sim::ChildProcess::spawn({bin + "/ota-cloud-sim", "--broker", cloud_broker->uri(), "--pki",
+                                        cloud_broker->pki_dir(), "--packages", cloud_packages, "--signed-campaign",
+                                        client_campaign, "--reports-dir", work + "/cloud-reports", "--exit-after-report"},
+                                       so);
+    if (!cs) {
+      std::fprintf(stderr, "ota-sim: %s\n", cs.status().to_string().c_str());
+      return 2;
+    }
+    cloud_sim.emplace(std::move(*cs));
+    if (!sim::wait_for_file_contains(so.log_path, "serving packages", std::chrono::seconds(15))) {
+      std::fprintf(stderr, "ota-sim: ota-cloud-sim did not start:\n%s\n", sim::tail_file(so.log_path).c_str());
+      return 2;
+    }
+    toml += "[cloud]\nuri = \"" + cloud_broker->uri() + "\"\nca = \"" + cloud_broker->ca_file() + "\"\ncert = \"" +
+            cloud_broker->cert_file("ota-client") + "\"\nkey = \"" + cloud_broker->key_file("ota-client") +
+            "\"\nvehicle = \"ota-client\"\n";
+  }
   if (trust_root.empty()) {
     toml += "[trust]\nallow_unsigned = true\n";
   } else {
@@ -334,9 +392,9 @@ int run(const Options& opt) {
     sim::SpawnOptions so;
     so.log_path = work + "/client.log";
     so.name = "client";
-    return sim::ChildProcess::spawn({bin + "/ota-client", "--config", work + "/client.toml", "--campaign",
-                                     client_campaign},
-                                    so);
+    std::vector<std::string> argv = {bin + "/ota-client", "--config", work + "/client.toml"};
+    if (!use_cloud) argv.insert(argv.end(), {"--campaign", client_campaign});
+    return sim::ChildProcess::spawn(argv, so);
   };
   auto client = spawn_client();
   if (!client) {
@@ -394,6 +452,17 @@ int run(const Options& opt) {
     ps.set_exit_code(info.exited() ? info.exit_code : -info.term_signal);
     stats.push_back(ps);
   }
+  if (cloud_sim) {
+    // It exits by itself once it has the report; a client that failed early sent none.
+    auto info = cloud_sim->wait_for(std::chrono::seconds(5));
+    if (!info) info = cloud_sim->terminate(std::chrono::seconds(5));
+    v1::ProcessStats ps;
+    ps.set_name("cloud-sim");
+    ps.set_peak_rss_kib(static_cast<uint64_t>(info->peak_rss_kib));
+    ps.set_exit_code(info->exited() ? info->exit_code : -info->term_signal);
+    stats.push_back(ps);
+  }
+  if (cloud_broker) cloud_broker->stop();
   if (auto info = b.stop()) {
     v1::ProcessStats ps;
     ps.set_name("broker");
@@ -470,6 +539,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
   app.add_option("--attack", o.attack, "sign or tamper as an attacker would; the campaign must be refused")
       ->check(CLI::IsMember(ota::sim::attack_names()));
+  app.add_flag("--no-cloud", o.no_cloud, "give the client the campaign file directly (no platform, no downloads)");
   app.add_flag("--unsigned", o.unsigned_campaign, "do not sign the campaign (the client allows unsigned: development only)");
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::kWarn);

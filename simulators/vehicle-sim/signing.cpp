@@ -72,7 +72,7 @@ std::vector<std::string> attack_names() {
 }
 
 Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir, uint64_t director_version,
-                                    Attack attack) {
+                                    Attack attack, const std::map<std::string, std::string>& locations) {
   OTA_RETURN_IF_ERROR(make_dirs(key_dir));
   auto root_key = make_key(key_dir, "root");
   auto image_key = make_key(key_dir, "image");
@@ -247,6 +247,10 @@ Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::str
     OTA_RETURN_IF_ERROR(atomic_write_file(path, bytes));
   }
 
+  for (auto& loc : *sc.mutable_payloads()) {
+    auto it = locations.find(loc.uri());
+    if (it != locations.end()) loc.set_uri(it->second);
+  }
   google::protobuf::util::JsonPrintOptions jo;
   jo.add_whitespace = true;
   jo.preserve_proto_field_names = true;

@@ -3,6 +3,7 @@
 // (docs/SECURITY.md) tamper with what is signed or how, so that tests can show each is refused.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,9 @@ struct TrustMaterial {
 
 // Makes keys in key_dir, the root, and signs `campaign` (its targets, payload locations, groups and
 // pre-conditions) into a SignedCampaign, applying `attack`. director_version is the campaign counter.
+// `locations` renames payload uris in the SignedCampaign (e.g. a local path to cloud://name); payloads
+// not in it keep their uri.
 Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir, uint64_t director_version,
-                                    Attack attack);
+                                    Attack attack, const std::map<std::string, std::string>& locations = {});
 
 }  // namespace ota::sim

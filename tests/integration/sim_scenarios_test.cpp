@@ -32,9 +32,16 @@ TEST_CASE("A full-image campaign updates every ECU and reports it", "[integratio
     CHECK(ota::test::boot_bank(run, e.ecu_id()) == "B");
   }
   CHECK(run.report.duration_ms() > 0);
-  // One entry per child: client, 3 agents, broker; each with its peak RSS.
-  CHECK(run.report.processes_size() == 5);
-  for (const auto& p : run.report.processes()) CHECK(p.peak_rss_kib() > 0);
+  // One entry per child: client, 3 agents, cloud-sim, broker; each with its peak RSS.
+  CHECK(run.report.processes_size() == 6);
+  bool platform = false;
+  for (const auto& p : run.report.processes()) {
+    CHECK(p.peak_rss_kib() > 0);
+    platform |= p.name() == "cloud-sim" && p.exit_code() == 0;  // it received the report and exited
+  }
+  CHECK(platform);
+  // The platform collected the vehicle's report.
+  CHECK(run.client_log().find("campaign offered by the platform (signed)") != std::string::npos);
   // The bytes in the new bank are the target image.
   auto bank = ota::sha256_file(run.work + "/ecu/bcm/bank_b.img");
   auto image = ota::sha256_file(run.work + "/packages/bcm/image-1.1.0.bin");

@@ -100,7 +100,7 @@ TEST_CASE("A truncated payload is refused before a byte reaches the ECU", "[inte
 
 TEST_CASE("A replayed campaign is refused once the first run finished", "[integration][security]") {
   auto dir = temp();
-  auto first = ota::test::run_sim(dir, {"--agents", "1", "--image-size", "256KiB"});
+  auto first = ota::test::run_sim(dir, {"--agents", "1", "--image-size", "256KiB", "--no-cloud"});
   INFO(first.output << first.client_log());
   REQUIRE(first.exit_code == 0);
   // Run the client again on the same signed campaign with its persisted counters.
