@@ -220,6 +220,7 @@ struct Options {
   std::string image_size = "64MiB";
   std::string chunk_text = "256KiB";
   uint32_t window = 16;
+  uint32_t sim_window = 0;  // (a): 0 = the client's default
   int runs = 3;
   bool skip_sim = false, skip_paho = false, skip_bare = false, rss_512 = false;
   std::string rss_size = "512MiB";
@@ -456,7 +457,7 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, u
   std::vector<std::string> argv{o.bin_dir + "/ota-sim", "--agents", std::to_string(agents), "--image-size",
                                 image_size, "--chunk-size", std::to_string(o.chunk), "--window",
                                 std::to_string(window), "--work-dir", dir, "--report", report, "--quiet",
-                                "--timeout", std::to_string(o.timeout_s)};
+                                "--no-cloud", "--timeout", std::to_string(o.timeout_s)};
   sim::SpawnOptions so;
   so.log_path = dir + ".log";
   so.name = "ota-sim";
@@ -661,7 +662,10 @@ int orchestrate(Options& o, const std::string& cmdline) {
   std::vector<Scenario> sc;
   const std::string size_note = std::to_string(o.agents) + " x " + o.image_size;
   if (!o.skip_sim) {
-    sc.push_back({"sim", "(a) ota-sim pipeline, window " + std::to_string(o.window), "", "", o.window, 0, false, {}});
+    sc.push_back({"sim",
+                  o.sim_window ? "(a) ota-sim pipeline, window " + std::to_string(o.sim_window)
+                               : std::string("(a) ota-sim pipeline, default window (4 in flight shared by the ECUs)"),
+                  "", "", o.sim_window, 0, false, {}});
     for (uint32_t w : o.what_if_windows) {
       sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w), "", "", w, 0, false, {}});
       sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w) + ", TCP_NODELAY (LD_PRELOAD)", "",
@@ -702,7 +706,7 @@ int orchestrate(Options& o, const std::string& cmdline) {
   }
   std::optional<RunResult> rss;
   if (o.rss_512) {
-    rss = run_sim(o, 1, o.rss_size, o.window, false, work->path(), "rss");
+    rss = run_sim(o, 1, o.rss_size, o.sim_window, false, work->path(), "rss");
     std::fprintf(stderr, "  agent peak RSS, %s image: %s\n", o.rss_size.c_str(),
                  rss->ok ? fmt("%.1f MiB", rss->agent_rss_kib / 1024.0).c_str() : ("FAILED: " + rss->error).c_str());
   }
@@ -717,7 +721,7 @@ int orchestrate(Options& o, const std::string& cmdline) {
     md << "- Broker: " << first_line_of_command({"mosquitto", "-h"}) << ", rendered from broker-config/ (plain listener on loopback).\n";
     md << "- " << paho_version() << "; SHA-256 backend: " << Sha256::backend() << ".\n";
     md << "- Workload: " << size_note << ", chunk " << o.chunk_text << ", QoS 1; window " << o.window
-       << " chunks per receiver for (a) and (c), (b) as listed. (a) MB/s is over the transfer phase (bytes / longest ECU transfer phase); "
+       << " chunks per receiver for (c), (a) and (b) as listed. (a) MB/s is over the transfer phase (bytes / longest ECU transfer phase); "
           "(b) and (c) from the publisher's first PUBLISH to the last subscriber's last byte hashed and written"
        << (o.sync_every ? " (fdatasync every " + o.sub_sync + ")" : " (no fsync)") << ".\n";
     md << "- CPU-s total: (a) getrusage of ota-sim and all its children over the whole campaign (start-up, "
@@ -780,7 +784,8 @@ int main(int argc, char** argv) {
   app.add_option("--agents", o.agents, "receivers (ECUs / subscribers)")->check(CLI::Range(1, 64));
   app.add_option("--image-size", o.image_size, "bytes per receiver (e.g. 64MiB)");
   app.add_option("--chunk", o.chunk_text, "chunk size (e.g. 256KiB)");
-  app.add_option("--window", o.window, "chunks in flight per receiver (pipeline and app-ack baselines)");
+  app.add_option("--window", o.window, "chunks in flight per receiver (app-ack baselines)");
+  app.add_option("--sim-window", o.sim_window, "(a): chunks in flight per ECU (0: the client's default)");
   app.add_option("--paho-windows", o.paho_windows, "(b): app-ack windows to try (chunks per subscriber)")
       ->delimiter(',');
   app.add_option("--paho-inflights", o.paho_inflights,
