@@ -129,6 +129,11 @@ class Agent::Impl {
     } else {
       OTA_LOGW(kLog, "%s: no trust root configured: targets are not signature-checked", cfg_.ecu_id.c_str());
     }
+    if (!cfg_.ecu_key_file.empty()) {
+      auto key = trust::PrivateKey::load(cfg_.ecu_key_file);
+      if (!key) return key.status().with_context("ECU key");
+      ecu_key_ = std::make_unique<trust::PrivateKey>(std::move(*key));
+    }
 
     TransportOptions topts;
     topts.uri = cfg_.broker_uri;
@@ -298,6 +303,7 @@ class Agent::Impl {
     caps->set_max_chunk_size(cfg_.max_chunk_size);
     caps->set_max_window(cfg_.max_window);
     caps->add_payload_kinds(v1::PAYLOAD_KIND_FIRMWARE_IMAGE);
+    caps->set_signed_reports(ecu_key_ != nullptr);
     if (cfg_.delta_capable) caps->add_delta_methods("ota-delta-1");
     inv->set_bank_size(dev_.bank_size());
     inv->set_free_space(dev_.free_space());
@@ -306,6 +312,14 @@ class Agent::Impl {
 
   void publish_msg(Leaf leaf, const google::protobuf::MessageLite& msg, bool retain, int qos = 1) {
     std::string bytes = msg.SerializeAsString();
+    if (leaf == Leaf::kResult && ecu_key_) {
+      auto signed_bytes = trust::sign_result(bytes, *ecu_key_);
+      if (signed_bytes) {
+        bytes = std::move(*signed_bytes);
+      } else {
+        OTA_LOGE(kLog, "%s: cannot sign a result: %s", cfg_.ecu_id.c_str(), signed_bytes.status().to_string().c_str());
+      }
+    }
     Status st = transport_->publish(topics::ecu(cfg_.ecu_id, leaf), bytes, qos, retain);
     if (!st.is_ok()) OTA_LOGW(kLog, "%s: %s", cfg_.ecu_id.c_str(), st.to_string().c_str());
   }
@@ -1037,6 +1051,7 @@ class Agent::Impl {
   AgentConfig cfg_;
   Device& dev_;
   std::unique_ptr<trust::AgentVerifier> verifier_;
+  std::unique_ptr<trust::PrivateKey> ecu_key_;
   uint64_t boot_id_ = 0;
   std::unique_ptr<Transport> transport_;
   std::string state_path_;

@@ -561,6 +561,20 @@ class CampaignRunner::Impl {
           mark_failed(e, st.with_context("commit failed after retries; the ECU stays on trial"), v1::PHASE_COMMIT);
           return;
         }
+        // The ECU's own word that it committed, when it has a key: kept in the report as received.
+        const std::string signed_result = r.SerializeAsString();
+        auto key = opts_.ecu_keys.find(id);
+        if (key != opts_.ecu_keys.end()) {
+          Status sig = trust::verify_result_signature(signed_result, key->second);
+          if (!sig.is_ok()) {
+            mark_failed(e, sig, v1::PHASE_COMMIT);
+            return;
+          }
+        }
+        if (!r.ecu_signature().empty()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          e->mutable_report()->set_ecu_signed_result(signed_result);
+        }
         clear_resolved_dtcs(e);
         std::lock_guard<std::mutex> lock(mu_);
         e->set_phase(v1::PHASE_DONE);

@@ -13,12 +13,14 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "fleet.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/core/trust.hpp"
 #include "ota/v1/state.pb.h"
 
 namespace ota::client {
@@ -48,6 +50,10 @@ struct RunnerOptions {
   std::chrono::milliseconds agent_timeout{30000};   // online wait and per-command answers
   std::chrono::milliseconds stall_timeout{5000};    // transfer without ack progress
   int max_postpones = 10;
+  // ECU public keys (ecu_id -> key). An ECU listed here must sign its commit Result with its own
+  // key; the signed Result goes into the report (ecu_signed_result), an unsigned or forged one fails
+  // the ECU. ECUs not listed are not checked.
+  std::map<std::string, trust::PublicKey> ecu_keys;
   // Called whenever progress changes (for the status topic).
   std::function<void(const v1::CampaignStatus&)> on_status;
 };

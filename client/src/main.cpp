@@ -139,6 +139,20 @@ int main(int argc, char** argv) {
 
   client::RunnerOptions ropts;
   ropts.journal_path = state_dir + "/campaign-journal.pb";
+  // ECU public keys, one <ecu_id>.pub per ECU: their commit results must carry the ECU's signature.
+  if (auto dir = cfg["trust"]["ecu_keys"].value<std::string>()) {
+    if (auto arr = cfg["vehicle"]["ecus"].as_array()) {
+      for (auto& e : *arr) {
+        const std::string id = e.value_or(std::string());
+        auto key = trust::PublicKey::load(*dir + "/" + id + ".pub");
+        if (!key) {
+          std::fprintf(stderr, "ota-client: ECU key of %s: %s\n", id.c_str(), key.status().to_string().c_str());
+          return 2;
+        }
+        ropts.ecu_keys.emplace(id, std::move(*key));
+      }
+    }
+  }
   ropts.agent_timeout = std::chrono::milliseconds(cfg["timeouts"]["agent_ms"].value_or(int64_t{30000}));
   ropts.stall_timeout = std::chrono::milliseconds(cfg["timeouts"]["stall_ms"].value_or(int64_t{5000}));
 

@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
   app.add_option("--serial", cfg.serial, "serial number");
   app.add_option("--broker", cfg.broker_uri, "broker URI, e.g. tcp://127.0.0.1:1883")->required();
   app.add_option("--password-file", password_file, "file holding this agent's MQTT password");
+  app.add_option("--ecu-key", cfg.ecu_key_file, "this ECU's private key (PEM): results are signed with it");
   app.add_option("--trust-root", cfg.trust_root_file, "root metadata (SignedMetadata) provisioned in this ECU");
   app.add_option("--tls-ca", cfg.tls_ca_file, "CA certificate of the broker (ssl:// URIs)");
   app.add_option("--tls-cert", cfg.tls_cert_file, "this agent's certificate");

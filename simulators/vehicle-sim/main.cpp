@@ -22,6 +22,7 @@
 #include "ota/core/log.hpp"
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/core/trust.hpp"
 #include "ota/sim/broker.hpp"
 #include "ota/sim/cloud_broker.hpp"
 #include "ota/sim/wait.hpp"
@@ -340,10 +341,25 @@ int run(const Options& opt) {
             cloud_broker->cert_file("ota-client") + "\"\nkey = \"" + cloud_broker->key_file("ota-client") +
             "\"\nvehicle = \"ota-client\"\n";
   }
+  // Each ECU has its own key pair and signs its results; the client knows the public halves.
+  const std::string ecu_keys = work + "/keys/ecus";
+  if (Status k = make_dirs(ecu_keys); !k.is_ok()) {
+    std::fprintf(stderr, "ota-sim: %s\n", k.to_string().c_str());
+    return 2;
+  }
+  for (const auto& e : ecus) {
+    auto key = trust::PrivateKey::generate();
+    Status k = key ? key->save(ecu_keys + "/" + e + ".key") : key.status();
+    if (k.is_ok()) k = key->save_public(ecu_keys + "/" + e + ".pub");
+    if (!k.is_ok()) {
+      std::fprintf(stderr, "ota-sim: ECU key: %s\n", k.to_string().c_str());
+      return 2;
+    }
+  }
   if (trust_root.empty()) {
-    toml += "[trust]\nallow_unsigned = true\n";
+    toml += "[trust]\nallow_unsigned = true\necu_keys = \"" + ecu_keys + "\"\n";
   } else {
-    toml += "[trust]\nroot = \"" + trust_root + "\"\n";
+    toml += "[trust]\nroot = \"" + trust_root + "\"\necu_keys = \"" + ecu_keys + "\"\n";
   }
   if (!opt.consent.empty()) {
     toml += "[consent]\nanswers = [";
@@ -366,6 +382,7 @@ int run(const Options& opt) {
                                      "--factory-version", "1.0.0", "--bank-size", std::to_string(image_size * 2)};
     if (static_cast<int>(i) < opt.full_only) argv.push_back("--no-delta");
     if (!trust_root.empty()) argv.insert(argv.end(), {"--trust-root", trust_root});
+    argv.insert(argv.end(), {"--ecu-key", work + "/keys/ecus/" + e + ".key"});
     if (fail.count(e)) argv.insert(argv.end(), {"--fail", fail[e]});
     if (crash.count(e)) argv.insert(argv.end(), {"--crash", crash[e]});
     if (fail_offset.count(e)) argv.insert(argv.end(), {"--fail-offset", fail_offset[e]});

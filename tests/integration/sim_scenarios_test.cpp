@@ -3,6 +3,7 @@
 
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/core/trust.hpp"
 #include "support.hpp"
 
 using ota::test::run_sim;
@@ -30,6 +31,14 @@ TEST_CASE("A full-image campaign updates every ECU and reports it", "[integratio
     CHECK(e.bytes_transferred() >= e.image_size());
     CHECK(e.encoding() == ota::v1::PAYLOAD_ENCODING_RAW);
     CHECK(ota::test::boot_bank(run, e.ecu_id()) == "B");
+    // The ECU's own signed word for its commit, verifiable with its public key alone.
+    REQUIRE_FALSE(e.ecu_signed_result().empty());
+    auto key = ota::trust::PublicKey::load(run.work + "/keys/ecus/" + e.ecu_id() + ".pub");
+    REQUIRE(key.is_ok());
+    CHECK(ota::trust::verify_result_signature(e.ecu_signed_result(), *key).is_ok());
+    auto other = ota::trust::PublicKey::load(run.work + "/keys/ecus/" + (e.ecu_id() == "bcm" ? "tcu" : "bcm") + ".pub");
+    REQUIRE(other.is_ok());
+    CHECK(ota::trust::verify_result_signature(e.ecu_signed_result(), *other).code() == ota::Code::kSignatureInvalid);
   }
   CHECK(run.report.duration_ms() > 0);
   // One entry per child: client, 3 agents, cloud-sim, broker; each with its peak RSS.

@@ -121,6 +121,9 @@ struct AgentConfig {
   // unless the campaign allows the downgrade, and a replayed older campaign is refused.
   // Empty: targets are not signature-checked (development only; the agent logs a warning).
   std::string trust_root_file;
+  // This ECU's own private key (PEM, ECDSA P-256). When set, every Result is signed with it
+  // (ota.v1.Result.ecu_signature), so the client cannot claim an ECU's success for it.
+  std::string ecu_key_file;
   bool delta_capable = true;
   uint32_t max_chunk_size = 512 * 1024;  // at most 512 KiB (the protocol's limit)
   uint32_t max_window = 64;
