@@ -107,7 +107,7 @@ TEST_CASE("A mixed campaign sends deltas to capable ECUs and full images to the 
 
 TEST_CASE("A refused pre-condition sends nothing", "[integration][client]") {
   auto dir = temp();
-  auto run = run_sim(dir, {"--agents", "2", "--image-size", "256KiB", "--soc", "12", "--min-soc", "30"});
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "256KiB", "--soc", "12", "--min-soc", "30"});
   CHECK(run.exit_code != 0);
   REQUIRE(run.has_report);
   CHECK(run.report.result() == ota::v1::CAMPAIGN_REJECTED);
@@ -124,7 +124,7 @@ TEST_CASE("A refused pre-condition sends nothing", "[integration][client]") {
 
 TEST_CASE("Consent postponed then accepted updates and declined does not", "[integration][client]") {
   auto dir = temp();
-  auto run = run_sim(dir, {"--agents", "2", "--image-size", "256KiB", "--consent", "postpone:300,accept"});
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "256KiB", "--consent", "postpone:300,accept"});
   INFO(run.output << run.client_log());
   REQUIRE(run.exit_code == 0);
   REQUIRE(run.has_report);
@@ -141,7 +141,7 @@ TEST_CASE("Consent postponed then accepted updates and declined does not", "[int
 TEST_CASE("Cancel before activation leaves every ECU on its old version", "[integration][client]") {
   auto dir = temp();
   // Slow flash so that the cancel lands mid-transfer.
-  auto run = run_sim(dir, {"--agents", "3", "--image-size", "8MiB", "--write-speed", "8", "--cancel-at", "10"});
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "8MiB", "--write-speed", "8", "--cancel-at", "10"});
   INFO(run.output << run.client_log());
   CHECK(run.exit_code != 0);
   REQUIRE(run.has_report);
@@ -202,4 +202,22 @@ TEST_CASE("A transient commit failure is retried so the atomic group is never ha
     CHECK(e.version_after() == "1.1.0");
   }
   CHECK(run.client_log().find("adas: commit attempt 1 failed") != std::string::npos);
+}
+
+TEST_CASE("DTCs the campaign resolves are cleared after the update and reported before and after",
+          "[integration][client]") {
+  auto dir = temp();
+  auto run = run_sim(dir, {"--agents", "4", "--image-size", "256KiB", "--dtcs", "2"});
+  INFO(run.output << run.client_log());
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(run.has_report);
+  for (const auto& e : run.report.ecus()) {
+    CHECK(e.result() == ota::v1::SUCCESS);
+    REQUIRE(e.dtcs_before_size() == 2);
+    // The campaign resolves 0xC10000: only the other one is left.
+    REQUIRE(e.dtcs_after_size() == 1);
+    CHECK(e.dtcs_after(0).code() == 0xC10001u);
+  }
+  CHECK(run.report.conditions_start().battery_soc_percent() == 80);
+  CHECK(run.report.conditions_end().timestamp_ms() >= run.report.conditions_start().timestamp_ms());
 }
