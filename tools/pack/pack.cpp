@@ -11,7 +11,10 @@
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/core/trust.hpp"
 #include "ota/v1/package.pb.h"
+
+#include <ctime>
 
 namespace ota::pack {
 
@@ -105,8 +108,9 @@ Status pack_one(const PackArgs& args, const std::string& id, const std::string& 
     OTA_RETURN_IF_ERROR(verify_delta_file(*base_path, args.out_dir + "/" + delta_name));
   }
   bool use_delta = base && dlt.size < full.size;
-  // Keep only the payload that travels.
-  ::unlink((args.out_dir + "/" + (use_delta ? full_name : delta_name)).c_str());
+  // Keep only the payload that travels (and the full one too when asked: the fallback for ECUs
+  // that do not run the delta's base).
+  if (!use_delta || !args.keep_full) ::unlink((args.out_dir + "/" + (use_delta ? full_name : delta_name)).c_str());
   const Built& chosen = use_delta ? dlt : full;
   Digest image_sha = Sha256::of(image.value()->data(), image.value()->size());
 
@@ -118,10 +122,14 @@ Status pack_one(const PackArgs& args, const std::string& id, const std::string& 
   out->set_payload_sha256(std::string(chosen.sha256.begin(), chosen.sha256.end()));
   out->set_image_size(image.value()->size());
   out->set_image_sha256(std::string(image_sha.begin(), image_sha.end()));
-  if (use_delta) {
+  if (base) {
     Digest base_sha = Sha256::of(base->data(), base->size());
     out->set_base_size(base->size());
     out->set_base_sha256(std::string(base_sha.begin(), base_sha.end()));
+  }
+  if (use_delta && args.keep_full) {
+    out->set_full_file(full_name);
+    out->set_full_sha256(std::string(full.sha256.begin(), full.sha256.end()));
   }
   out->set_delta_method(delta::kDeltaMethod);
   out->set_image_kind(delta::image_kind_name(full.stats.image_kind));
@@ -139,6 +147,72 @@ Status pack_one(const PackArgs& args, const std::string& id, const std::string& 
   return Status::ok();
 }
 
+// "1.4.2" -> 1004002: the comparable number the image role signs (each part below 1000).
+uint64_t version_number(const std::string& v) {
+  uint64_t n = 0;
+  size_t pos = 0;
+  for (int part = 0; part < 3; ++part) {
+    uint64_t x = 0;
+    while (pos < v.size() && std::isdigit(static_cast<unsigned char>(v[pos]))) x = x * 10 + static_cast<uint64_t>(v[pos++] - '0');
+    n = n * 1000 + std::min<uint64_t>(x, 999);
+    if (pos < v.size() && v[pos] == '.') ++pos;
+  }
+  return n;
+}
+
+Digest digest_of(const std::string& raw) {
+  Digest d{};
+  digest_from_bytes(raw, &d);
+  return d;
+}
+
+// The image role's signed statement of what this package holds: per image its hash, size, version,
+// the hardware it may run on, and the payloads (full and/or delta with its base).
+Status write_image_metadata(const PackArgs& args, const v1::PackageManifest& manifest) {
+  std::map<std::string, std::string> hardware, base_versions;
+  OTA_RETURN_IF_ERROR(parse_pairs(args.hardware_ids, "--hardware", &hardware));
+  OTA_RETURN_IF_ERROR(parse_pairs(args.base_versions, "--base-version", &base_versions));
+  std::vector<trust::PrivateKey> keys;
+  for (const auto& path : args.sign_keys) {
+    auto key = trust::PrivateKey::load(path);
+    if (!key) return key.status().with_context("signing key " + path);
+    keys.push_back(std::move(*key));
+  }
+  std::vector<trust::ImageInfo> images;
+  for (const auto& p : manifest.images()) {
+    trust::ImageInfo img;
+    img.name = p.ecu_id();
+    img.version = p.version().empty() ? "0.0.0" : p.version();
+    img.version_number = version_number(img.version);
+    img.size = p.image_size();
+    img.sha256 = digest_of(p.image_sha256());
+    if (hardware.count(p.ecu_id())) img.hardware_ids = {hardware[p.ecu_id()]};
+    const bool delta = p.payload() == v1::PACKAGED_PAYLOAD_DELTA;
+    if (!delta || !p.full_file().empty()) {
+      img.has_full = true;
+      img.full.sha256 = digest_of(delta ? p.full_sha256() : p.payload_sha256());
+      img.full.size = delta ? p.full_size() : p.payload_size();
+      img.full.encoding = "zstd";
+    }
+    if (delta) {
+      trust::DeltaInfo d;
+      d.base_version = base_versions.count(p.ecu_id()) ? base_versions[p.ecu_id()] : "";
+      d.base_version_number = version_number(d.base_version);
+      d.base_sha256 = digest_of(p.base_sha256());
+      d.base_size = p.base_size();
+      d.payload.sha256 = digest_of(p.payload_sha256());
+      d.payload.size = p.payload_size();
+      d.payload.encoding = delta::kDeltaMethod;
+      img.deltas.push_back(d);
+    }
+    images.push_back(std::move(img));
+  }
+  const int64_t expires = static_cast<int64_t>(std::time(nullptr)) + int64_t{args.expires_days} * 24 * 3600;
+  auto signed_image = trust::sign(trust::make_image_body(args.metadata_version, expires, images), keys);
+  if (!signed_image) return signed_image.status();
+  return atomic_write_file(args.out_dir + "/image.signed", *signed_image);
+}
+
 }  // namespace
 
 CLI::App* add_pack_command(CLI::App& app, PackArgs& args) {
@@ -149,6 +223,12 @@ CLI::App* add_pack_command(CLI::App& app, PackArgs& args) {
   cmd->add_option("--version", args.versions, "ECU_ID=VERSION of the new image (repeatable, optional)");
   cmd->add_option("-o,--out", args.out_dir, "output directory (manifest.pb and payloads)")->required();
   cmd->add_option("-l,--level", args.level, "zstd level (1-22)")->capture_default_str();
+  cmd->add_flag("--keep-full", args.keep_full, "keep the full payload too when the delta is smaller");
+  cmd->add_option("--sign-key", args.sign_keys, "image-role private key (PEM): write signed image metadata (repeatable)");
+  cmd->add_option("--hardware", args.hardware_ids, "ECU_ID=HARDWARE_ID the image may be installed on (repeatable)");
+  cmd->add_option("--base-version", args.base_versions, "ECU_ID=VERSION of the base image (repeatable)");
+  cmd->add_option("--metadata-version", args.metadata_version, "version of the image metadata (only goes up)");
+  cmd->add_option("--expires-days", args.expires_days, "days until the image metadata expires");
   return cmd;
 }
 
@@ -184,6 +264,12 @@ int run_pack(const PackArgs& args, bool verbose) {
   s = atomic_write_file(args.out_dir + "/manifest.pb", bytes);
   if (!s.is_ok()) return fail(s);
   std::printf("wrote %s/manifest.pb (%zu images)\n", args.out_dir.c_str(), static_cast<size_t>(manifest.images_size()));
+  if (!args.sign_keys.empty()) {
+    s = write_image_metadata(args, manifest);
+    if (!s.is_ok()) return fail(s);
+    std::printf("wrote %s/image.signed (image metadata v%llu, %zu signature(s))\n", args.out_dir.c_str(),
+                static_cast<unsigned long long>(args.metadata_version), args.sign_keys.size());
+  }
   return 0;
 }
 
