@@ -192,6 +192,24 @@ class Agent::Impl {
   }
 
  private:
+  // The Device's bank openers, guarded like every supplier call.
+  Status open_reader(Bank bank, std::unique_ptr<RandomReader>* out) {
+    return guarded("open_bank_reader", [&] {
+      auto r = dev_.open_bank_reader(bank);
+      if (!r) return r.status();
+      *out = std::move(*r);
+      return Status::ok();
+    });
+  }
+  Status open_writer(Bank bank, uint64_t offset, std::unique_ptr<BankWriter>* out) {
+    return guarded("open_bank_writer", [&] {
+      auto r = dev_.open_bank_writer(bank, offset);
+      if (!r) return r.status();
+      *out = std::move(*r);
+      return Status::ok();
+    });
+  }
+
   // ------------------------------------------------------------------ durable state
   Bank active() const { return from_wire(disk_.active_bank()); }
   const v1::BankRecord& bank(Bank b) const { return disk_.banks(b == Bank::kA ? 0 : 1); }
@@ -211,12 +229,7 @@ class Agent::Impl {
         if (b == Bank::kA) rec->set_version(cfg_.factory_version);
       }
       std::unique_ptr<RandomReader> reader;
-      Status st = guarded("open_bank_reader", [&] {
-        auto r = dev_.open_bank_reader(Bank::kA);
-        if (!r) return r.status();
-        reader = std::move(*r);
-        return Status::ok();
-      });
+      Status st = open_reader(Bank::kA, &reader);
       if (st.is_ok()) {
         uint64_t n = cfg_.factory_image_size ? cfg_.factory_image_size : reader->size();
         auto digest = sha256_reader(*reader, n);
@@ -598,13 +611,7 @@ class Agent::Impl {
     }
     Bank inactive = other(active());
     std::unique_ptr<BankWriter> w;
-    Status st = guarded("open_bank_writer", [&] {
-      auto r = dev_.open_bank_writer(inactive, offset);
-      if (!r) return r.status();
-      w = std::move(*r);
-      return Status::ok();
-    });
-    if (!st.is_ok()) return st;
+    OTA_RETURN_IF_ERROR(open_writer(inactive, offset, &w));
     return w;
   }
 
@@ -617,13 +624,7 @@ class Agent::Impl {
       if (!r) return r.status();
       reader = std::move(*r);
     } else {
-      Status st = guarded("open_bank_reader", [&] {
-        auto r = dev_.open_bank_reader(other(active()));
-        if (!r) return r.status();
-        reader = std::move(*r);
-        return Status::ok();
-      });
-      OTA_RETURN_IF_ERROR(st);
+      OTA_RETURN_IF_ERROR(open_reader(other(active()), &reader));
     }
     std::vector<uint8_t> buf(kIoBlock);
     for (uint64_t off = 0; off < n;) {
@@ -832,19 +833,9 @@ class Agent::Impl {
     const v1::Target& t = disk_.target();
     Bank inactive = other(active());
     std::unique_ptr<RandomReader> base;
-    OTA_RETURN_IF_ERROR(guarded("open_bank_reader", [&] {
-      auto r = dev_.open_bank_reader(active());
-      if (!r) return r.status();
-      base = std::move(*r);
-      return Status::ok();
-    }));
+    OTA_RETURN_IF_ERROR(open_reader(active(), &base));
     std::unique_ptr<BankWriter> out;
-    OTA_RETURN_IF_ERROR(guarded("open_bank_writer", [&] {
-      auto r = dev_.open_bank_writer(inactive, 0);
-      if (!r) return r.status();
-      out = std::move(*r);
-      return Status::ok();
-    }));
+    OTA_RETURN_IF_ERROR(open_writer(inactive, 0, &out));
     auto delta_file = FileReader::open(staging_path_);
     if (!delta_file) return delta_file.status();
     // The bank may be larger than the image in it: the base is exactly the active image.

@@ -165,7 +165,7 @@ class CampaignRunner::Impl {
       if (auto view = fleet_.agent(e.ecu_id())) {
         *r->mutable_dtcs_after() = view->dtcs.dtcs();
         if (r->version_after().empty() || r->result() != v1::SUCCESS) {
-          r->set_version_after(active_version(*view));
+          r->set_version_after(active_bank(*view).version());
         }
       }
       if (r->result() == v1::ECU_RESULT_UNSPECIFIED) r->set_result(result == v1::CAMPAIGN_CANCELLED ? v1::CANCELLED : v1::REJECTED);
@@ -177,18 +177,6 @@ class CampaignRunner::Impl {
     return save();
   }
 
-  static std::string active_version(const AgentView& v) {
-    for (const auto& b : v.hello.inventory().banks()) {
-      if (b.bank() == v.hello.inventory().active_bank()) return b.version();
-    }
-    return "";
-  }
-  static std::string active_sha(const AgentView& v) {
-    for (const auto& b : v.hello.inventory().banks()) {
-      if (b.bank() == v.hello.inventory().active_bank()) return b.sha256();
-    }
-    return "";
-  }
 
   Status check_preconditions(std::string* why) {
     const auto& pre = j_.campaign().preconditions();
@@ -232,7 +220,7 @@ class CampaignRunner::Impl {
       if (!online.is_ok()) return finish(v1::CAMPAIGN_FAILED, online.message());
       for (auto& e : *j_.mutable_ecus()) {
         auto view = fleet_.agent(e.ecu_id());
-        e.mutable_report()->set_version_before(active_version(*view));
+        e.mutable_report()->set_version_before(active_bank(*view).version());
         *e.mutable_report()->mutable_dtcs_before() = view->dtcs.dtcs();
       }
       std::string why;
@@ -328,7 +316,7 @@ class CampaignRunner::Impl {
     tg.set_signed_target(t.signed_target());
     tg.set_signed_image(t.signed_image());
     // Delta when the agent can rebuild it and runs exactly the delta's base; the full image otherwise.
-    const bool use_delta = t.has_delta() && caps.delta() && active_sha(*view) == t.delta().base_sha256();
+    const bool use_delta = t.has_delta() && caps.delta() && active_bank(*view).sha256() == t.delta().base_sha256();
     if (use_delta) {
       tg.set_encoding(v1::PAYLOAD_ENCODING_DELTA);
       tg.set_payload_size(t.delta().size());
@@ -469,8 +457,8 @@ class CampaignRunner::Impl {
         if (e->finished()) continue;
         auto view = fleet_.agent(e->ecu_id());
         const auto* t = target(e->ecu_id());
-        if (e->phase() == v1::PHASE_UNSPECIFIED && view && active_sha(*view) == t->sha256() &&
-            active_version(*view) == t->version()) {
+        if (e->phase() == v1::PHASE_UNSPECIFIED && view && active_bank(*view).sha256() == t->sha256() &&
+            active_bank(*view).version() == t->version()) {
           std::lock_guard<std::mutex> lock(mu_);
           e->mutable_report()->set_result(v1::SKIPPED);
           e->mutable_report()->set_version_after(t->version());

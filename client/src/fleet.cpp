@@ -13,6 +13,14 @@ namespace {
 constexpr const char* kLog = "client";
 }
 
+v1::BankInfo active_bank(const AgentView& view) {
+  const auto& inv = view.hello.inventory();
+  for (const auto& b : inv.banks()) {
+    if (b.bank() == inv.active_bank()) return b;
+  }
+  return v1::BankInfo();
+}
+
 Fleet::Fleet(Transport& transport) : transport_(transport) {
   std::random_device rd;
   seq_ = (uint64_t{rd()} << 20);

@@ -26,6 +26,9 @@ struct AgentView {
   std::string refusal;       // set when the agent speaks another protocol major version
 };
 
+// The agent's active bank as its hello reports it; an empty BankInfo if none is listed.
+v1::BankInfo active_bank(const AgentView& view);
+
 class Fleet {
  public:
   explicit Fleet(Transport& transport);

@@ -297,12 +297,8 @@ int main(int argc, char** argv) {
       auto* e = rejected.add_ecus();
       e->set_ecu_id(id);
       e->set_result(v1::REJECTED);
-      for (const auto& b : view.hello.inventory().banks()) {
-        if (b.bank() == view.hello.inventory().active_bank()) {
-          e->set_version_before(b.version());
-          e->set_version_after(b.version());
-        }
-      }
+      e->set_version_before(client::active_bank(view).version());
+      e->set_version_after(e->version_before());
       codec::to_wire(why, v1::PHASE_UNSPECIFIED, e->mutable_error());
     }
     (void)transport->publish(topics::kVehicleReport, rejected.SerializeAsString(), 1, true);

@@ -11,20 +11,6 @@ namespace {
 
 std::string raw(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
 
-std::string active_sha(const AgentView& v) {
-  for (const auto& b : v.hello.inventory().banks()) {
-    if (b.bank() == v.hello.inventory().active_bank()) return b.sha256();
-  }
-  return "";
-}
-
-std::string active_version(const AgentView& v) {
-  for (const auto& b : v.hello.inventory().banks()) {
-    if (b.bank() == v.hello.inventory().active_bank()) return b.version();
-  }
-  return "";
-}
-
 }  // namespace
 
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& sc,
@@ -34,7 +20,7 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
   for (const auto& [id, view] : agents) {
     if (!view.hello.online()) continue;
     vehicle.ecu_hardware_ids[id] = view.hello.inventory().hardware_id();
-    vehicle.ecu_active_versions[id] = active_version(view);
+    vehicle.ecu_active_versions[id] = active_bank(view).version();
   }
   auto verified = store.verify_campaign(sc.signed_director(), sc.signed_image(), vehicle);
   if (!verified) return verified.status();
@@ -94,7 +80,7 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
     // A delta is offered only for the base the ECU runs now.
     auto agent = agents.find(t.ecu_id);
     if (agent == agents.end()) continue;
-    const std::string base = active_sha(agent->second);
+    const std::string base = active_bank(agent->second).sha256();
     for (const auto& d : t.image.deltas) {
       if (raw(d.base_sha256) != base) continue;
       auto uri = locate(d.payload.sha256, who);

@@ -178,19 +178,8 @@ Result<AgentVerifier> AgentVerifier::from_root(std::string_view signed_root, Lim
 Status AgentVerifier::update_root(std::string_view signed_root) {
   Impl& s = *impl_;
   if (!s.has_root) return make_error(Code::kInvalidArgument, "this agent verifier was not made from a root");
-  auto env = parse_envelope(signed_root, s.limits.max_root_bytes, s.limits, "root metadata");
-  if (!env) return env.status();
-  auto next = decode_root(env->body(), s.limits);
+  auto next = verify_root_rotation(s.root, signed_root, s.limits);
   if (!next) return next.status();
-  const std::string what = "root metadata v" + std::to_string(next->version);
-  if (next->version <= s.root.version)
-    return make_error(Code::kRejected, what + ": version counter " + std::to_string(next->version) +
-                                           " is not above " + std::to_string(s.root.version) + " (rollback or replay)");
-  if (next->version != s.root.version + 1)
-    return make_error(Code::kRejected, what + " does not follow v" + std::to_string(s.root.version) +
-                                           ": apply each root version in order");
-  OTA_RETURN_IF_ERROR(check_threshold(*env, s.root.root, what + " (previous root keys)"));
-  OTA_RETURN_IF_ERROR(check_threshold(*env, next->root, what + " (new root keys)"));
   // Keys dropped from a role simply stop counting: the agent holds only the current role keys.
   s.root = std::move(*next);
   s.director = s.root.director;

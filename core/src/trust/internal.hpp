@@ -66,6 +66,11 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
 // Parses, self-verifies (threshold of its own root keys) and decodes a signed root.
 Result<RootInfo> verify_self_signed_root(std::string_view signed_root, const Limits& limits);
 
+// One root rotation from `current`: the next root must be version current + 1 and be signed by a
+// threshold of the current root keys (they vouch for the change) and of its own root keys (proof the
+// new keys are held). Shared by the client's TrustStore and the agents' AgentVerifier.
+Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view signed_root, const Limits& limits);
+
 Status check_expiry(int64_t expires, int64_t now, const std::string& what);
 
 // Counter state file of the TrustStore: "<version> <sha256 hex> <0|1>\n". False on anything else.

@@ -187,6 +187,23 @@ Result<RootInfo> verify_self_signed_root(std::string_view signed_root, const Lim
   return root;
 }
 
+Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view signed_root, const Limits& limits) {
+  auto env = parse_envelope(signed_root, limits.max_root_bytes, limits, "root metadata");
+  if (!env) return env.status();
+  auto next = decode_root(env->body(), limits);
+  if (!next) return next.status();
+  const std::string what = "root metadata v" + std::to_string(next->version);
+  if (next->version <= current.version)
+    return make_error(Code::kRejected, what + ": version counter " + std::to_string(next->version) +
+                                           " is not above " + std::to_string(current.version) + " (rollback or replay)");
+  if (next->version != current.version + 1)
+    return make_error(Code::kRejected, what + " does not follow v" + std::to_string(current.version) +
+                                           ": apply each root version in order");
+  OTA_RETURN_IF_ERROR(check_threshold(*env, current.root, what + " (previous root keys)"));
+  OTA_RETURN_IF_ERROR(check_threshold(*env, next->root, what + " (new root keys)"));
+  return next;
+}
+
 Result<VerifiedImages> decode_image(std::string_view body, const Limits& limits) {
   v1::ImageMetadata m;
   if (!m.ParseFromArray(body.data(), static_cast<int>(body.size())))

@@ -140,20 +140,8 @@ Result<std::unique_ptr<TrustStore>> TrustStore::open(const std::string& root_fil
 
 Status TrustStore::update_root(std::string_view signed_root) {
   Impl& s = *impl_;
-  auto env = parse_envelope(signed_root, s.limits.max_root_bytes, s.limits, "root metadata");
-  if (!env) return env.status();
-  auto next = decode_root(env->body(), s.limits);
+  auto next = verify_root_rotation(s.root, signed_root, s.limits);
   if (!next) return next.status();
-  const std::string what = "root metadata v" + std::to_string(next->version);
-  if (next->version <= s.root.version)
-    return make_error(Code::kRejected, what + ": version counter " + std::to_string(next->version) +
-                                           " is not above " + std::to_string(s.root.version) + " (rollback or replay)");
-  if (next->version != s.root.version + 1)
-    return make_error(Code::kRejected, what + " does not follow v" + std::to_string(s.root.version) +
-                                           ": apply each root version in order");
-  // Both thresholds: the old keys vouch for the change, the new keys prove they are held.
-  OTA_RETURN_IF_ERROR(check_threshold(*env, s.root.root, what + " (previous root keys)"));
-  OTA_RETURN_IF_ERROR(check_threshold(*env, next->root, what + " (new root keys)"));
 
   // Revocation: a key that held a role and no longer does is remembered as revoked for that role.
   auto revoke = [&](const RoleSpec& old_role, const RoleSpec& new_role) {
