@@ -1,6 +1,10 @@
 #include "ota/core/codec.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <chrono>
+#include <cstring>
 
 namespace ota::codec {
 
@@ -70,6 +74,90 @@ const char* phase_name(v1::Phase phase) {
     case v1::PHASE_DONE: return "done";
     default: return "unspecified";
   }
+}
+
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+constexpr uint32_t tag_of(int field, WireFormatLite::WireType type) {
+  return static_cast<uint32_t>(field << 3) | static_cast<uint32_t>(type);
+}
+
+// v1::Chunk's field numbers (proto/ota/v1/ota.proto).
+constexpr uint32_t kTagTransferId = tag_of(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+constexpr uint32_t kTagOffset = tag_of(2, WireFormatLite::WIRETYPE_VARINT);
+constexpr uint32_t kTagData = tag_of(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+constexpr uint32_t kTagCrc = tag_of(4, WireFormatLite::WIRETYPE_FIXED32);
+constexpr uint32_t kTagLast = tag_of(5, WireFormatLite::WIRETYPE_VARINT);
+
+Status corrupt_chunk(size_t size, const char* why) {
+  return Status(Code::kCorrupt, "chunk: malformed protobuf (" + std::to_string(size) + " bytes: " + why + ")");
+}
+
+}  // namespace
+
+Status decode_chunk(std::string_view bytes, ChunkView* out) {
+  *out = ChunkView{};
+  if (bytes.size() > kMaxDataMessage) {
+    return Status(Code::kCorrupt, "chunk: " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+                                      std::to_string(kMaxDataMessage));
+  }
+  const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
+  const int size = static_cast<int>(bytes.size());
+  google::protobuf::io::CodedInputStream in(base, size);
+  // A length-delimited field as a view into `bytes`.
+  auto read_view = [&](std::string_view* v) {
+    uint32_t len = 0;
+    if (!in.ReadVarint32(&len) || len > static_cast<uint32_t>(size - in.CurrentPosition())) return false;
+    *v = std::string_view(reinterpret_cast<const char*>(base + in.CurrentPosition()), len);
+    return in.Skip(static_cast<int>(len));
+  };
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;  // the end, or a malformed tag (told apart below)
+    bool ok = true;
+    switch (tag) {
+      case kTagTransferId: ok = read_view(&out->transfer_id); break;
+      case kTagOffset: ok = in.ReadVarint64(&out->offset); break;
+      case kTagData: ok = read_view(&out->data); break;
+      case kTagCrc: ok = in.ReadLittleEndian32(&out->crc32c); break;
+      case kTagLast: {
+        uint64_t v = 0;
+        ok = in.ReadVarint64(&v);
+        out->last = v != 0;
+        break;
+      }
+      default:
+        if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_END_GROUP) {
+          return corrupt_chunk(bytes.size(), "unexpected end-group tag");
+        }
+        ok = WireFormatLite::SkipField(&in, tag);
+        break;
+    }
+    if (!ok) return corrupt_chunk(bytes.size(), "truncated or invalid field");
+  }
+  if (in.CurrentPosition() != size) return corrupt_chunk(bytes.size(), "invalid tag");
+  return Status::ok();
+}
+
+size_t chunk_header_bound(size_t transfer_id_size) {
+  // Tags are one byte each; varints at most 10 (offset, last) or 5 (lengths) bytes.
+  return 1 + 5 + transfer_id_size + 1 + 10 + 1 + 4 + 1 + 1 + 1 + 5;
+}
+
+size_t encode_chunk_header(const ChunkView& c, uint8_t* out) {
+  uint8_t* p = out;
+  p = WireFormatLite::WriteTagToArray(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
+  p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(c.transfer_id.size()), p);
+  std::memcpy(p, c.transfer_id.data(), c.transfer_id.size());
+  p += c.transfer_id.size();
+  p = WireFormatLite::WriteUInt64ToArray(2, c.offset, p);
+  p = WireFormatLite::WriteFixed32ToArray(4, c.crc32c, p);
+  if (c.last) p = WireFormatLite::WriteBoolToArray(5, true, p);
+  p = WireFormatLite::WriteTagToArray(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
+  p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(c.data.size()), p);
+  return static_cast<size_t>(p - out);
 }
 
 }  // namespace ota::codec

@@ -199,6 +199,8 @@ int run(const Options& opt) {
     Status st = make_dirs(dir);
     if (st.is_ok()) st = make_dirs(pkg);
     auto base = st.is_ok() ? sim::write_base_image(dir + "/bank_a.img", image_size, i + 1) : Result<sim::ImageFile>(st);
+    if (base) st = sim::copy_image(*base, dir + "/bank_b.img");
+    if (!st.is_ok()) base = st;
     auto next = base ? sim::write_next_image(*base, pkg + "/image-1.1.0.bin", i + 1) : Result<sim::ImageFile>(base.status());
     if (!next) {
       std::fprintf(stderr, "ota-sim: %s\n", next.status().to_string().c_str());

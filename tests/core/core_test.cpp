@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "ota/core/codec.hpp"
@@ -168,4 +169,71 @@ TEST_CASE("Codec refuses malformed, oversized and foreign-version messages", "[u
   ota::codec::to_wire(ota::Status(ota::Code::kNoSpace, "bank full"), ota::v1::PHASE_TRANSFER, &wire);
   CHECK(wire.code() == ota::v1::ERROR_CODE_NO_SPACE);
   CHECK(ota::codec::from_wire(wire).code() == ota::Code::kNoSpace);
+}
+
+namespace {
+std::string chunk_wire(const ota::codec::ChunkView& c) {
+  std::string wire(ota::codec::chunk_header_bound(c.transfer_id.size()) + c.data.size(), '\0');
+  size_t h = ota::codec::encode_chunk_header(c, reinterpret_cast<uint8_t*>(wire.data()));
+  std::memcpy(wire.data() + h, c.data.data(), c.data.size());
+  wire.resize(h + c.data.size());
+  return wire;
+}
+}  // namespace
+
+TEST_CASE("Chunks encoded and decoded in place agree with protobuf both ways", "[unit][core]") {
+  std::string data(300000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + 7);
+  ota::codec::ChunkView c;
+  c.transfer_id = "bcm/1795324033885";
+  c.offset = uint64_t{5} << 33;
+  c.data = data;
+  c.crc32c = 0xdeadbeef;
+  c.last = true;
+  const std::string wire = chunk_wire(c);
+
+  ota::v1::Chunk m;
+  REQUIRE(m.ParseFromString(wire));
+  CHECK(m.transfer_id() == c.transfer_id);
+  CHECK(m.offset() == c.offset);
+  CHECK(m.data() == data);
+  CHECK(m.crc32c() == c.crc32c);
+  CHECK(m.last());
+
+  // Protobuf's own encoding (another field order), plus a field from a future minor version.
+  m.set_last(false);
+  std::string theirs = m.SerializeAsString();
+  theirs += std::string("\xa2\x06\x03xyz", 6);  // field 100, length-delimited
+  ota::codec::ChunkView v;
+  REQUIRE(ota::codec::decode_chunk(theirs, &v).is_ok());
+  CHECK(v.transfer_id == c.transfer_id);
+  CHECK(v.offset == c.offset);
+  CHECK(v.data == data);
+  CHECK(v.data.data() >= theirs.data());  // a view, not a copy
+  CHECK(v.data.data() < theirs.data() + theirs.size());
+  CHECK(v.crc32c == c.crc32c);
+  CHECK_FALSE(v.last);
+}
+
+TEST_CASE("A malformed or oversized chunk is refused by the in-place decoder", "[unit][core]") {
+  std::string data(1000, 'x');
+  ota::codec::ChunkView c;
+  c.transfer_id = "t";
+  c.data = data;
+  const std::string wire = chunk_wire(c);
+  ota::codec::ChunkView v;
+  REQUIRE(ota::codec::decode_chunk(wire, &v).is_ok());
+  // Cuts inside the transfer id, after the data tag, inside the data's length, inside the data.
+  for (size_t cut : {size_t{1}, size_t{2}, size_t{11}, size_t{12}, wire.size() - 1}) {
+    ota::Status st = ota::codec::decode_chunk(std::string_view(wire).substr(0, cut), &v);
+    CAPTURE(cut);
+    CHECK(st.code() == ota::Code::kCorrupt);
+    CHECK(st.message().find("chunk: malformed") != std::string::npos);
+  }
+  CHECK(ota::codec::decode_chunk(std::string("\x00\x01", 2), &v).code() == ota::Code::kCorrupt);
+  CHECK(ota::codec::decode_chunk(std::string("\x0c", 1), &v).code() == ota::Code::kCorrupt);  // end-group
+  std::string huge(ota::codec::kMaxDataMessage + 1, '\0');
+  ota::Status big = ota::codec::decode_chunk(huge, &v);
+  CHECK(big.code() == ota::Code::kCorrupt);
+  CHECK(big.message().find("exceeds") != std::string::npos);
 }

@@ -2,6 +2,7 @@
 // -DOTA_WIRE_TYPE=<ota::v1 message> -DOTA_WIRE_CAP_KIND=<0|1|2: the cap the real receiver uses>. Decodes through
 // ota::codec exactly as the receivers do, then exercises what a receiver touches first: the protocol
 // version, the error mapping, and the trust layer for signed targets and ECU signatures.
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -75,6 +76,30 @@ ota::trust::VerifiedCampaign* g_campaign = nullptr;
 }
 #endif
 [[maybe_unused]] void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
+
+// The agents decode chunks in place (codec::decode_chunk): whatever protobuf accepts, it accepts
+// with the same fields; and what it accepts re-encodes (encode_chunk_header) to bytes protobuf reads.
+[[maybe_unused]] void agree_on_chunk(std::string_view in) {
+  ota::codec::ChunkView v;
+  const bool fast_ok = ota::codec::decode_chunk(in, &v).is_ok();
+  ota::v1::Chunk m;
+  if (ota::codec::decode(in, &m, ota::codec::kMaxDataMessage, "fuzz").is_ok()) {
+    if (!fast_ok || v.transfer_id != m.transfer_id() || v.offset != m.offset() || v.data != m.data() ||
+        v.crc32c != m.crc32c() || v.last != m.last()) {
+      __builtin_trap();
+    }
+  }
+  if (!fast_ok) return;
+  std::string wire(ota::codec::chunk_header_bound(v.transfer_id.size()) + v.data.size(), '\0');
+  size_t h = ota::codec::encode_chunk_header(v, reinterpret_cast<uint8_t*>(wire.data()));
+  std::memcpy(wire.data() + h, v.data.data(), v.data.size());
+  wire.resize(h + v.data.size());
+  ota::codec::ChunkView back;
+  if (!ota::codec::decode_chunk(wire, &back).is_ok() || back.data != v.data || back.offset != v.offset ||
+      back.transfer_id != v.transfer_id || back.crc32c != v.crc32c || back.last != v.last) {
+    __builtin_trap();
+  }
+}
 [[maybe_unused]] void extra(const ota::v1::Result& m) {
   if (m.ecu_signature().empty()) return;
   ota::v1::Result unsigned_copy = m;
@@ -121,5 +146,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   receive<Msg>(std::string_view(reinterpret_cast<const char*>(data), size));
+  if constexpr (std::is_same_v<Msg, ota::v1::Chunk>) agree_on_chunk(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

@@ -37,3 +37,29 @@ Status from_wire(const v1::Error& err);
 const char* phase_name(v1::Phase phase);  // "transfer", "install", ...
 
 }  // namespace ota::codec
+
+namespace ota::codec {
+
+// The data path, decoded and encoded without copying the payload (256 KiB per message): the same
+// wire format as v1::Chunk, so either side may use the generated class instead.
+struct ChunkView {
+  std::string_view transfer_id;
+  uint64_t offset = 0;
+  std::string_view data;  // points into the buffer given to decode_chunk
+  uint32_t crc32c = 0;
+  bool last = false;
+};
+
+// Parses a Chunk in place: fields in any order, unknown fields skipped (a newer minor version may add
+// some), the last occurrence of a field wins, as protobuf does. kCorrupt when larger than
+// kMaxDataMessage or not a valid encoding.
+Status decode_chunk(std::string_view bytes, ChunkView* out);
+
+// Largest header encode_chunk_header writes for a transfer id of this length.
+size_t chunk_header_bound(size_t transfer_id_size);
+// Writes every field of `c` but the data bytes themselves: transfer_id, offset, crc32c, last, then
+// the tag and length of data. The data bytes (c.data.size() of them) must follow the header
+// directly. `out` holds at least chunk_header_bound(c.transfer_id.size()) bytes; returns the count.
+size_t encode_chunk_header(const ChunkView& c, uint8_t* out);
+
+}  // namespace ota::codec
