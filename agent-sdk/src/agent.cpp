@@ -1,9 +1,12 @@
 // The Agent: one ECU's side of the OTA protocol (docs/PROTOCOL.md), over a Device the supplier writes.
 //
-// All protocol work happens on one worker thread fed by a queue that the transport's callback fills;
-// the flow-control window the client keeps bounds that queue. The durable state (AgentDiskState) is
-// rewritten atomically at every step that matters, so a kill at any moment leaves the ECU on a
-// known, bootable bank.
+// Messages are handled one at a time, in arrival order. Commands go through a queue to the worker
+// thread; a chunk is handled right on the transport's thread when nothing is queued or running (the
+// data path: no hand-over, no copy of the payload), and through the queue behind anything that is.
+// The flow-control window the client keeps bounds that queue. Durability checkpoints of a transfer
+// run on a checkpoint thread while chunks keep being acknowledged. The durable state
+// (AgentDiskState) is rewritten atomically at every step that matters, so a kill at any moment
+// leaves the ECU on a known, bootable bank.
 #include "ota/agent.hpp"
 
 #include <atomic>
@@ -11,6 +14,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -144,11 +148,12 @@ class Agent::Impl {
     v1::Hello will = make_hello(false);
     topts.will = WillMessage{topics::ecu(cfg_.ecu_id, Leaf::kHello), will.SerializeAsString(), 1, true};
     transport_ = make_mqtt_transport(topts);
-    transport_->on_message([this](TransportMessage&& m) { enqueue(std::move(m)); });
+    transport_->on_message([this](TransportMessage&& m) { deliver(std::move(m)); });
     transport_->on_connection([this](bool up) {
       if (up) enqueue(TransportMessage{"", "", false});  // empty topic = republish hello/state
     });
     worker_ = std::thread([this] { run(); });
+    checkpointer_ = std::thread([this] { checkpoint_loop(); });
     Status st = transport_->connect(std::chrono::seconds(10));
     if (st.is_ok()) st = transport_->subscribe(topics::ecu_down_filter(cfg_.ecu_id), 1);
     if (!st.is_ok()) {
@@ -174,6 +179,17 @@ class Agent::Impl {
     qcv_.notify_all();
     stopped_cv_.notify_all();
     if (worker_.joinable()) worker_.join();
+    {
+      // A chunk being handled on the transport's thread finishes before the transport goes away.
+      std::unique_lock<std::mutex> lock(qmu_);
+      qcv_.wait(lock, [this] { return !busy_; });
+    }
+    {
+      std::lock_guard<std::mutex> lock(cmu_);
+      ckpt_stop_ = true;
+    }
+    ccv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
     if (transport_ && transport_->connected()) {
       publish_msg(Leaf::kHello, make_hello(false), true);
       (void)transport_->flush(std::chrono::seconds(2));
@@ -255,7 +271,18 @@ class Agent::Impl {
     std::lock_guard<std::mutex> lock(smu_);
     return save_state_locked();
   }
-  Status save_state_locked() { return atomic_write_file(state_path_, disk_.SerializeAsString()); }
+  Status save_state_locked() { return write_state(disk_.SerializeAsString(), ++state_gen_); }
+
+  // The state file is written from the protocol thread (under smu_) and from the checkpoint thread
+  // (outside smu_, so that acknowledgements never wait on its fsyncs); the generation, taken under
+  // smu_ with the snapshot, keeps an older snapshot from replacing a newer one.
+  Status write_state(const std::string& bytes, uint64_t gen) {
+    std::lock_guard<std::mutex> lock(file_mu_);
+    if (gen <= written_gen_) return Status::ok();  // a newer snapshot is already on disk
+    OTA_RETURN_IF_ERROR(atomic_write_file(state_path_, bytes));
+    written_gen_ = gen;
+    return Status::ok();
+  }
 
   // A start in the middle of a trial means the new bank never got committed: go back to the previous
   // one, as a bootloader does when the trial boot is not confirmed.
@@ -415,7 +442,32 @@ class Agent::Impl {
       std::lock_guard<std::mutex> lock(qmu_);
       queue_.push_back(std::move(m));
     }
-    qcv_.notify_one();
+    qcv_.notify_all();
+  }
+
+  static bool is_data(const TransportMessage& m) {
+    static constexpr std::string_view kSuffix = "/data";
+    return m.topic.size() > kSuffix.size() && m.topic.compare(m.topic.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+  }
+
+  // The transport's callback. busy_ marks that a message is being handled (here or by the worker),
+  // so that handling stays one at a time and in arrival order.
+  void deliver(TransportMessage&& m) {
+    std::unique_lock<std::mutex> lock(qmu_);
+    if (stop_requested_) return;
+    if (busy_ || !queue_.empty() || !is_data(m)) {
+      queue_.push_back(std::move(m));
+      lock.unlock();
+      qcv_.notify_all();
+      return;
+    }
+    busy_ = true;
+    lock.unlock();
+    dispatch_guarded(m);
+    lock.lock();
+    busy_ = false;
+    lock.unlock();
+    qcv_.notify_all();
   }
 
   void run() {
@@ -423,16 +475,26 @@ class Agent::Impl {
       TransportMessage m;
       {
         std::unique_lock<std::mutex> lock(qmu_);
-        qcv_.wait(lock, [this] { return stop_requested_ || !queue_.empty(); });
+        qcv_.wait(lock, [this] { return stop_requested_ || (!queue_.empty() && !busy_); });
         if (stop_requested_) return;
         m = std::move(queue_.front());
         queue_.pop_front();
+        busy_ = true;
       }
-      try {
-        dispatch(m);
-      } catch (const std::exception& e) {
-        OTA_LOGE(kLog, "%s: internal error handling %s: %s", cfg_.ecu_id.c_str(), m.topic.c_str(), e.what());
+      dispatch_guarded(m);
+      {
+        std::lock_guard<std::mutex> lock(qmu_);
+        busy_ = false;
       }
+      qcv_.notify_all();
+    }
+  }
+
+  void dispatch_guarded(const TransportMessage& m) {
+    try {
+      dispatch(m);
+    } catch (const std::exception& e) {
+      OTA_LOGE(kLog, "%s: internal error handling %s: %s", cfg_.ecu_id.c_str(), m.topic.c_str(), e.what());
     }
   }
 
@@ -447,8 +509,8 @@ class Agent::Impl {
     Leaf leaf = Leaf::kUnknown;
     if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf) || ecu != cfg_.ecu_id) return;
     if (leaf == Leaf::kData) {
-      v1::Chunk chunk;
-      Status st = codec::decode(m.payload, &chunk, codec::kMaxDataMessage, "chunk");
+      codec::ChunkView chunk;
+      Status st = codec::decode_chunk(m.payload, &chunk);
       if (!st.is_ok()) {
         OTA_LOGW(kLog, "%s: %s", cfg_.ecu_id.c_str(), st.to_string().c_str());
         return;
@@ -637,6 +699,8 @@ class Agent::Impl {
   }
 
   void close_transfer() {
+    Status ck = settle_checkpoints();
+    if (!ck.is_ok()) OTA_LOGW(kLog, "%s: %s", cfg_.ecu_id.c_str(), ck.to_string().c_str());
     writer_.reset();
     transfer_open_ = false;
     payload_hash_.finish();
@@ -660,7 +724,8 @@ class Agent::Impl {
 
     if (same && transfer_open_) {
       // The client restarted or reconnected: make what we hold durable and continue from there.
-      st = writer_->sync();
+      st = settle_checkpoints();
+      if (st.is_ok()) st = guarded("sync", [&] { return writer_->sync(); });
       if (st.is_ok()) {
         std::lock_guard<std::mutex> lock(smu_);
         disk_.set_durable_offset(next_offset_);
@@ -721,7 +786,10 @@ class Agent::Impl {
     v1::ChunkAck ack;
     ack.set_transfer_id(disk_.transfer_id());
     ack.set_next_offset(next_offset_);
-    ack.set_durable_offset(disk_.durable_offset());
+    {
+      std::lock_guard<std::mutex> lock(smu_);  // the checkpoint thread moves it
+      ack.set_durable_offset(disk_.durable_offset());
+    }
     if (!err.is_ok()) codec::to_wire(err, v1::PHASE_TRANSFER, ack.mutable_error());
     // QoS 0: acks are cumulative, so a lost one is covered by the next, and a lost last one by the
     // client's resync; QoS 1 would double the packets on the busiest path.
@@ -741,54 +809,42 @@ class Agent::Impl {
     publish_state(true);
   }
 
-  void on_chunk(const v1::Chunk& c) {
-    if (!transfer_open_ || c.transfer_id() != disk_.transfer_id()) return;  // stale: from a finished transfer
+  void on_chunk(const codec::ChunkView& c) {
+    if (!transfer_open_ || c.transfer_id != disk_.transfer_id()) return;  // stale: from a finished transfer
     const uint64_t total = disk_.target().payload_size();
-    const std::string& data = c.data();
-    if (c.offset() < next_offset_) return;  // duplicate of what we hold (client rewound)
-    if (c.offset() > next_offset_) {
+    const std::string_view data = c.data;
+    if (c.offset < next_offset_) return;  // duplicate of what we hold (client rewound)
+    if (c.offset > next_offset_) {
       if (!gap_reported_) {
         gap_reported_ = true;
-        send_ack(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset()) + " arrived before " +
+        send_ack(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset) + " arrived before " +
                                             std::to_string(next_offset_)));
       }
       return;
     }
     gap_reported_ = false;
-    if (data.size() > disk_.chunk_size() || c.offset() + data.size() > total ||
-        (c.offset() + data.size() < total && data.size() != disk_.chunk_size()) || data.empty()) {
-      return abort_transfer(Status(Code::kInvalidArgument, "chunk at offset " + std::to_string(c.offset()) + " has " +
+    if (data.size() > disk_.chunk_size() || c.offset + data.size() > total ||
+        (c.offset + data.size() < total && data.size() != disk_.chunk_size()) || data.empty()) {
+      return abort_transfer(Status(Code::kInvalidArgument, "chunk at offset " + std::to_string(c.offset) + " has " +
                                                        std::to_string(data.size()) + " bytes, which does not fit the transfer"));
     }
-    if (crc32c(data.data(), data.size()) != c.crc32c()) {
+    if (crc32c(data.data(), data.size()) != c.crc32c) {
       // A damaged chunk is not fatal: refuse it and let the client resend from next_offset.
-      return send_ack(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset()) +
+      return send_ack(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset) +
                                                  ": CRC-32C mismatch"));
     }
-    Status st = guarded("write", [&] { return writer_->write(reinterpret_cast<const uint8_t*>(data.data()), data.size()); });
-    if (!st.is_ok()) return abort_transfer(st.with_context("write at offset " + std::to_string(c.offset())));
-    payload_hash_.update(data.data(), data.size());
+    const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
+    Status st = guarded("write", [&] { return writer_->write(bytes, data.size()); });
+    if (!st.is_ok()) return abort_transfer(st.with_context("write at offset " + std::to_string(c.offset)));
+    payload_hash_.update(bytes, data.size());
     next_offset_ += data.size();
     since_durable_ += data.size();
     const bool complete = next_offset_ == total;
-    if (since_durable_ >= cfg_.durable_interval_bytes || complete) {
-      st = guarded("sync", [&] { return writer_->sync(); });
-      if (st.is_ok()) {
-        std::lock_guard<std::mutex> lock(smu_);
-        disk_.set_durable_offset(next_offset_);
-        st = save_state_locked();
-      }
-      if (!st.is_ok()) return abort_transfer(st);
-      since_durable_ = 0;
-    }
     if (complete) {
       Digest got = payload_hash_.finish();
-      writer_.reset();
-      transfer_open_ = false;
-      payload_digest_ = got;
-      payload_complete_ = true;
-      if (std::string(reinterpret_cast<const char*>(got.data()), 32) != disk_.target().payload_sha256()) {
+      if (std::string_view(reinterpret_cast<const char*>(got.data()), 32) != disk_.target().payload_sha256()) {
         // The bytes are wrong somewhere: nothing is worth resuming. The ack says so.
+        close_transfer();
         payload_complete_ = false;
         Status bad(Code::kHashMismatch, "payload SHA-256 " + to_hex(got) + " does not match the target's " +
                                             to_hex(reinterpret_cast<const uint8_t*>(disk_.target().payload_sha256().data()), 32));
@@ -803,17 +859,103 @@ class Agent::Impl {
         publish_state(true);
         return;
       }
+      payload_digest_ = got;
+      payload_complete_ = true;
+    }
+    // The last checkpoint (the whole payload) completes before Install verifies it.
+    if (since_durable_ >= cfg_.durable_interval_bytes || complete) {
+      st = checkpoint();
+      if (!st.is_ok()) return abort_transfer(st);
+    }
+    if (complete) {
+      writer_.reset();  // a checkpoint in flight holds it until it is done
+      transfer_open_ = false;
     }
     send_ack(Status::ok());
     publish_state(complete);
+  }
+
+  // ------------------------------------------------------------------ checkpoints
+  // A checkpoint syncs the bank up to next_offset_ and then records that offset as durable in the
+  // state file. With a writer that may sync beside writes it runs on the checkpoint thread, one at
+  // a time, while the data thread goes on writing and acknowledging; a request made meanwhile waits
+  // for it (at most one waits: a newer request replaces it). Otherwise it runs here, between two
+  // writes.
+  struct Checkpoint {
+    std::shared_ptr<BankWriter> writer;
+    std::string transfer_id;
+    uint64_t offset = 0;
+  };
+
+  Status checkpoint() {
+    Checkpoint c{writer_, disk_.transfer_id(), next_offset_};
+    if (!writer_->concurrent_sync()) {
+      since_durable_ = 0;
+      return run_checkpoint(c);
+    }
+    {
+      std::lock_guard<std::mutex> lock(cmu_);
+      if (!ckpt_error_.is_ok()) {
+        Status st = ckpt_error_;
+        ckpt_error_ = Status::ok();
+        return st;
+      }
+      ckpt_pending_ = std::move(c);  // replaces one still waiting: this one covers more
+    }
+    since_durable_ = 0;
+    ccv_.notify_all();
+    return Status::ok();
+  }
+
+  Status run_checkpoint(const Checkpoint& c) {
+    OTA_RETURN_IF_ERROR(guarded("sync", [&] { return c.writer->sync(); }));
+    std::string bytes;
+    uint64_t gen = 0;
+    {
+      std::lock_guard<std::mutex> lock(smu_);
+      if (disk_.transfer_id() != c.transfer_id || c.offset <= disk_.durable_offset()) return Status::ok();
+      disk_.set_durable_offset(c.offset);
+      bytes = disk_.SerializeAsString();
+      gen = ++state_gen_;
+    }
+    return write_state(bytes, gen);
+  }
+
+  void checkpoint_loop() {
+    std::unique_lock<std::mutex> lock(cmu_);
+    for (;;) {
+      ccv_.wait(lock, [this] { return ckpt_stop_ || ckpt_pending_.has_value(); });
+      if (!ckpt_pending_) return;
+      Checkpoint c = std::move(*ckpt_pending_);
+      ckpt_pending_.reset();
+      ckpt_running_ = true;
+      lock.unlock();
+      Status st = run_checkpoint(c);
+      c.writer.reset();
+      lock.lock();
+      ckpt_running_ = false;
+      if (!st.is_ok() && ckpt_error_.is_ok()) ckpt_error_ = st.with_context("checkpoint at byte " + std::to_string(c.offset));
+      ccv_.notify_all();
+    }
+  }
+
+  // Waits for the checkpoint in flight, if any, and returns (and clears) an error it had.
+  Status settle_checkpoints() {
+    std::unique_lock<std::mutex> lock(cmu_);
+    ccv_.wait(lock, [this] { return ckpt_stop_ || (!ckpt_pending_ && !ckpt_running_); });
+    Status st = ckpt_error_;
+    ckpt_error_ = Status::ok();
+    return st;
   }
 
   // ------------------------------------------------------------------ install / activate / commit
   Status verify_payload() {
     const v1::Target& t = disk_.target();
     if (disk_.durable_offset() != t.payload_size()) {
-      return Status(Code::kInvalidArgument, "transfer incomplete: " + std::to_string(disk_.durable_offset()) +
-                                                " of " + std::to_string(t.payload_size()) + " bytes received");
+      // NOT_FOUND tells the client to resume the transfer (e.g. the agent restarted after the last
+      // chunk, before its checkpoint), then install again.
+      return Status(Code::kNotFound, "transfer incomplete: " + std::to_string(disk_.durable_offset()) + " of " +
+                                         std::to_string(t.payload_size()) + " bytes held durably");
     }
     if (!payload_complete_) {
       // Received in an earlier run of the agent: hash it again from where it is stored.
@@ -869,9 +1011,10 @@ class Agent::Impl {
     if (disk_.phase() == v1::PHASE_STAGED || disk_.phase() == v1::PHASE_DONE || disk_.trial()) {
       return reply(cmd, v1::OUTCOME_OK, Status::ok());  // idempotent: already installed
     }
+    Status st = settle_checkpoints();  // the transfer's last checkpoint
     set_phase(v1::PHASE_INSTALL);
     (void)save_state();
-    Status st = verify_payload();
+    if (st.is_ok()) st = verify_payload();
     if (st.is_ok() && is_delta()) st = reconstruct();
     if (st.is_ok()) {
       ImageInfo info{disk_.target().version(), disk_.target().size(),
@@ -1056,11 +1199,25 @@ class Agent::Impl {
   std::condition_variable qcv_;
   std::condition_variable stopped_cv_;
   std::deque<TransportMessage> queue_;
+  bool busy_ = false;  // a message is being handled (by the worker or on the transport's thread)
   bool stop_requested_ = false;
   std::thread worker_;
 
-  // Transfer in progress (worker thread only).
-  std::unique_ptr<BankWriter> writer_;
+  std::mutex file_mu_;       // writes of the state file
+  uint64_t state_gen_ = 0;   // snapshot generation (under smu_)
+  uint64_t written_gen_ = 0; // generation on disk (under file_mu_)
+
+  // Checkpoints (see checkpoint()).
+  std::mutex cmu_;
+  std::condition_variable ccv_;
+  std::optional<Checkpoint> ckpt_pending_;
+  bool ckpt_running_ = false;
+  bool ckpt_stop_ = false;
+  Status ckpt_error_;
+  std::thread checkpointer_;
+
+  // Transfer in progress (protocol thread only: the worker, or the transport's thread for chunks).
+  std::shared_ptr<BankWriter> writer_;
   bool transfer_open_ = false;
   bool gap_reported_ = false;
   Sha256 payload_hash_;

@@ -6,8 +6,11 @@
 // checks, delta reconstruction, the A/B state machine and its durable state file, progress and DTC
 // reporting. A pure C interface over the same lives in ota/agent.h.
 //
-// Threading: every Device method is called from the Agent's single worker thread, one at a time,
-// except health_check(), which runs on its own thread so that the Agent can enforce its timeout.
+// Threading: Device methods are called one at a time, in protocol order: commands from the Agent's
+// worker thread, chunk writes from the transport's thread when nothing else is pending (or from the
+// worker), never two at once. Two exceptions: health_check() runs on its own thread so that the Agent
+// can enforce its timeout, and BankWriter::sync() runs on the checkpoint thread, beside write(), when
+// the writer says it may (concurrent_sync()).
 // Errors: every method returns ota::Status; a non-OK status (or an exception escaping the method,
 // which the Agent catches) fails the current step with that message, and the Agent reports it
 // to the client. Nothing a Device does can crash the Agent, and the ECU stays on a bootable bank.
@@ -53,6 +56,12 @@ class BankWriter : public ota::ByteSink {
   // Makes every byte written so far durable (fdatasync or the flash equivalent). The Agent calls it
   // before it records a transfer offset as durable, and before verification.
   virtual ota::Status sync() = 0;
+
+  // True when sync() may run on the Agent's checkpoint thread while write() runs on the data thread
+  // (fdatasync on a file descriptor can). The Agent then records durable offsets in the background
+  // and keeps acknowledging chunks meanwhile; otherwise it syncs on the data thread, between two
+  // writes. Default: false.
+  virtual bool concurrent_sync() const { return false; }
 };
 
 class Device {
