@@ -105,10 +105,10 @@ Status make_dirs(const std::string& path) {
   return Status::ok();
 }
 
-Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, uint64_t offset) {
+Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, uint64_t offset, bool truncate) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return errno_status(errno, "open " + path);
-  if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 || ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
+  if ((truncate && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) || ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
     int err = errno;
     ::close(fd);
     return errno_status(err, "position " + path + " at " + std::to_string(offset));

@@ -64,6 +64,7 @@ class SimWriter : public ota::agent::BankWriter {
     return Status::ok();
   }
   Status sync() override { return inner_->sync(); }
+  bool concurrent_sync() const override { return inner_->concurrent_sync(); }
 
  private:
   std::unique_ptr<ota::agent::BankWriter> inner_;
@@ -96,9 +97,10 @@ class SimDevice : public ota::agent::FileDevice {
     if (!inner) return inner.status();
     return std::unique_ptr<ota::agent::BankWriter>(new SimWriter(std::move(*inner), k_, offset));
   }
-  Status finish_install(Bank, const ota::agent::ImageInfo&) override {
+  Status finish_install(Bank bank, const ota::agent::ImageInfo& image) override {
     if (k_.crash_phase == "install") crash("install");
-    return k_.fail_phase == "install" ? simulated("install verification") : Status::ok();
+    if (k_.fail_phase == "install") return simulated("install verification");
+    return FileDevice::finish_install(bank, image);
   }
   Status activate(Bank bank, const ota::agent::ImageInfo& image) override {
     if (k_.crash_phase == "activate") crash("activate");

@@ -85,6 +85,21 @@ Result<ImageFile> write_base_image(const std::string& path, uint64_t size, uint6
   return ImageFile{path, size, sha.finish()};
 }
 
+Status copy_image(const ImageFile& image, const std::string& path) {
+  auto in = FileReader::open(image.path);
+  if (!in) return in.status();
+  auto sink = FileSink::open(path, 0);
+  if (!sink) return sink.status();
+  std::vector<uint8_t> buf(kBlock);
+  for (uint64_t off = 0; off < image.size;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, image.size - off));
+    OTA_RETURN_IF_ERROR((*in)->read_at(off, buf.data(), n));
+    OTA_RETURN_IF_ERROR((*sink)->write(buf.data(), n));
+    off += n;
+  }
+  return (*sink)->sync();
+}
+
 Result<ImageFile> write_next_image(const ImageFile& base, const std::string& path, uint64_t seed) {
   auto in = FileReader::open(base.path);
   if (!in) return in.status();

@@ -20,6 +20,10 @@ struct ImageFile {
 // Writes an image of `size` bytes derived from `seed`.
 Result<ImageFile> write_base_image(const std::string& path, uint64_t size, uint64_t seed);
 
+// Copies an image to `path` (e.g. into the other bank: an ECU flashed at the factory holds its
+// image in both banks, so an update rewrites bank B in place rather than growing a new file).
+Status copy_image(const ImageFile& image, const std::string& path);
+
 // Writes the "next version" of `base`: the same image with scattered patches (about 1 % of the
 // bytes changed) and a few insertions that shift what follows, as a new release would.
 Result<ImageFile> write_next_image(const ImageFile& base, const std::string& path, uint64_t seed);

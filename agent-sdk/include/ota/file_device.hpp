@@ -19,6 +19,8 @@ class FileDevice : public Device {
   uint64_t bank_size() const override { return bank_size_; }
   ota::Result<std::unique_ptr<BankWriter>> open_bank_writer(Bank bank, uint64_t offset) override;
   ota::Result<std::unique_ptr<ota::RandomReader>> open_bank_reader(Bank bank) override;
+  // Banks are written in place; a bank that is a regular file is trimmed to the image here.
+  ota::Status finish_install(Bank bank, const ImageInfo& image) override;
   // Records `bank` in the boot file (atomically).
   ota::Status activate(Bank bank, const ImageInfo& image) override;
   ota::Status rollback(Bank previous) override;
