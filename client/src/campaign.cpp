@@ -350,39 +350,52 @@ class CampaignRunner::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       e->mutable_report()->set_bytes_transferred(e->report().bytes_transferred() + n);
     };
-    auto t0 = Clock::now();
-    TransferStats stats;
-    Status st = run_transfer(fleet_, transport_, plan, cancel_, &stats, [this, e](uint64_t acked) {
-      std::lock_guard<std::mutex> lock(mu_);
-      progress_[e->ecu_id()] = acked;
-    });
-    if (stats.first_resume_offset > 0) {
-      OTA_LOGI(kLog, "%s: resumed at byte %llu of %llu", e->ecu_id().c_str(),
-               static_cast<unsigned long long>(stats.first_resume_offset),
-               static_cast<unsigned long long>(tg.payload_size()));
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      add_timing(e->mutable_report(), v1::PHASE_TRANSFER, ms_since(t0));
-    }
-    if (!st.is_ok()) return st;
-    publish_status("transferring");
+    // An agent that restarted between its last acknowledgement and the durable checkpoint of the
+    // whole payload answers Install with NOT_FOUND: resume the transfer (only the missing part is
+    // sent) and install again.
+    for (int round = 0;; ++round) {
+      *phase = v1::PHASE_TRANSFER;
+      auto t0 = Clock::now();
+      TransferStats stats;
+      Status st = run_transfer(fleet_, transport_, plan, cancel_, &stats, [this, e](uint64_t acked) {
+        std::lock_guard<std::mutex> lock(mu_);
+        progress_[e->ecu_id()] = acked;
+      });
+      if (stats.first_resume_offset > 0) {
+        OTA_LOGI(kLog, "%s: resumed at byte %llu of %llu", e->ecu_id().c_str(),
+                 static_cast<unsigned long long>(stats.first_resume_offset),
+                 static_cast<unsigned long long>(tg.payload_size()));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        add_timing(e->mutable_report(), v1::PHASE_TRANSFER, ms_since(t0));
+      }
+      if (!st.is_ok()) return st;
+      publish_status("transferring");
 
-    *phase = v1::PHASE_INSTALL;
-    t0 = Clock::now();
-    v1::Command cmd;
-    cmd.set_campaign_id(plan.campaign_id);
-    cmd.mutable_install()->set_transfer_id(plan.transfer_id);
-    auto r = call_with_retry(e->ecu_id(), cmd, opts_.agent_timeout * 4);
-    {
+      *phase = v1::PHASE_INSTALL;
+      t0 = Clock::now();
+      v1::Command cmd;
+      cmd.set_campaign_id(plan.campaign_id);
+      cmd.mutable_install()->set_transfer_id(plan.transfer_id);
+      auto r = call_with_retry(e->ecu_id(), cmd, opts_.agent_timeout * 4);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        add_timing(e->mutable_report(), v1::PHASE_INSTALL, ms_since(t0));
+      }
+      if (!r) return r.status();
+      if (r->outcome() != v1::OUTCOME_OK) {
+        Status err = codec::from_wire(r->error());
+        if (err.code() == Code::kNotFound && round < 2) {
+          OTA_LOGW(kLog, "%s: %s; resuming the transfer", e->ecu_id().c_str(), err.message().c_str());
+          continue;
+        }
+        return err;
+      }
       std::lock_guard<std::mutex> lock(mu_);
-      add_timing(e->mutable_report(), v1::PHASE_INSTALL, ms_since(t0));
+      e->set_phase(v1::PHASE_STAGED);
+      return Status::ok();
     }
-    if (!r) return r.status();
-    if (r->outcome() != v1::OUTCOME_OK) return codec::from_wire(r->error());
-    std::lock_guard<std::mutex> lock(mu_);
-    e->set_phase(v1::PHASE_STAGED);
-    return Status::ok();
   }
 
   // Activation and health check; on failure *phase says which of the two failed.

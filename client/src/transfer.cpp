@@ -1,6 +1,7 @@
 #include "transfer.hpp"
 
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -25,19 +26,20 @@ struct AckState {
   Status failure;              // the agent gave up on the transfer
 };
 
-// The ByteSink the payload is pushed into: cuts it into chunks, skips what the agent already holds,
-// and blocks while the window is full. Returns kAborted to make the caller restart the source
-// (a rewind or a resync is needed).
+// Cuts the payload into chunks, skips what the agent already holds, and blocks while the window is
+// full. Each chunk is built in one buffer: the bytes are read (or decompressed) straight behind the
+// room for its header, which is written in front of them once the CRC is known, and published from
+// there. The next chunk is read while the previous one waits for the window. Returns kAborted to
+// make the caller restart the source (a rewind or a resync is needed).
 class ChunkSender : public ByteSink {
  public:
   ChunkSender(Transport& t, const TransferPlan& plan, AckState& acks, const std::atomic<bool>& cancel,
               TransferStats& stats, uint64_t start, uint64_t stream_pos)
       : t_(t), plan_(plan), acks_(acks), cancel_(cancel), stats_(stats), topic_(topics::ecu(plan.ecu_id, topics::Leaf::kData)),
-        start_(start), pos_(stream_pos) {
-    buf_.reserve(plan.chunk_size);
-    chunk_.set_transfer_id(plan.transfer_id);
-  }
+        start_(start), pos_(stream_pos), room_(codec::chunk_header_bound(plan.transfer_id.size())),
+        wire_(room_ + plan.chunk_size) {}
 
+  // The stream path (a decompressed payload): bytes arrive in pieces of any size.
   Status write(const uint8_t* data, size_t n) override {
     while (n > 0) {
       if (pos_ < start_) {  // bytes the agent already has
@@ -47,44 +49,62 @@ class ChunkSender : public ByteSink {
         n -= skip;
         continue;
       }
-      size_t take = std::min<size_t>(n, plan_.chunk_size - buf_.size());
-      buf_.insert(buf_.end(), data, data + take);
+      size_t take = std::min<size_t>(n, plan_.chunk_size - fill_);
+      std::memcpy(wire_.data() + room_ + fill_, data, take);
+      fill_ += take;
       data += take;
       n -= take;
       pos_ += take;
-      if (buf_.size() == plan_.chunk_size || pos_ == plan_.target.payload_size()) OTA_RETURN_IF_ERROR(flush_chunk());
+      if (fill_ == plan_.chunk_size || pos_ == plan_.target.payload_size()) OTA_RETURN_IF_ERROR(flush_chunk());
     }
     return Status::ok();
   }
 
+  // The file path: reads the next chunk at pos_ (a chunk boundary) straight into place.
+  Status send_next_from(RandomReader& file) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(plan_.chunk_size, plan_.target.payload_size() - pos_));
+    OTA_RETURN_IF_ERROR(file.read_at(pos_, wire_.data() + room_, n));
+    fill_ = n;
+    pos_ += n;
+    return flush_chunk();
+  }
+
+  bool done() const { return pos_ >= plan_.target.payload_size(); }
+
   Status finish() {
-    if (!buf_.empty()) OTA_RETURN_IF_ERROR(flush_chunk());
+    if (fill_ > 0) OTA_RETURN_IF_ERROR(flush_chunk());
     return Status::ok();
   }
 
  private:
   Status flush_chunk() {
-    const uint64_t offset = pos_ - buf_.size();
+    codec::ChunkView c;
+    c.transfer_id = plan_.transfer_id;
+    c.offset = pos_ - fill_;
+    c.data = std::string_view(reinterpret_cast<const char*>(wire_.data() + room_), fill_);
+    c.crc32c = crc32c(wire_.data() + room_, fill_);
+    c.last = c.offset + fill_ == plan_.target.payload_size();
+    uint8_t header[256 + 64];
+    if (room_ > sizeof header) return Status(Code::kInvalidArgument, "transfer id too long");
+    const size_t h = codec::encode_chunk_header(c, header);
+    uint8_t* msg = wire_.data() + room_ - h;
+    std::memcpy(msg, header, h);
+
     const uint64_t window_bytes = uint64_t{plan_.window} * plan_.chunk_size;
     {
       std::unique_lock<std::mutex> lock(acks_.mu);
       bool ok = acks_.cv.wait_for(lock, plan_.stall_timeout, [&] {
-        return acks_.rewind || !acks_.failure.is_ok() || cancel_ || offset < acks_.acked + window_bytes;
+        return acks_.rewind || !acks_.failure.is_ok() || cancel_ || c.offset < acks_.acked + window_bytes;
       });
       if (!acks_.failure.is_ok()) return acks_.failure;
       if (cancel_) return Status(Code::kAborted, "transfer cancelled");
       if (acks_.rewind) return Status(Code::kAborted, "rewind");
       if (!ok) return Status(Code::kTimeout, "no acknowledgement for " + std::to_string(plan_.stall_timeout.count()) + " ms");
     }
-    chunk_.set_offset(offset);
-    chunk_.set_data(buf_.data(), buf_.size());
-    chunk_.set_crc32c(crc32c(buf_.data(), buf_.size()));
-    chunk_.set_last(offset + buf_.size() == plan_.target.payload_size());
-    chunk_.SerializeToString(&wire_);
-    OTA_RETURN_IF_ERROR(t_.publish(topic_, wire_, 1, false));
-    stats_.bytes_sent += buf_.size();
-    if (plan_.on_sent) plan_.on_sent(buf_.size());
-    buf_.clear();
+    OTA_RETURN_IF_ERROR(t_.publish(topic_, msg, h + fill_, 1, false));
+    stats_.bytes_sent += fill_;
+    if (plan_.on_sent) plan_.on_sent(fill_);
+    fill_ = 0;
     return Status::ok();
   }
 
@@ -96,12 +116,12 @@ class ChunkSender : public ByteSink {
   std::string topic_;
   uint64_t start_;
   uint64_t pos_ = 0;
-  std::vector<uint8_t> buf_;
-  v1::Chunk chunk_;
-  std::string wire_;
+  size_t room_;                // bytes reserved in front of the data for the header
+  std::vector<uint8_t> wire_;  // [room for the header][chunk data]
+  size_t fill_ = 0;            // data bytes in wire_
 };
 
-Status push_payload(const TransferPlan& plan, ChunkSender& sender, uint64_t start) {
+Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
   auto file = FileReader::open(plan.payload_path);
   if (!file) return file.status();
   if (plan.source == PayloadSource::kCompressed) {
@@ -113,16 +133,8 @@ Status push_payload(const TransferPlan& plan, ChunkSender& sender, uint64_t star
     return Status(Code::kCorrupt, plan.payload_path + " has " + std::to_string((*file)->size()) +
                                       " bytes, the payload should have " + std::to_string(plan.target.payload_size()));
   }
-  constexpr size_t kBlock = 1 << 20;
-  std::vector<uint8_t> buf(kBlock);
-  // Start reading at the chunk that holds `start`; the sender skips the rest.
-  for (uint64_t off = start; off < (*file)->size();) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, (*file)->size() - off));
-    OTA_RETURN_IF_ERROR((*file)->read_at(off, buf.data(), n));
-    OTA_RETURN_IF_ERROR(sender.write(buf.data(), n));
-    off += n;
-  }
-  return sender.finish();
+  while (!sender.done()) OTA_RETURN_IF_ERROR(sender.send_next_from(**file));
+  return Status::ok();
 }
 
 }  // namespace
@@ -191,7 +203,7 @@ Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan
       // A file is read from `aligned` on; a decompressed stream starts at 0 and the sender skips.
       const uint64_t stream_pos = plan.source == PayloadSource::kFile ? aligned : 0;
       ChunkSender sender(transport, plan, acks, cancel, *stats, aligned, stream_pos);
-      Status st = push_payload(plan, sender, stream_pos);
+      Status st = push_payload(plan, sender);
       if (!st.is_ok()) {
         if (st.code() == Code::kAborted && st.message() == "rewind") {
           std::lock_guard<std::mutex> lock(acks.mu);
