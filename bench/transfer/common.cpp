@@ -80,7 +80,8 @@ int set_nodelay_on_tcp_sockets() {
 }
 
 Result<StreamSink> StreamSink::open(const std::string& path, uint64_t sync_every, bool state_file) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Written in place from byte 0, like the agents' banks (see run_baseline).
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status(errno, "open " + path);
   return StreamSink(fd, path, sync_every, state_file);
 }

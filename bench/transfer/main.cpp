@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <ctime>
 #include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -340,6 +341,15 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
   std::vector<sim::ChildProcess> subs;
   std::vector<std::string> ready;
   for (const auto& id : ids) {
+    // Every receiver writes into a file that already holds an image, as the agents rewrite bank B
+    // (ota-sim flashes both banks): on this VM, page-cache pages touched for the first time cost
+    // about 20x more to fill than pages a file already has, so both sides must be in one regime.
+    std::error_code ec;
+    std::filesystem::copy_file(image, dir + "/" + id + ".bin", std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) {
+      res.error = "copy " + image + ": " + ec.message();
+      return res;
+    }
     auto argv = common_args("sub");
     std::vector<std::string> more{"--id", id, "--user", id, "--password", (*broker)->password(id), "--out",
                                   dir + "/" + id + ".bin", "--ready", dir + "/" + id + ".ready", "--result",
