@@ -86,6 +86,7 @@ struct Options {
   std::vector<std::string> consent;
   int cancel_at = -1;       // percent of bytes acknowledged overall
   int kill_client_at = -1;  // percent: kill -9 the client there and start it again
+  int restart_broker_at = -1;  // percent of every ECU: kill -9 the broker there, restart it on its port
   bool non_atomic = false;
   int health_timeout_ms = 10000;
   int timeout_s = 600;
@@ -95,7 +96,8 @@ struct Options {
   bool no_cloud = false;  // hand the client the campaign file instead of going through the platform
 };
 
-// Watches the client's status topic, shows progress, and fires the scenario's triggers.
+// Watches the client's status topic, shows progress, and fires the scenario's triggers. Also
+// watches the agents' results, to tell where transfers resumed after a broker restart.
 class Observer {
  public:
   Observer(const sim::Broker& broker, bool show) : show_(show) {
@@ -105,13 +107,38 @@ class Observer {
     o.username = "ota-observer";
     o.password = broker.password("ota-observer");
     t_ = make_mqtt_transport(o);
-    t_->on_message([this](const TransportMessage& m) { on_status(m); });
+    t_->on_message([this](const TransportMessage& m) {
+      if (m.topic == topics::kVehicleStatus) {
+        on_status(m);
+      } else {
+        on_result(m);
+      }
+    });
   }
   Status start() {
     OTA_RETURN_IF_ERROR(t_->connect(std::chrono::seconds(5)));
+    OTA_RETURN_IF_ERROR(t_->subscribe(std::string(topics::kPrefix) + "ecu/+/up/result", 1));
     return t_->subscribe(topics::kVehicleStatus, 1);
   }
+  // Acknowledged bytes over payload bytes, all ECUs together.
   int percent() const { return percent_.load(); }
+  // The same for the ECU that is furthest behind (0 until the client reports every ECU).
+  int min_percent() const { return min_percent_.load(); }
+  // Acknowledged payload bytes per ECU, as of the client's last status.
+  std::map<std::string, uint64_t> acked() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_;
+  }
+  // From now on, record per ECU the resume offset of the first StartTransfer answered.
+  void watch_resumes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    resumes_.clear();
+    watch_resumes_ = true;
+  }
+  std::map<std::string, uint64_t> resumes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return resumes_;
+  }
   void stop() { t_->disconnect(std::chrono::seconds(1)); }
   void finish_line() {
     if (show_ && printed_) std::fprintf(stderr, "\n");
@@ -122,24 +149,42 @@ class Observer {
     v1::CampaignStatus s;
     if (!codec::decode(m.payload, &s, codec::kMaxControlMessage, "status").is_ok()) return;
     uint64_t done = 0, total = 0;
+    int lowest = 100;
     std::string line = "  " + s.state();
+    std::lock_guard<std::mutex> lock(mu_);
     for (const auto& e : s.ecus()) {
       done += std::min(e.bytes_done(), e.bytes_total());
       total += e.bytes_total();
       int pct = e.bytes_total() ? static_cast<int>(std::min(e.bytes_done(), e.bytes_total()) * 100 / e.bytes_total()) : 0;
+      lowest = std::min(lowest, pct);
+      acked_[e.ecu_id()] = e.bytes_done();
       line += "  " + e.ecu_id() + " " + std::to_string(pct) + "%";
     }
     if (total > 0) percent_ = static_cast<int>(done * 100 / total);
+    min_percent_ = s.ecus().empty() ? 0 : lowest;
     if (show_) {
-      std::lock_guard<std::mutex> lock(mu_);
       std::fprintf(stderr, "\r%-120s", line.c_str());
       printed_ = true;
     }
   }
+  void on_result(const TransportMessage& m) {
+    std::string ecu;
+    topics::Leaf leaf = topics::Leaf::kUnknown;
+    if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf) || leaf != topics::Leaf::kResult) return;
+    v1::Result r;
+    if (!codec::decode(m.payload, &r, codec::kMaxControlMessage, "result").is_ok()) return;
+    if (!r.has_transfer_ready() || r.outcome() != v1::OUTCOME_OK) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (watch_resumes_) resumes_.emplace(ecu, r.transfer_ready().resume_offset());
+  }
   bool show_;
   bool printed_ = false;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::atomic<int> percent_{0};
+  std::atomic<int> min_percent_{0};
+  std::map<std::string, uint64_t> acked_;
+  bool watch_resumes_ = false;
+  std::map<std::string, uint64_t> resumes_;
   std::unique_ptr<Transport> t_;
 };
 
@@ -421,7 +466,9 @@ int run(const Options& opt) {
     return 2;
   }
   std::optional<sim::ChildProcess> proc(std::move(*client));
-  bool cancelled = false, killed = false;
+  bool cancelled = false, killed = false, broker_restarted = false;
+  int broker_restart_pct = 0;
+  std::map<std::string, uint64_t> acked_at_restart;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
   std::optional<sim::ExitInfo> client_exit;
   while (!client_exit) {
@@ -447,6 +494,29 @@ int run(const Options& opt) {
         return 2;
       }
       proc.emplace(std::move(*again));
+    }
+    if (opt.restart_broker_at >= 0 && !broker_restarted && observer.min_percent() >= opt.restart_broker_at) {
+      // A broker crash: no orderly shutdown, no database save. The same instance directory (config,
+      // passwords, ACL, persistence) comes back on the same port; every client reconnects by itself.
+      broker_restarted = true;
+      broker_restart_pct = observer.min_percent();
+      acked_at_restart = observer.acked();
+      observer.watch_resumes();
+      auto info = b.kill();
+      v1::ProcessStats ps;
+      ps.set_name("broker (killed at " + std::to_string(broker_restart_pct) + "%)");
+      ps.set_peak_rss_kib(info ? static_cast<uint64_t>(info->peak_rss_kib) : 0);
+      ps.set_exit_code(info ? -info->term_signal : 0);
+      stats.push_back(ps);
+      if (!opt.quiet) {
+        std::fprintf(stderr, "\nota-sim: killed the broker at %d%%; starting it again on port %d\n",
+                     broker_restart_pct, b.port());
+      }
+      if (Status rs = b.restart(); !rs.is_ok()) {
+        std::fprintf(stderr, "ota-sim: broker restart: %s\n", rs.to_string().c_str());
+        proc->kill();
+        return 2;
+      }
     }
     if (std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "\nota-sim: the campaign did not finish within %d s\n", opt.timeout_s);
@@ -522,6 +592,25 @@ int run(const Options& opt) {
   if (report.duration_ms() > 0) {
     std::printf("  %.1f MB sent, %.1f MB/s\n", bytes / 1e6, bytes / 1e3 / static_cast<double>(report.duration_ms()));
   }
+  if (opt.restart_broker_at >= 0) {
+    if (!broker_restarted) {
+      std::printf("  the broker was not restarted: the slowest ECU never reached %d%%\n", opt.restart_broker_at);
+    } else {
+      // Where each transfer went on after the broker came back: the resume offset of the first
+      // StartTransfer answered after it, or none if the transfer went on without a resync.
+      const auto resumes = observer.resumes();
+      std::printf("  broker killed at %d%% and restarted on port %d\n", broker_restart_pct, b.port());
+      for (const auto& e : ecus) {
+        auto acked = acked_at_restart.find(e);
+        auto resumed = resumes.find(e);
+        std::printf("  %s: %llu bytes acknowledged before the broker restart, %s\n", e.c_str(),
+                    static_cast<unsigned long long>(acked != acked_at_restart.end() ? acked->second : 0),
+                    resumed == resumes.end()
+                        ? "no resync after it"
+                        : ("resumed at byte " + std::to_string(resumed->second)).c_str());
+      }
+    }
+  }
   std::printf("report: %s\n", report_path.c_str());
   return report.result() == v1::CAMPAIGN_SUCCESS ? 0 : 1;
 }
@@ -552,6 +641,9 @@ int main(int argc, char** argv) {
   app.add_option("--consent", o.consent, "owner's answers in order: accept, decline, postpone:MS")->delimiter(',');
   app.add_option("--cancel-at", o.cancel_at, "cancel the campaign when this percent is transferred");
   app.add_option("--kill-client-at", o.kill_client_at, "kill -9 the client at this percent, then restart it");
+  app.add_option("--restart-broker-at", o.restart_broker_at,
+                 "kill -9 the broker when every ECU has this percent acknowledged, then restart it on the same port")
+      ->check(CLI::Range(0, 100));
   app.add_flag("--non-atomic", o.non_atomic, "ECUs commit independently (default: one atomic group)");
   app.add_option("--health-timeout-ms", o.health_timeout_ms, "health check timeout per ECU");
   app.add_option("--timeout", o.timeout_s, "give up after this many seconds");
