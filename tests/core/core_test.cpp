@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "ota/core/codec.hpp"
 #include "ota/core/crc32c.hpp"
@@ -59,6 +60,34 @@ TEST_CASE("CRC-32C matches the Castagnoli check value", "[unit][core]") {
   std::string s(1000, 'x');
   for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(i * 7);
   CHECK(ota::crc32c(s.data() + 100, 900, ota::crc32c(s.data(), 100)) == ota::crc32c(s.data(), s.size()));
+}
+
+TEST_CASE("CRC-32C agrees with a bitwise reference at every length and alignment", "[unit][core]") {
+  auto reference = [](const uint8_t* p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) {
+      c ^= p[i];
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+    return ~c;
+  };
+  std::vector<uint8_t> buf(3 * 4096 * 3 + 64);
+  uint64_t x = 0x243F6A8885A308D3ull;
+  for (auto& b : buf) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    b = static_cast<uint8_t>(x >> 56);
+  }
+  for (size_t off : {size_t{0}, size_t{1}, size_t{7}}) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{8}, size_t{4095}, size_t{12288}, size_t{12289}, size_t{24576 + 13},
+                     buf.size() - off}) {
+      CAPTURE(off, n);
+      CHECK(ota::crc32c(buf.data() + off, n) == reference(buf.data() + off, n));
+      // Chained: the CRC of the whole is the CRC of the rest continued from the first part's.
+      const size_t half = n / 3;
+      CHECK(ota::crc32c(buf.data() + off + half, n - half, ota::crc32c(buf.data() + off, half)) ==
+            reference(buf.data() + off, n));
+    }
+  }
 }
 
 TEST_CASE("atomic_write_file replaces content and leaves no temporary", "[unit][core]") {
