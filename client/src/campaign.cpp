@@ -287,9 +287,9 @@ class CampaignRunner::Impl {
     e->set_finished(true);
   }
 
-  // Transfer and install one ECU. On success the ECU is STAGED; on failure *phase says where.
-  Status stage(v1::EcuJournal* e, v1::Phase* phase) {
-    *phase = v1::PHASE_TRANSFER;
+  // What to send one ECU, and the check that the payload file is exactly what was signed. Every
+  // member of a group is prepared before any of them is sent a byte.
+  Result<TransferPlan> prepare(v1::EcuJournal* e) {
     const v1::CampaignTarget& t = *target(e->ecu_id());
     auto view = fleet_.agent(e->ecu_id());
     if (!view) return Status(Code::kUnavailable, e->ecu_id() + " is not known");
@@ -337,19 +337,26 @@ class CampaignRunner::Impl {
     }
     // The payload file must be exactly what was promised (signed) before a byte of it is sent.
     OTA_RETURN_IF_ERROR(check_payload_file(plan.payload_path, use_delta ? t.delta() : t.full()));
-    OTA_LOGI(kLog, "%s: sending %s payload of %llu bytes for %s", e->ecu_id().c_str(),
-             use_delta ? "delta" : "full", static_cast<unsigned long long>(tg.payload_size()), t.version().c_str());
-
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      totals_[e->ecu_id()] = tg.payload_size();
-    }
     // Bytes are counted as they are sent, and journaled with the progress ticks, so a report after
     // a client restart still counts what the killed client had sent.
     plan.on_sent = [this, e](uint64_t n) {
       std::lock_guard<std::mutex> lock(mu_);
       e->mutable_report()->set_bytes_transferred(e->report().bytes_transferred() + n);
     };
+    return plan;
+  }
+
+  // Transfer and install one ECU. On success the ECU is STAGED; on failure *phase says where.
+  Status stage(v1::EcuJournal* e, const TransferPlan& plan, v1::Phase* phase) {
+    const v1::Target& tg = plan.target;
+    OTA_LOGI(kLog, "%s: sending %s payload of %llu bytes for %s", e->ecu_id().c_str(),
+             tg.encoding() == v1::PAYLOAD_ENCODING_DELTA ? "delta" : "full",
+             static_cast<unsigned long long>(tg.payload_size()), tg.version().c_str());
+
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      totals_[e->ecu_id()] = tg.payload_size();
+    }
     // An agent that restarted between its last acknowledgement and the durable checkpoint of the
     // whole payload answers Install with NOT_FOUND: resume the transfer (only the missing part is
     // sent) and install again.
@@ -491,10 +498,23 @@ class CampaignRunner::Impl {
           (void)save();  // bytes sent so far
         }
       });
+      // Every payload is checked before any transfer starts (and the hashing does not compete with
+      // the transfers for the CPU).
+      std::map<std::string, TransferPlan> plans;
+      std::mutex plans_mu;
       parallel(todo, [&](const std::string& id) {
         v1::EcuJournal* e = ecu(id);
+        auto plan = prepare(e);
+        if (!plan) return mark_failed(e, plan.status(), v1::PHASE_TRANSFER);
+        std::lock_guard<std::mutex> lock(plans_mu);
+        plans.emplace(id, std::move(*plan));
+      });
+      std::vector<std::string> ready;
+      for (const auto& [id, plan] : plans) ready.push_back(id);
+      parallel(ready, [&](const std::string& id) {
+        v1::EcuJournal* e = ecu(id);
         v1::Phase phase = v1::PHASE_TRANSFER;
-        Status st = stage(e, &phase);
+        Status st = stage(e, plans.at(id), &phase);
         if (!st.is_ok()) {
           if (st.code() == Code::kAborted && cancel_) {
             mark_failed(e, st, phase, v1::CANCELLED);
