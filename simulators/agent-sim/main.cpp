@@ -24,7 +24,7 @@ using ota::agent::Bank;
 
 struct Knobs {
   double write_mbps = 0;           // 0 = unthrottled
-  std::string fail_phase;          // transfer, install, activate, health, commit
+  std::string fail_phase;          // transfer, sync, install, activate, health, commit
   uint64_t fail_offset = 0;        // write fails when it reaches this payload offset (0 = off)
   std::string crash_phase;         // same phases: the process kills itself there
   uint64_t crash_offset = 0;       // or when a write reaches this offset
@@ -63,7 +63,10 @@ class SimWriter : public ota::agent::BankWriter {
     }
     return Status::ok();
   }
-  Status sync() override { return inner_->sync(); }
+  Status sync() override {
+    if (k_.fail_phase == "sync") return simulated("flash sync");
+    return inner_->sync();
+  }
   bool concurrent_sync() const override { return inner_->concurrent_sync(); }
 
  private:
@@ -168,8 +171,9 @@ int main(int argc, char** argv) {
   app.add_option("--durable-interval", cfg.durable_interval_bytes, "make the transfer offset durable every N bytes");
   app.add_flag("--no-delta", no_delta, "do not declare delta capability");
   app.add_option("--write-speed", k.write_mbps, "flash write speed in MB/s (0: as fast as the disk)");
-  app.add_option("--fail", k.fail_phase, "fail at a phase (commit: the first attempt only)")
-      ->check(CLI::IsMember({"transfer", "install", "activate", "health", "commit"}));
+  app.add_option("--fail", k.fail_phase,
+                 "fail at a phase (commit: the first attempt only; sync: every flash sync, so no checkpoint holds)")
+      ->check(CLI::IsMember({"transfer", "sync", "install", "activate", "health", "commit"}));
   app.add_option("--fail-offset", k.fail_offset, "fail the flash write that reaches this byte offset");
   app.add_option("--crash", k.crash_phase, "kill the process (SIGKILL) at a phase")
       ->check(CLI::IsMember({"install", "activate", "health", "commit"}));

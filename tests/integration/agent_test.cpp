@@ -227,6 +227,41 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   CHECK(*bank == image->sha256);
 }
 
+TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error and records nothing as durable",
+                 "[integration][sdk][fault]") {
+  factory_image("ecu-a", 2 << 20);
+  auto image = ota::sim::write_next_image(factory_image("ecu-b", 2 << 20), dir.file("image-2.bin"), 5);
+  REQUIRE(image.is_ok());
+  // Checkpoints every 256 KiB run on the agent's checkpoint thread (a file bank syncs beside writes).
+  start_agent("ecu-a", {"--fail", "sync", "--durable-interval", "262144"});
+  wait_online("ecu-a");
+
+  auto plan = raw_plan("ecu-a", *image);
+  std::atomic<bool> cancel{false};
+  ota::client::TransferStats stats;
+  ota::Status st = ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats);
+  INFO(st.to_string() << "\n" << ota::sim::tail_file(ecu_dir("ecu-a") + "/agent.log"));
+  CHECK(st.code() == ota::Code::kIoError);
+  CHECK(st.message().find("simulated flash sync failure") != std::string::npos);
+  CHECK(st.message().find("checkpoint at byte") != std::string::npos);
+
+  // Nothing was recorded as durable: a new start of the same transfer resumes at 0, and Install
+  // refuses what is not durably held.
+  v1::Command install;
+  install.mutable_install()->set_transfer_id(plan.transfer_id);
+  auto r = call("ecu-a", install);
+  CHECK(r.outcome() != v1::OUTCOME_OK);
+  CHECK(r.active_bank() == v1::BANK_A);
+  v1::Command start;
+  *start.mutable_start_transfer()->mutable_target() = plan.target;
+  start.mutable_start_transfer()->set_transfer_id(plan.transfer_id);
+  start.mutable_start_transfer()->set_chunk_size(plan.chunk_size);
+  start.mutable_start_transfer()->set_window(plan.window);
+  r = call("ecu-a", start);
+  REQUIRE(r.outcome() == v1::OUTCOME_OK);
+  CHECK(r.transfer_ready().resume_offset() == 0);
+}
+
 TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself and a crash during the trial rolls back on restart",
                  "[integration][sdk][fault]") {
   auto base_a = factory_image("ecu-a", 256 * 1024);
