@@ -150,7 +150,7 @@ size_t encode_chunk_header(const ChunkView& c, uint8_t* out) {
   uint8_t* p = out;
   p = WireFormatLite::WriteTagToArray(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
   p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(c.transfer_id.size()), p);
-  std::memcpy(p, c.transfer_id.data(), c.transfer_id.size());
+  if (!c.transfer_id.empty()) std::memcpy(p, c.transfer_id.data(), c.transfer_id.size());
   p += c.transfer_id.size();
   p = WireFormatLite::WriteUInt64ToArray(2, c.offset, p);
   p = WireFormatLite::WriteFixed32ToArray(4, c.crc32c, p);

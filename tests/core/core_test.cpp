@@ -204,7 +204,7 @@ namespace {
 std::string chunk_wire(const ota::codec::ChunkView& c) {
   std::string wire(ota::codec::chunk_header_bound(c.transfer_id.size()) + c.data.size(), '\0');
   size_t h = ota::codec::encode_chunk_header(c, reinterpret_cast<uint8_t*>(wire.data()));
-  std::memcpy(wire.data() + h, c.data.data(), c.data.size());
+  if (!c.data.empty()) std::memcpy(wire.data() + h, c.data.data(), c.data.size());
   wire.resize(h + c.data.size());
   return wire;
 }

@@ -92,7 +92,7 @@ ota::trust::VerifiedCampaign* g_campaign = nullptr;
   if (!fast_ok) return;
   std::string wire(ota::codec::chunk_header_bound(v.transfer_id.size()) + v.data.size(), '\0');
   size_t h = ota::codec::encode_chunk_header(v, reinterpret_cast<uint8_t*>(wire.data()));
-  std::memcpy(wire.data() + h, v.data.data(), v.data.size());
+  if (!v.data.empty()) std::memcpy(wire.data() + h, v.data.data(), v.data.size());
   wire.resize(h + v.data.size());
   ota::codec::ChunkView back;
   if (!ota::codec::decode_chunk(wire, &back).is_ok() || back.data != v.data || back.offset != v.offset ||
