@@ -30,6 +30,7 @@ struct Knobs {
   uint64_t crash_offset = 0;       // or when a write reaches this offset
   int dtcs = 0;
   std::chrono::milliseconds health_delay{0};
+  std::chrono::milliseconds sync_delay{0};  // a slow flash: every sync takes this long
 };
 
 [[noreturn]] void crash(const char* where) {
@@ -65,6 +66,7 @@ class SimWriter : public ota::agent::BankWriter {
   }
   Status sync() override {
     if (k_.fail_phase == "sync") return simulated("flash sync");
+    if (k_.sync_delay.count() > 0) std::this_thread::sleep_for(k_.sync_delay);
     return inner_->sync();
   }
   bool concurrent_sync() const override { return inner_->concurrent_sync(); }
@@ -153,6 +155,7 @@ int main(int argc, char** argv) {
   uint64_t bank_size = 1ull << 30;
   Knobs k;
   int64_t health_delay_ms = 0;
+  int64_t sync_delay_ms = 0;
   bool no_delta = false;
   app.add_option("--ecu", cfg.ecu_id, "ECU id (also the MQTT username)")->required();
   app.add_option("--hardware-id", cfg.hardware_id, "hardware id images must match");
@@ -179,6 +182,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"install", "activate", "health", "commit"}));
   app.add_option("--crash-offset", k.crash_offset, "kill the process when a write reaches this byte offset");
   app.add_option("--health-delay-ms", health_delay_ms, "time the health check takes");
+  app.add_option("--sync-delay-ms", sync_delay_ms, "time every flash sync takes (a slow flash)");
   app.add_option("--dtcs", k.dtcs, "number of active DTCs to report");
   app.add_option("--log-level", log_level, "debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
   }
   ota::set_log_level(level);
   k.health_delay = std::chrono::milliseconds(health_delay_ms);
+  k.sync_delay = std::chrono::milliseconds(sync_delay_ms);
   cfg.delta_capable = !no_delta;
   cfg.state_dir = dir + "/state";
   if (!password_file.empty()) {

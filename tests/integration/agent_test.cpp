@@ -227,6 +227,48 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   CHECK(*bank == image->sha256);
 }
 
+TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its last checkpoint refuses Install until the transfer resumes",
+                 "[integration][sdk][fault]") {
+  factory_image("ecu-a", 2 << 20);
+  auto image = ota::sim::write_next_image(factory_image("ecu-b", 2 << 20), dir.file("image-2.bin"), 9);
+  REQUIRE(image.is_ok());
+  // A slow flash sync: the last checkpoint is still running when the last chunk is acknowledged.
+  const std::vector<std::string> knobs = {"--sync-delay-ms", "3000", "--durable-interval", "1048576"};
+  start_agent("ecu-a", knobs);
+  wait_online("ecu-a");
+  const uint64_t first_boot = boot_id("ecu-a");
+
+  auto plan = raw_plan("ecu-a", *image);
+  std::atomic<bool> cancel{false};
+  ota::client::TransferStats stats;
+  REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats).is_ok());
+  // Every byte is acknowledged; the power fails before the flash has them all.
+  agents.at("ecu-a").kill();
+  start_agent("ecu-a");
+  wait_online("ecu-a", first_boot);
+
+  v1::Command install;
+  install.mutable_install()->set_transfer_id(plan.transfer_id);
+  auto r = call("ecu-a", install);
+  INFO(r.error().message());
+  CHECK(r.outcome() == v1::OUTCOME_FAILED);
+  CHECK(r.error().code() == v1::ERROR_CODE_NOT_FOUND);
+  CHECK(r.error().message().find("transfer incomplete") != std::string::npos);
+
+  // What the client then does: resume the transfer (only what was not durable is sent again), and
+  // install again.
+  ota::client::TransferStats again;
+  REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &again).is_ok());
+  CHECK(again.first_resume_offset < image->size);
+  CHECK(again.bytes_sent == image->size - again.first_resume_offset / plan.chunk_size * plan.chunk_size);
+  r = call("ecu-a", install);
+  INFO(r.error().message());
+  REQUIRE(r.outcome() == v1::OUTCOME_OK);
+  auto bank = ota::sha256_file(ecu_dir("ecu-a") + "/bank_b.img");
+  REQUIRE(bank.is_ok());
+  CHECK(*bank == image->sha256);
+}
+
 TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error and records nothing as durable",
                  "[integration][sdk][fault]") {
   factory_image("ecu-a", 2 << 20);
