@@ -1,6 +1,8 @@
 #include "ota/core/file.hpp"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -138,7 +140,13 @@ Result<std::unique_ptr<FileReader>> FileReader::open(const std::string& path) {
     ::close(fd);
     return errno_status(err, "stat " + path);
   }
-  return std::unique_ptr<FileReader>(new FileReader(fd, path, static_cast<uint64_t>(sb.st_size)));
+  uint64_t size = static_cast<uint64_t>(sb.st_size);
+  if (S_ISBLK(sb.st_mode) && ::ioctl(fd, BLKGETSIZE64, &size) != 0) {  // a partition: st_size is 0
+    int err = errno;
+    ::close(fd);
+    return errno_status(err, "size of block device " + path);
+  }
+  return std::unique_ptr<FileReader>(new FileReader(fd, path, size));
 }
 
 FileReader::~FileReader() { ::close(fd_); }
