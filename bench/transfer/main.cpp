@@ -733,7 +733,9 @@ int orchestrate(Options& o, const std::string& cmdline) {
     md << "- Workload: " << size_note << ", chunk " << o.chunk_text << ", QoS 1; window " << o.window
        << " chunks per receiver for (c), (a) and (b) as listed. (a) MB/s is over the transfer phase (bytes / longest ECU transfer phase); "
           "(b) and (c) from the publisher's first PUBLISH to the last subscriber's last byte hashed and written"
-       << (o.sync_every ? " (fdatasync every " + o.sub_sync + ")" : " (no fsync)") << ".\n";
+       << (o.sync_every ? " (fdatasync every " + o.sub_sync + ")" : " (no fsync)")
+       << ". Every receiver rewrites a file that already holds an image, as the agents rewrite bank B; "
+          "the pipeline's agents also checkpoint (fdatasync + state file) every 8 MiB beside the transfer.\n";
     md << "- CPU-s total: (a) getrusage of ota-sim and all its children over the whole campaign (start-up, "
           "image generation, install, activation included, so it overstates the transfer's share); (b), (c) the "
           "broker's CPU during the transfer plus the publisher's and subscribers' own getrusage.\n\n";
