@@ -90,6 +90,19 @@ struct Vehicle : ota::test::BrokerFixture {
     REQUIRE(ok);
   }
 
+  v1::Result install(const std::string& ecu, const std::string& transfer_id) {
+    v1::Command cmd;
+    cmd.mutable_install()->set_transfer_id(transfer_id);
+    return call(ecu, cmd);
+  }
+
+  // Bank B of the ECU holds exactly the image.
+  void check_bank_b(const std::string& ecu, const ota::sim::ImageFile& image) {
+    auto bank = ota::sha256_file(ecu_dir(ecu) + "/bank_b.img");
+    REQUIRE(bank.is_ok());
+    CHECK(*bank == image.sha256);
+  }
+
   v1::Result call(const std::string& ecu, v1::Command cmd) {
     auto r = fleet->call(ecu, std::move(cmd), 10s);
     INFO(r.status().to_string());
@@ -215,16 +228,12 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   CHECK(stats.bytes_sent >= image->size);
   CHECK(resent < image->size / 3);
 
-  // The image is verified and staged, then activated and committed.
-  v1::Command install;
-  install.mutable_install()->set_transfer_id(plan.transfer_id);
-  auto r = call("ecu-a", install);
+  // The image is verified and staged.
+  auto r = install("ecu-a", plan.transfer_id);
   INFO(r.error().message());
   REQUIRE(r.outcome() == v1::OUTCOME_OK);
   CHECK(r.phase() == v1::PHASE_STAGED);
-  auto bank = ota::sha256_file(ecu_dir("ecu-a") + "/bank_b.img");
-  REQUIRE(bank.is_ok());
-  CHECK(*bank == image->sha256);
+  check_bank_b("ecu-a", *image);
 }
 
 TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its last checkpoint refuses Install until the transfer resumes",
@@ -247,9 +256,7 @@ TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its las
   start_agent("ecu-a");
   wait_online("ecu-a", first_boot);
 
-  v1::Command install;
-  install.mutable_install()->set_transfer_id(plan.transfer_id);
-  auto r = call("ecu-a", install);
+  auto r = install("ecu-a", plan.transfer_id);
   INFO(r.error().message());
   CHECK(r.outcome() == v1::OUTCOME_FAILED);
   CHECK(r.error().code() == v1::ERROR_CODE_NOT_FOUND);
@@ -261,12 +268,10 @@ TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its las
   REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &again).is_ok());
   CHECK(again.first_resume_offset < image->size);
   CHECK(again.bytes_sent == image->size - again.first_resume_offset / plan.chunk_size * plan.chunk_size);
-  r = call("ecu-a", install);
+  r = install("ecu-a", plan.transfer_id);
   INFO(r.error().message());
   REQUIRE(r.outcome() == v1::OUTCOME_OK);
-  auto bank = ota::sha256_file(ecu_dir("ecu-a") + "/bank_b.img");
-  REQUIRE(bank.is_ok());
-  CHECK(*bank == image->sha256);
+  check_bank_b("ecu-a", *image);
 }
 
 TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error and records nothing as durable",
@@ -289,9 +294,7 @@ TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error
 
   // Nothing was recorded as durable: a new start of the same transfer resumes at 0, and Install
   // refuses what is not durably held.
-  v1::Command install;
-  install.mutable_install()->set_transfer_id(plan.transfer_id);
-  auto r = call("ecu-a", install);
+  auto r = install("ecu-a", plan.transfer_id);
   CHECK(r.outcome() != v1::OUTCOME_OK);
   CHECK(r.active_bank() == v1::BANK_A);
   v1::Command start;
@@ -321,9 +324,7 @@ TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself and a cras
     std::atomic<bool> cancel{false};
     ota::client::TransferStats stats;
     REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats).is_ok());
-    v1::Command install;
-    install.mutable_install()->set_transfer_id(plan.transfer_id);
-    REQUIRE(call(ecu, install).outcome() == v1::OUTCOME_OK);
+    REQUIRE(install(ecu, plan.transfer_id).outcome() == v1::OUTCOME_OK);
   }
 
   v1::Command activate;
@@ -413,10 +414,6 @@ TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent and the imag
   std::atomic<bool> cancel{false};
   ota::client::TransferStats stats;
   REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats).is_ok());
-  v1::Command install;
-  install.mutable_install()->set_transfer_id(plan.transfer_id);
-  CHECK(call("ecu-a", install).outcome() == v1::OUTCOME_OK);
-  auto bank = ota::sha256_file(ecu_dir("ecu-a") + "/bank_b.img");
-  REQUIRE(bank.is_ok());
-  CHECK(*bank == image->sha256);
+  CHECK(install("ecu-a", plan.transfer_id).outcome() == v1::OUTCOME_OK);
+  check_bank_b("ecu-a", *image);
 }
