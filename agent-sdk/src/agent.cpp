@@ -130,6 +130,22 @@ class Agent::Impl {
       auto verifier = trust::AgentVerifier::from_root(*root);
       if (!verifier) return verifier.status().with_context("trust root " + cfg_.trust_root_file);
       verifier_ = std::make_unique<trust::AgentVerifier>(std::move(*verifier));
+      // A root accepted over the air (StartTransfer.root_updates) replaces the provisioned one if
+      // newer. It was verified against its predecessor (both thresholds) before it was written; here
+      // it is re-checked only for being a root signed by a threshold of its own keys.
+      trust_root_path_ = cfg_.state_dir + "/trust-root.signed";
+      auto saved = read_small_file(trust_root_path_, 256 * 1024);
+      if (saved) {
+        auto accepted = trust::AgentVerifier::from_root(*saved);
+        if (!accepted) return accepted.status().with_context(trust_root_path_);
+        if (accepted->root_version() > verifier_->root_version()) {
+          verifier_ = std::make_unique<trust::AgentVerifier>(std::move(*accepted));
+        }
+      } else if (saved.status().code() != Code::kNotFound) {
+        return saved.status().with_context(trust_root_path_);
+      }
+      OTA_LOGI(kLog, "%s: trust root version %llu", cfg_.ecu_id.c_str(),
+               static_cast<unsigned long long>(verifier_->root_version()));
     } else {
       OTA_LOGW(kLog, "%s: no trust root configured: targets are not signature-checked", cfg_.ecu_id.c_str());
     }
@@ -625,12 +641,41 @@ class Agent::Impl {
     } else {
       return Status(Code::kUnsupported, "payload encoding " + std::to_string(t.encoding()) + " is not supported");
     }
+    OTA_RETURN_IF_ERROR(apply_root_updates(st));
     OTA_RETURN_IF_ERROR(verify_signed_target(t));
     if (t.kind() != v1::PAYLOAD_KIND_UNSPECIFIED && t.kind() != v1::PAYLOAD_KIND_FIRMWARE_IMAGE) {
       return Status(Code::kUnsupported, "payload kind " + std::to_string(t.kind()) + " is not supported");
     }
     if (disk_.trial()) return Status(Code::kRejected, "an activated update awaits commit or rollback");
     return Status::ok();
+  }
+
+  // Root rotations handed over with the transfer, oldest first: those above the root in force go
+  // through AgentVerifier::update_root (version + 1, thresholds of the old and the new root keys) in
+  // order, and the newest accepted one is persisted. A bad one refuses the transfer.
+  Status apply_root_updates(const v1::StartTransfer& st) {
+    if (!verifier_ || st.root_updates().empty()) return Status::ok();
+    const uint64_t before = verifier_->root_version();
+    Status result;
+    for (const auto& signed_root : st.root_updates()) {
+      auto claimed = trust::claimed_root_version(signed_root);
+      if (!claimed) {
+        result = claimed.status().with_context("root update");
+        break;
+      }
+      if (*claimed <= verifier_->root_version()) continue;  // already in force: nothing is trusted from it
+      result = verifier_->update_root(signed_root).with_context("root update");
+      if (!result.is_ok()) break;
+    }
+    // The roots accepted before a bad one stay accepted: persist them whatever follows.
+    if (verifier_->root_version() != before) {
+      OTA_RETURN_IF_ERROR(
+          atomic_write_file(trust_root_path_, verifier_->signed_root()).with_context("root update"));
+      OTA_LOGI(kLog, "%s: trust root rotated from version %llu to %llu", cfg_.ecu_id.c_str(),
+               static_cast<unsigned long long>(before),
+               static_cast<unsigned long long>(verifier_->root_version()));
+    }
+    return result;
   }
 
   // The agent's own check of what the client hands it: signed by the director for this ECU, the
@@ -1185,6 +1230,7 @@ class Agent::Impl {
   AgentConfig cfg_;
   Device& dev_;
   std::unique_ptr<trust::AgentVerifier> verifier_;
+  std::string trust_root_path_;  // {state_dir}/trust-root.signed: the newest root accepted over the air
   std::unique_ptr<trust::PrivateKey> ecu_key_;
   uint64_t boot_id_ = 0;
   std::unique_ptr<Transport> transport_;

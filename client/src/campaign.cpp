@@ -315,6 +315,7 @@ class CampaignRunner::Impl {
     tg.set_allow_downgrade(t.allow_downgrade());
     tg.set_signed_target(t.signed_target());
     tg.set_signed_image(t.signed_image());
+    plan.root_updates = j_.campaign().root_updates();
     // Delta when the agent can rebuild it and runs exactly the delta's base; the full image otherwise.
     const bool use_delta = t.has_delta() && caps.delta() && active_bank(*view).sha256() == t.delta().base_sha256();
     if (use_delta) {

@@ -219,7 +219,8 @@ void CloudLink::handle(const TransportMessage& msg) {
     }
     cv_.notify_all();
     if (offer.has_signed_campaign()) {
-      OTA_LOGI(kLog, "signed campaign offer (%d payloads)", offer.signed_campaign().payloads_size());
+      OTA_LOGI(kLog, "signed campaign offer (%d payloads, %d root updates)",
+               offer.signed_campaign().payloads_size(), offer.signed_campaign().root_updates_size());
     } else {
       OTA_LOGI(kLog, "campaign offer %s (%d targets)", offer.campaign().campaign_id().c_str(),
                offer.campaign().targets_size());

@@ -180,6 +180,7 @@ Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan
       auto* st = cmd.mutable_start_transfer();
       st->set_transfer_id(plan.transfer_id);
       *st->mutable_target() = plan.target;
+      *st->mutable_root_updates() = plan.root_updates;
       st->set_chunk_size(plan.chunk_size);
       st->set_window(plan.window);
       auto r = fleet.call(plan.ecu_id, cmd, std::chrono::seconds(30));

@@ -24,6 +24,7 @@ struct TransferPlan {
   std::string campaign_id;
   std::string transfer_id;
   v1::Target target;            // what the agent is told (payload size/hash are of what travels)
+  google::protobuf::RepeatedPtrField<std::string> root_updates;  // signed roots for the agent (StartTransfer)
   std::string payload_path;
   PayloadSource source = PayloadSource::kFile;
   uint32_t chunk_size = 256 * 1024;

@@ -4,17 +4,35 @@
 
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
+#include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
 
 namespace ota::client {
 namespace {
 
+constexpr const char* kLog = "trust";
+
 std::string raw(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
 
 }  // namespace
 
+Status apply_root_updates(trust::TrustStore& store, const v1::SignedCampaign& sc) {
+  for (const auto& signed_root : sc.root_updates()) {
+    auto claimed = trust::claimed_root_version(signed_root);
+    if (!claimed) return claimed.status().with_context("root update");
+    if (*claimed <= store.root_version()) continue;  // already in force: nothing is trusted from it
+    const uint64_t before = store.root_version();
+    OTA_RETURN_IF_ERROR(store.update_root(signed_root).with_context("root update"));
+    OTA_LOGI(kLog, "trust root rotated from version %llu to %llu", static_cast<unsigned long long>(before),
+             static_cast<unsigned long long>(store.root_version()));
+  }
+  return Status::ok();
+}
+
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& sc,
                                           const std::string& vin, const std::map<std::string, AgentView>& agents) {
+  // A rotation first: the campaign may be signed by keys only the newer root names.
+  OTA_RETURN_IF_ERROR(apply_root_updates(store, sc));
   trust::VehicleInfo vehicle;
   vehicle.vin = vin;
   for (const auto& [id, view] : agents) {
@@ -45,6 +63,7 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
   c.set_health_timeout_ms(sc.health_timeout_ms());
   c.set_chunk_size(sc.chunk_size());
   c.set_window(sc.window());
+  *c.mutable_root_updates() = sc.root_updates();  // for the agents, which hold their own root
   c.mutable_preconditions()->set_require_parked(vc.preconditions.require_parked);
   c.mutable_preconditions()->set_require_ignition_off(vc.preconditions.require_ignition_off);
   c.mutable_preconditions()->set_min_battery_soc_percent(vc.preconditions.min_battery_percent);

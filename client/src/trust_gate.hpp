@@ -19,9 +19,15 @@ struct GateResult {
   bool resumed = false;  // the same campaign, accepted before and not finished
 };
 
-// Checks signatures and thresholds, VIN, hardware ids, counters (rollback/replay), expiry, size caps
-// and mix-and-match, all through `store`; then maps every payload named by the signed image metadata
-// to its location in `signed_campaign.payloads`. Errors name the reason (kSignatureInvalid,
+// Applies the root rotations the campaign carries (SignedCampaign.root_updates, oldest first): those
+// at or below the store's root version are skipped, each other goes through TrustStore::update_root
+// (both thresholds, version + 1, persisted). The first that fails is returned ("root update: ...").
+Status apply_root_updates(trust::TrustStore& store, const v1::SignedCampaign& signed_campaign);
+
+// Applies the campaign's root updates (apply_root_updates), then checks signatures and thresholds,
+// VIN, hardware ids, counters (rollback/replay), expiry, size caps and mix-and-match, all through
+// `store`; then maps every payload named by the signed image metadata to its location in
+// `signed_campaign.payloads`. Errors name the reason (kSignatureInvalid,
 // kRejected, kCorrupt, kNotFound for a payload without a location).
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& signed_campaign,
                                           const std::string& vin, const std::map<std::string, AgentView>& agents);

@@ -160,6 +160,24 @@ TEST_CASE("an agent follows a root rotation and drops the old director key", "[u
   CHECK(agent.update_root(signed_by(root_body(r2), {K().root1, K().root2})).code() == Code::kRejected);
 }
 
+TEST_CASE("the version a root claims is read without trusting it", "[unit][trust][agent][root]") {
+  AgentVerifier agent = agent_from_root();
+  CHECK(agent.root_version() == 1);
+  RootDef r2 = default_root();
+  r2.version = 2;
+  // Signed by a stranger: the claim is read, the rotation is still refused.
+  const std::string forged = signed_by(root_body(r2), {K().attacker});
+  auto claimed = ota::trust::claimed_root_version(forged);
+  REQUIRE(claimed.is_ok());
+  CHECK(*claimed == 2);
+  CHECK_FALSE(agent.update_root(forged).is_ok());
+  CHECK(agent.root_version() == 1);
+  CHECK(ota::trust::claimed_root_version("not a root").status().code() == Code::kCorrupt);
+  CHECK(ota::trust::claimed_root_version(std::string(1 << 20, 'x')).status().code() == Code::kRejected);
+  REQUIRE(agent.update_root(signed_by(root_body(r2), {K().root1, K().root2})).is_ok());
+  CHECK(agent.root_version() == 2);
+}
+
 TEST_CASE("version strings are ordered the semver way", "[unit][trust]") {
   using ota::trust::compare_versions;
   CHECK(compare_versions("1.10.0", "1.9.3") > 0);

@@ -189,6 +189,7 @@ Status AgentVerifier::update_root(std::string_view signed_root) {
 }
 
 const std::string& AgentVerifier::signed_root() const { return impl_->signed_root; }
+uint64_t AgentVerifier::root_version() const { return impl_->has_root ? impl_->root.version : 0; }
 
 namespace {
 

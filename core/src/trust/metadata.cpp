@@ -363,4 +363,13 @@ Status match_image(CampaignTarget* t, const VerifiedImages& images) {
 }
 
 }  // namespace detail
+
+Result<uint64_t> claimed_root_version(std::string_view signed_root, const Limits& limits) {
+  auto env = detail::parse_envelope(signed_root, limits.max_root_bytes, limits, "root metadata");
+  if (!env) return env.status();
+  auto root = detail::decode_root(env->body(), limits);
+  if (!root) return root.status();
+  return root->version;
+}
+
 }  // namespace ota::trust

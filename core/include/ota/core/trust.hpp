@@ -15,12 +15,14 @@
 //     make_image_body + sign(image keys); per vehicle campaign, make_director_body + sign(director
 //     keys). The cloud ships both signed blobs with the campaign.
 //   Client: TrustStore::open(root file, state dir, clock) at start-up; update_root() for each newer
-//     root the cloud sends, in order; verify_campaign(director, image, vehicle inventory) before any
-//     byte reaches an agent, and run the campaign only from the VerifiedCampaign it returns (sizes,
-//     hashes, payload hashes, groups, pre-conditions); check_payload() on each downloaded payload;
-//     verify_result_signature() on each agent result when the ECU key is known;
+//     root the cloud sends (SignedCampaign.root_updates), in order; verify_campaign(director, image,
+//     vehicle inventory) before any byte reaches an agent, and run the campaign only from the
+//     VerifiedCampaign it returns (sizes, hashes, payload hashes, groups, pre-conditions);
+//     check_payload() on each downloaded payload; verify_result_signature() on each agent result
+//     when the ECU key is known;
 //     mark_campaign_finished() once the campaign has ended (success, failure, rollback or cancel).
-//   Agent: AgentVerifier::from_root(provisioned root) at start-up; on StartTransfer,
+//   Agent: AgentVerifier::from_root(provisioned root, or the newer one it accepted) at start-up; on
+//     StartTransfer, update_root() for each of its root_updates above root_version(), then
 //     verify_target(Target.signed_target = the director SignedMetadata bytes, "", identity, clock)
 //     and refuse the transfer if it fails or if the wire Target's size/sha256 differ from the
 //     signed one; after writing the inactive bank, check_installed(); sign_result() on its Results.
@@ -350,8 +352,9 @@ class AgentVerifier {
   // Root rotation as TrustStore::update_root (version + 1, thresholds of the old and the new root
   // keys); only for a verifier made from_root. The caller persists signed_root() when it returns OK.
   Status update_root(std::string_view signed_root);
-  // The root in force (empty for a verifier made from_keys).
+  // The root in force (empty for a verifier made from_keys) and its version (0 for from_keys).
   const std::string& signed_root() const;
+  uint64_t root_version() const;
   AgentVerifier& operator=(AgentVerifier&&) noexcept;
 
   // Verifies the director signatures (threshold), VIN (if known), expiry (if clock given), counter,
@@ -366,6 +369,11 @@ class AgentVerifier {
   explicit AgentVerifier(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The version a signed root claims, read WITHOUT checking a signature: only to skip the roots of a
+// rotation chain (SignedCampaign.root_updates) at or below the version already in force. Every root
+// above it goes through update_root, which verifies it. kCorrupt/kRejected as for any root.
+Result<uint64_t> claimed_root_version(std::string_view signed_root, const Limits& limits = {});
 
 // A downloaded payload (full or delta) against the verified PayloadInfo: kHashMismatch naming both
 // values when size or SHA-256 differ. The downloader must also stop reading at payload.size bytes
