@@ -109,8 +109,8 @@ class CloudSim {
       offered_ = true;
       campaign_id_ = offer.campaign().campaign_id();
       if (offer.has_signed_campaign()) {
-        event("signed campaign published to vehicle %s (%d payloads)", cfg_.vehicle.c_str(),
-              offer.signed_campaign().payloads_size());
+        event("signed campaign published to vehicle %s (%d payloads, %d root updates)", cfg_.vehicle.c_str(),
+              offer.signed_campaign().payloads_size(), offer.signed_campaign().root_updates_size());
       } else {
         event("campaign %s published to vehicle %s (%d targets)", campaign_id_.c_str(), cfg_.vehicle.c_str(),
               offer.campaign().targets_size());

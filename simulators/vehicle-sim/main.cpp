@@ -94,6 +94,7 @@ struct Options {
   std::string attack;   // sign (or tamper) as this attack does; see signing.hpp
   bool unsigned_campaign = false;
   bool no_cloud = false;  // hand the client the campaign file instead of going through the platform
+  bool rotate_root = false;  // the platform rotates its root to v2 and ships it with the campaign
 };
 
 // Watches the client's status topic, shows progress, and fires the scenario's triggers. Also
@@ -321,7 +322,7 @@ int run(const Options& opt) {
     }
   }
   if (st.is_ok() && !opt.unsigned_campaign) {
-    auto material = sim::sign_campaign(campaign, work + "/keys", 1, attack, cloud_names);
+    auto material = sim::sign_campaign(campaign, work + "/keys", 1, attack, cloud_names, opt.rotate_root);
     if (!material) {
       st = material.status();
     } else {
@@ -650,8 +651,12 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
   app.add_option("--attack", o.attack, "sign or tamper as an attacker would; the campaign must be refused")
       ->check(CLI::IsMember(ota::sim::attack_names()));
+  auto* rotate = app.add_flag("--rotate-root", o.rotate_root,
+               "the platform rotates its root to version 2 (new root and director keys) and ships it with "
+               "the campaign; vehicle and ECUs are provisioned with version 1");
   app.add_flag("--no-cloud", o.no_cloud, "give the client the campaign file directly (no platform, no downloads)");
   app.add_flag("--unsigned", o.unsigned_campaign, "do not sign the campaign (the client allows unsigned: development only)");
+  rotate->excludes("--unsigned");
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::kWarn);
   try {

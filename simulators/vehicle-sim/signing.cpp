@@ -21,6 +21,8 @@ const std::map<std::string, Attack>& attack_table() {
       {"wrong-hardware", Attack::kWrongHardware}, {"mix-and-match", Attack::kMixAndMatch},
       {"rollback", Attack::kRollback},            {"oversized", Attack::kOversized},
       {"corrupt-payload", Attack::kCorruptPayload}, {"truncated-payload", Attack::kTruncatedPayload},
+      {"rotation-unsigned-by-old", Attack::kRotationUnsignedByOld},
+      {"rotation-withheld", Attack::kRotationWithheld},
   };
   return table;
 }
@@ -72,7 +74,8 @@ std::vector<std::string> attack_names() {
 }
 
 Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir, uint64_t director_version,
-                                    Attack attack, const std::map<std::string, std::string>& locations) {
+                                    Attack attack, const std::map<std::string, std::string>& locations,
+                                    bool rotate_root) {
   OTA_RETURN_IF_ERROR(make_dirs(key_dir));
   auto root_key = make_key(key_dir, "root");
   auto image_key = make_key(key_dir, "image");
@@ -111,6 +114,28 @@ Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::str
     provisioned = *signed2;  // a vehicle that has taken the rotation
     // The rotation must verify against v1 too: both roots are written for the record.
     OTA_RETURN_IF_ERROR(atomic_write_file(key_dir + "/root-v1.signed", *signed_root));
+  }
+  // Over-the-air rotation: root v2 names a new root key and a new director key; the campaign below is
+  // signed by the new director key, and the vehicle (provisioned with v1) gets v2 in root_updates.
+  trust::PrivateKey campaign_director = *director_key;
+  std::vector<std::string> root_updates;
+  if (rotate_root || attack == Attack::kRotationUnsignedByOld || attack == Attack::kRotationWithheld) {
+    auto root_key2 = make_key(key_dir, "root-2");
+    if (!root_key2) return root_key2.status();
+    trust::RootSpec v2 = root;
+    v2.version = 2;
+    v2.root.public_pems = {root_key2->public_pem()};
+    v2.director = trust::RoleKeysSpec{{director_key2->public_pem()}, 1};
+    auto body2 = trust::make_root_body(v2);
+    if (!body2) return body2.status();
+    // Honest: a threshold of the v1 root keys and of the v2 root keys. The attack: only the new key.
+    std::vector<trust::PrivateKey> signers = {*root_key, *root_key2};
+    if (attack == Attack::kRotationUnsignedByOld) signers = {*root_key2};
+    auto signed2 = trust::sign(*body2, signers);
+    if (!signed2) return signed2.status();
+    OTA_RETURN_IF_ERROR(atomic_write_file(key_dir + "/root-v2.signed", *signed2));
+    if (attack != Attack::kRotationWithheld) root_updates.push_back(*signed2);
+    campaign_director = *director_key2;
   }
   TrustMaterial out;
   out.root_path = key_dir + "/root.signed";
@@ -212,7 +237,7 @@ Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::str
       signed_director = trust::sign(director_body, {*director_key});  // the revoked one
       break;
     default:
-      signed_director = trust::sign(director_body, {*director_key});
+      signed_director = trust::sign(director_body, {campaign_director});
   }
   if (!signed_director) return signed_director.status();
   std::string director_bytes = *signed_director;
@@ -232,6 +257,7 @@ Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::str
   sc.set_health_timeout_ms(campaign.health_timeout_ms());
   sc.set_chunk_size(campaign.chunk_size());
   sc.set_window(campaign.window());
+  for (const auto& r : root_updates) sc.add_root_updates(r);
 
   // Payload tampering after signing: the bytes on the "download server" no longer match.
   if (attack == Attack::kCorruptPayload || attack == Attack::kTruncatedPayload) {

@@ -27,10 +27,13 @@ enum class Attack {
   kOversized,        // image metadata padded beyond the size cap (endless data)
   kCorruptPayload,   // a payload file altered after signing
   kTruncatedPayload, // a payload file cut short after signing
+  kRotationUnsignedByOld,  // root v2 shipped in root_updates is signed only by its own (new) root key
+  kRotationWithheld,       // the campaign is signed with the keys of root v2, which is not shipped
 };
 
 // Parses "bad-signature", "untrusted-key", "threshold", "revoked-key", "expired", "wrong-vin",
-// "wrong-hardware", "mix-and-match", "rollback", "oversized", "corrupt-payload", "truncated-payload".
+// "wrong-hardware", "mix-and-match", "rollback", "oversized", "corrupt-payload", "truncated-payload",
+// "rotation-unsigned-by-old", "rotation-withheld".
 bool parse_attack(const std::string& name, Attack* out);
 std::vector<std::string> attack_names();
 
@@ -43,7 +46,12 @@ struct TrustMaterial {
 // pre-conditions) into a SignedCampaign, applying `attack`. director_version is the campaign counter.
 // `locations` renames payload uris in the SignedCampaign (e.g. a local path to cloud://name); payloads
 // not in it keep their uri.
+// rotate_root (also implied by the rotation attacks): the platform rotates its root to version 2 (a new
+// root key, root-2, and a new director key, director-2; signed by the root keys of v1 and v2), signs
+// the campaign with the new director key and ships root v2 in SignedCampaign.root_updates
+// (key_dir/root-v2.signed). The vehicle and the ECUs are still provisioned with root v1.
 Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir, uint64_t director_version,
-                                    Attack attack, const std::map<std::string, std::string>& locations = {});
+                                    Attack attack, const std::map<std::string, std::string>& locations = {},
+                                    bool rotate_root = false);
 
 }  // namespace ota::sim
