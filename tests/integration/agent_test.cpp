@@ -60,6 +60,14 @@ struct Vehicle : ota::test::BrokerFixture {
     return *img;
   }
 
+  // Factory images of `size` bytes for ecu-a and ecu-b, and the next version of them.
+  ota::sim::ImageFile factory_and_next_image(uint64_t size, uint64_t seed) {
+    factory_image("ecu-a", size);
+    auto image = ota::sim::write_next_image(factory_image("ecu-b", size), dir.file("image-2.bin"), seed);
+    REQUIRE(image.is_ok());
+    return *image;
+  }
+
   void start_agent(const std::string& ecu, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {ota::test::bin("ota-agent-sim"), "--ecu", ecu, "--hardware-id", "hw-1",
                                      "--broker", broker().uri(), "--password-file", broker().credentials_file(ecu),
@@ -195,16 +203,14 @@ TEST_CASE_METHOD(Vehicle, "A command of an unknown major version is refused and 
 
 TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its durable offset",
                  "[integration][sdk][fault]") {
-  factory_image("ecu-a", 4 << 20);
-  auto image = ota::sim::write_next_image(factory_image("ecu-b", 4 << 20), dir.file("image-2.bin"), 3);
-  REQUIRE(image.is_ok());
+  const auto image = factory_and_next_image(4 << 20, 3);
   // Slow flash and a small durable interval, so the kill lands mid-transfer after some durable data.
   std::vector<std::string> knobs = {"--write-speed", "8", "--durable-interval", "262144"};
   start_agent("ecu-a", knobs);
   wait_online("ecu-a");
   const uint64_t first_boot = boot_id("ecu-a");
 
-  auto plan = raw_plan("ecu-a", *image);
+  auto plan = raw_plan("ecu-a", image);
   std::atomic<bool> cancel{false};
   std::atomic<uint64_t> acked{0};
   ota::client::TransferStats stats;
@@ -214,7 +220,7 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
                                        [&](uint64_t a) { acked = a; });
   });
   // Kill the agent once it holds more than half of the image.
-  bool half = ota::sim::wait_until([&] { return acked > image->size / 2; }, 30s);
+  bool half = ota::sim::wait_until([&] { return acked > image.size / 2; }, 30s);
   agents.at("ecu-a").kill();
   start_agent("ecu-a", knobs);
   sender.join();
@@ -224,30 +230,28 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   CHECK(boot_id("ecu-a") != first_boot);
   CHECK(stats.resyncs >= 1);
   // Re-sent: what the agent had not made durable, plus the window in flight; far less than the image.
-  const uint64_t resent = stats.bytes_sent - image->size;
-  CHECK(stats.bytes_sent >= image->size);
-  CHECK(resent < image->size / 3);
+  const uint64_t resent = stats.bytes_sent - image.size;
+  CHECK(stats.bytes_sent >= image.size);
+  CHECK(resent < image.size / 3);
 
   // The image is verified and staged.
   auto r = install("ecu-a", plan.transfer_id);
   INFO(r.error().message());
   REQUIRE(r.outcome() == v1::OUTCOME_OK);
   CHECK(r.phase() == v1::PHASE_STAGED);
-  check_bank_b("ecu-a", *image);
+  check_bank_b("ecu-a", image);
 }
 
 TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its last checkpoint refuses Install until the transfer resumes",
                  "[integration][sdk][fault]") {
-  factory_image("ecu-a", 2 << 20);
-  auto image = ota::sim::write_next_image(factory_image("ecu-b", 2 << 20), dir.file("image-2.bin"), 9);
-  REQUIRE(image.is_ok());
+  const auto image = factory_and_next_image(2 << 20, 9);
   // A slow flash sync: the last checkpoint is still running when the last chunk is acknowledged.
   const std::vector<std::string> knobs = {"--sync-delay-ms", "3000", "--durable-interval", "1048576"};
   start_agent("ecu-a", knobs);
   wait_online("ecu-a");
   const uint64_t first_boot = boot_id("ecu-a");
 
-  auto plan = raw_plan("ecu-a", *image);
+  auto plan = raw_plan("ecu-a", image);
   std::atomic<bool> cancel{false};
   ota::client::TransferStats stats;
   REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats).is_ok());
@@ -266,24 +270,22 @@ TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its las
   // install again.
   ota::client::TransferStats again;
   REQUIRE(ota::client::run_transfer(*fleet, *transport, plan, cancel, &again).is_ok());
-  CHECK(again.first_resume_offset < image->size);
-  CHECK(again.bytes_sent == image->size - again.first_resume_offset / plan.chunk_size * plan.chunk_size);
+  CHECK(again.first_resume_offset < image.size);
+  CHECK(again.bytes_sent == image.size - again.first_resume_offset / plan.chunk_size * plan.chunk_size);
   r = install("ecu-a", plan.transfer_id);
   INFO(r.error().message());
   REQUIRE(r.outcome() == v1::OUTCOME_OK);
-  check_bank_b("ecu-a", *image);
+  check_bank_b("ecu-a", image);
 }
 
 TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error and records nothing as durable",
                  "[integration][sdk][fault]") {
-  factory_image("ecu-a", 2 << 20);
-  auto image = ota::sim::write_next_image(factory_image("ecu-b", 2 << 20), dir.file("image-2.bin"), 5);
-  REQUIRE(image.is_ok());
+  const auto image = factory_and_next_image(2 << 20, 5);
   // Checkpoints every 256 KiB run on the agent's checkpoint thread (a file bank syncs beside writes).
   start_agent("ecu-a", {"--fail", "sync", "--durable-interval", "262144"});
   wait_online("ecu-a");
 
-  auto plan = raw_plan("ecu-a", *image);
+  auto plan = raw_plan("ecu-a", image);
   std::atomic<bool> cancel{false};
   ota::client::TransferStats stats;
   ota::Status st = ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats);

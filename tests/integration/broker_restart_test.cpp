@@ -19,11 +19,7 @@ using ota::test::run_sim;
 
 namespace {
 
-ota::sim::TempDir temp() {
-  auto t = ota::sim::TempDir::create("ota-it-broker-");
-  REQUIRE(t.is_ok());
-  return std::move(*t);
-}
+ota::sim::TempDir temp() { return ota::test::temp_dir("ota-it-broker-"); }
 
 // ota-sim's lines about the restart, per ECU: "ECU: N bytes acknowledged before the broker restart,
 // resumed at byte M" (the first StartTransfer answered after the restart) or "..., no resync after it".

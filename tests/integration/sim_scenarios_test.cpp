@@ -9,11 +9,7 @@
 using ota::test::run_sim;
 
 namespace {
-ota::sim::TempDir temp() {
-  auto t = ota::sim::TempDir::create("ota-it-");
-  REQUIRE(t.is_ok());
-  return std::move(*t);
-}
+ota::sim::TempDir temp() { return ota::test::temp_dir("ota-it-"); }
 }  // namespace
 
 TEST_CASE("A full-image campaign updates every ECU and reports it", "[integration][client]") {

@@ -12,6 +12,9 @@ namespace ota::test {
 
 std::string bin(const std::string& name);
 
+// A temporary directory named after `prefix`, removed when it goes out of scope (REQUIREs it).
+ota::sim::TempDir temp_dir(const std::string& prefix);
+
 struct SimRun {
   int exit_code = -1;
   v1::VehicleReport report;
@@ -25,6 +28,19 @@ struct SimRun {
 // Runs ota-sim with the given arguments (plus --work-dir and --report in a temporary directory)
 // and waits for it (REQUIREs it to end within `timeout_s`).
 SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int timeout_s = 240);
+
+// The vehicle of a finished one-ECU ota-sim run ("bcm"), started again with the state it persisted:
+// a fresh broker, its agent, and ota-client on `campaign_json` (a SignedCampaign as JSON). Waits
+// for the client to end (REQUIREs it within 60 s), then stops the agent and the broker. Logs and
+// the report are in `dir`, named after `tag`.
+struct Rerun {
+  int client_exit = -1;
+  std::string client_log;  // the client's log (read after it ended)
+  std::string agent_log;
+  std::string report_json;  // empty when the client wrote none
+};
+Rerun rerun_vehicle(const SimRun& first, const ota::sim::TempDir& dir, const std::string& campaign_json,
+                    const std::string& tag);
 
 // The boot bank recorded by an ota-sim ECU ("A" or "B").
 std::string boot_bank(const SimRun& run, const std::string& ecu);

@@ -16,11 +16,7 @@ namespace v1 = ota::v1;
 
 namespace {
 
-ota::sim::TempDir temp() {
-  auto t = ota::sim::TempDir::create("ota-sec-");
-  REQUIRE(t.is_ok());
-  return std::move(*t);
-}
+ota::sim::TempDir temp() { return ota::test::temp_dir("ota-sec-"); }
 
 // Runs the attack and checks what every refused update must show: a non-zero exit, a report that
 // records the rejection with `reason` in it, every ECU on its old image in its old bank, and (for
@@ -104,46 +100,11 @@ TEST_CASE("A replayed campaign is refused once the first run finished", "[integr
   INFO(first.output << first.client_log());
   REQUIRE(first.exit_code == 0);
   // Run the client again on the same signed campaign with its persisted counters.
-  ota::sim::SpawnOptions so;
-  so.log_path = dir.file("replay.log");
-  auto b = ota::sim::Broker::start([&] {
-    ota::sim::BrokerOptions o;
-    o.agents = {"bcm"};
-    return o;
-  }());
-  REQUIRE(b.is_ok());
-  // The client config points at the old broker: write one for the new broker.
-  auto toml = ota::read_small_file(first.work + "/client.toml");
-  REQUIRE(toml.is_ok());
-  std::string cfg = *toml;
-  auto uri_at = cfg.find("uri = \"");
-  auto uri_end = cfg.find('"', uri_at + 7);
-  cfg.replace(uri_at + 7, uri_end - uri_at - 7, (*b)->uri());
-  auto pw_at = cfg.find("password_file = \"");
-  auto pw_end = cfg.find('"', pw_at + 17);
-  cfg.replace(pw_at + 17, pw_end - pw_at - 17, (*b)->credentials_file("ota-client"));
-  REQUIRE(ota::atomic_write_file(dir.file("replay.toml"), cfg).is_ok());
-  auto agent = ota::sim::ChildProcess::spawn(
-      {ota::test::bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", (*b)->uri(),
-       "--password-file", (*b)->credentials_file("bcm"), "--dir", first.work + "/ecu/bcm", "--trust-root",
-       first.work + "/keys/root.signed"},
-      ota::sim::SpawnOptions{dir.file("agent.log"), {}, "agent", ""});
-  REQUIRE(agent.is_ok());
-  auto client = ota::sim::ChildProcess::spawn({ota::test::bin("ota-client"), "--config", dir.file("replay.toml"),
-                                               "--campaign", first.work + "/signed-campaign.json", "--report",
-                                               dir.file("replay.json")},
-                                              so);
-  REQUIRE(client.is_ok());
-  auto exit = client->wait_for(60s);
-  REQUIRE(exit.has_value());
-  INFO(ota::sim::tail_file(dir.file("replay.log"), 30));
-  CHECK(exit->exit_code != 0);
-  auto log = ota::read_small_file(dir.file("replay.log"), 1 << 20);
-  REQUIRE(log.is_ok());
-  CHECK(log->find("was already finished (replay)") != std::string::npos);
-  auto replay = ota::read_small_file(dir.file("replay.json"), 1 << 20);
-  REQUIRE(replay.is_ok());
-  CHECK(replay->find("CAMPAIGN_REJECTED") != std::string::npos);
+  auto replay = ota::test::rerun_vehicle(first, dir, first.work + "/signed-campaign.json", "replay");
+  INFO(replay.client_log);
+  CHECK(replay.client_exit != 0);
+  CHECK(replay.client_log.find("was already finished (replay)") != std::string::npos);
+  CHECK(replay.report_json.find("CAMPAIGN_REJECTED") != std::string::npos);
 }
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "A process posing as another agent cannot speak on its topics",

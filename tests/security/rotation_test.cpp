@@ -16,11 +16,7 @@ namespace {
 
 const std::vector<std::string> kEcus = {"bcm", "tcu"};
 
-ota::sim::TempDir temp() {
-  auto t = ota::sim::TempDir::create("ota-rot-");
-  REQUIRE(t.is_ok());
-  return std::move(*t);
-}
+ota::sim::TempDir temp() { return ota::test::temp_dir("ota-rot-"); }
 
 // The version of a persisted root; 0 when the file does not exist.
 uint64_t root_version(const std::string& path) {
@@ -127,41 +123,11 @@ TEST_CASE("After a rotation a campaign signed with the dropped director key is r
   REQUIRE(ota::atomic_write_file(dir.file("next-campaign.json"), next_json).is_ok());
 
   // The same vehicle again (its persisted client and agent state), on a fresh broker.
-  auto b = ota::sim::Broker::start([&] {
-    ota::sim::BrokerOptions o;
-    o.agents = {"bcm"};
-    return o;
-  }());
-  REQUIRE(b.is_ok());
-  auto toml = ota::read_small_file(first.work + "/client.toml");
-  REQUIRE(toml.is_ok());
-  std::string cfg = *toml;
-  auto uri_at = cfg.find("uri = \"");
-  auto uri_end = cfg.find('"', uri_at + 7);
-  cfg.replace(uri_at + 7, uri_end - uri_at - 7, (*b)->uri());
-  auto pw_at = cfg.find("password_file = \"");
-  auto pw_end = cfg.find('"', pw_at + 17);
-  cfg.replace(pw_at + 17, pw_end - pw_at - 17, (*b)->credentials_file("ota-client"));
-  REQUIRE(ota::atomic_write_file(dir.file("next.toml"), cfg).is_ok());
-  auto agent = ota::sim::ChildProcess::spawn(
-      {ota::test::bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", (*b)->uri(),
-       "--password-file", (*b)->credentials_file("bcm"), "--dir", first.work + "/ecu/bcm", "--trust-root",
-       first.work + "/keys/root.signed"},
-      ota::sim::SpawnOptions{dir.file("agent.log"), {}, "agent", ""});
-  REQUIRE(agent.is_ok());
-  auto client = ota::sim::ChildProcess::spawn(
-      {ota::test::bin("ota-client"), "--config", dir.file("next.toml"), "--campaign",
-       dir.file("next-campaign.json"), "--report", dir.file("next.json")},
-      ota::sim::SpawnOptions{dir.file("next.log"), {}, "client", ""});
-  REQUIRE(client.is_ok());
-  auto exit = client->wait_for(60s);
-  REQUIRE(exit.has_value());
-  INFO(ota::sim::tail_file(dir.file("next.log"), 30));
-  CHECK(exit->exit_code != 0);
-  auto report_json = ota::read_small_file(dir.file("next.json"), 1 << 20);
-  REQUIRE(report_json.is_ok());
+  auto next = ota::test::rerun_vehicle(first, dir, dir.file("next-campaign.json"), "next");
+  INFO(next.client_log);
+  CHECK(next.client_exit != 0);
   v1::VehicleReport report;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(*report_json, &report).ok());
+  REQUIRE(google::protobuf::util::JsonStringToMessage(next.report_json, &report).ok());
   CHECK(report.result() == v1::CAMPAIGN_REJECTED);
   // The client recorded the dropped key as revoked when it took the rotation.
   CHECK(report.reason().find("is revoked") != std::string::npos);
@@ -170,7 +136,5 @@ TEST_CASE("After a rotation a campaign signed with the dropped director key is r
   CHECK(report.ecus(0).version_after() == "1.1.0");
   CHECK(root_version(client_root(first)) == 2);
   // The agent, provisioned with v1, started from the root it accepted over the air.
-  auto agent_log = ota::read_small_file(dir.file("agent.log"), 1 << 20);
-  REQUIRE(agent_log.is_ok());
-  CHECK(agent_log->find("bcm: trust root version 2") != std::string::npos);
+  CHECK(next.agent_log.find("bcm: trust root version 2") != std::string::npos);
 }
