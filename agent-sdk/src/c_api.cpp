@@ -88,6 +88,7 @@ Status call(const char* what, Fn fn, Args... args) {
 // running on its own thread, and ota_agent_destroy waits for it before the user data goes away.
 struct Shared {
   ota_agent_callbacks_t cb{};
+  bool sync_concurrent = false;  // config bank_sync_concurrent
   std::mutex mu;
   std::condition_variable cv;
   int health_checks_running = 0;
@@ -108,6 +109,7 @@ class CWriter : public ota::agent::BankWriter {
     if (!s_->cb.bank_sync) return Status::ok();
     return call("bank_sync", s_->cb.bank_sync, s_->cb.user, to_c(bank_));
   }
+  bool concurrent_sync() const override { return s_->sync_concurrent; }
 
  private:
   std::shared_ptr<Shared> s_;
@@ -285,6 +287,7 @@ ota_agent_config_t default_config() {
   c.durable_interval_bytes = d.durable_interval_bytes;
   c.health_timeout_ms = static_cast<uint32_t>(d.health_timeout.count());
   c.progress_interval_ms = static_cast<uint32_t>(d.progress_interval.count());
+  c.bank_sync_concurrent = 0;
   return c;
 }
 
@@ -369,6 +372,7 @@ ota_status_t ota_agent_create(const ota_agent_config_t* config, const ota_agent_
     std::memcpy(&cfg, config, std::min(config->struct_size, sizeof(cfg)));
     auto shared = std::make_shared<Shared>();
     std::memcpy(&shared->cb, callbacks, std::min(callbacks->struct_size, sizeof(shared->cb)));
+    shared->sync_concurrent = cfg.bank_sync_concurrent != 0;
 
     std::string missing;
     if (!shared->cb.bank_size) missing += " bank_size";

@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
   cfg.password = password;
   cfg.state_dir = state_dir;
   cfg.hardware_id = "example-hw";
+  cfg.bank_sync_concurrent = 1; /* fdatasync may run beside the writes of the same descriptor */
 
   ota_agent_callbacks_t cb;
   ota_agent_callbacks_init(&cb);

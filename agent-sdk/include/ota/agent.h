@@ -14,10 +14,13 @@
  *   ...                     (the ECU runs; another thread calls ota_agent_stop to end)
  *   ota_agent_destroy(agent);
  *
- * THREADING. Every callback runs on the agent's single worker thread, one at a time, except
- * health_check, which runs on a thread of its own so that the agent can enforce its timeout (it
- * may therefore overlap nothing but the agent's waiting for it). A callback must never call
- * ota_agent_stop or ota_agent_destroy (they wait for the worker thread that runs it). The
+ * THREADING. Callbacks run one at a time, in protocol order: commands on the agent's worker thread,
+ * the writes of a transfer on the transport's thread when nothing else is pending (or on the worker),
+ * never two at once. Two exceptions: health_check runs on a thread of its own so that the agent can
+ * enforce its timeout (it may therefore overlap nothing but the agent's waiting for it), and with
+ * config bank_sync_concurrent set, bank_sync runs on the agent's checkpoint thread, possibly while
+ * bank_write runs. A callback must never call ota_agent_stop or ota_agent_destroy (they wait for
+ * the thread that runs it). The
  * ota_agent_* functions are thread-safe unless stated otherwise; none is async-signal-safe: to stop
  * on SIGTERM, block the signal and sigwait() for it in a thread, then call ota_agent_stop.
  *
@@ -51,7 +54,7 @@
 
 /* Version of the C ABI this header describes. Compare with ota_agent_abi_version() at run time
  * when a program relies on something added after version 1. */
-#define OTA_AGENT_ABI_VERSION 1u
+#define OTA_AGENT_ABI_VERSION 2u  /* 2: ota_agent_config_t.bank_sync_concurrent */
 
 #ifdef __cplusplus
 extern "C" {
@@ -111,6 +114,10 @@ typedef struct ota_agent_config {
   uint64_t durable_interval_bytes; /* sync + record the transfer offset at least this often. Default 8 MiB */
   uint32_t health_timeout_ms;  /* used when the client sends none. Default 10000 */
   uint32_t progress_interval_ms; /* at most one progress report per interval. Default 250 */
+  /* ABI 2. Nonzero: bank_sync may run on the agent's checkpoint thread while bank_write runs (true
+   * of fdatasync on a file descriptor); the transfer then goes on while a checkpoint syncs. It must
+   * make durable every byte whose bank_write returned before it was called. Default 0. */
+  int bank_sync_concurrent;
 } ota_agent_config_t;
 
 /* Fills *config with the defaults above, which are those of ota::agent::AgentConfig (strings NULL
@@ -147,8 +154,7 @@ typedef struct ota_dtc {
 
 /* The device: how the agent reaches the ECU's banks. `user` is passed back to every callback.
  * REQUIRED: bank_size, bank_write, bank_read (ota_agent_create fails without them). Every other
- * callback may be NULL and then behaves as stated. All callbacks run on the agent's worker thread
- * except health_check (see THREADING above). */
+ * callback may be NULL and then behaves as stated. On which thread each runs: THREADING above. */
 typedef struct ota_agent_callbacks {
   size_t struct_size;  /* sizeof(ota_agent_callbacks_t); set by ota_agent_callbacks_init */
   void* user;
@@ -173,7 +179,8 @@ typedef struct ota_agent_callbacks {
 
   /* Optional. Makes every byte written to `bank` so far durable (fdatasync or the flash
    * equivalent); called before the SDK records a transfer offset as durable and before
-   * verification. NULL: bank_write is durable when it returns. */
+   * verification. NULL: bank_write is durable when it returns. Runs between two bank_writes unless
+   * the config sets bank_sync_concurrent. */
   ota_status_t (*bank_sync)(void* user, ota_bank_t bank);
 
   /* Optional. The SDK is done writing `bank` for now (complete, failed or cancelled). */
