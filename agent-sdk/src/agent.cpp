@@ -506,11 +506,14 @@ class Agent::Impl {
     }
   }
 
+  // Nothing escapes into the transport's thread or ends the worker.
   void dispatch_guarded(const TransportMessage& m) {
     try {
       dispatch(m);
     } catch (const std::exception& e) {
       OTA_LOGE(kLog, "%s: internal error handling %s: %s", cfg_.ecu_id.c_str(), m.topic.c_str(), e.what());
+    } catch (...) {
+      OTA_LOGE(kLog, "%s: internal error handling %s: unknown exception", cfg_.ecu_id.c_str(), m.topic.c_str());
     }
   }
 
