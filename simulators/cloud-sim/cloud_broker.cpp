@@ -19,15 +19,6 @@ namespace {
 using std::chrono::milliseconds;
 constexpr int kStartAttempts = 5;
 
-std::string join(const std::vector<std::string>& v, char sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
-}
-
 std::string read_all(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -35,16 +26,6 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-Status run_script(const std::string& script, const std::vector<std::string>& args) {
-  std::vector<std::string> argv{script};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = run_command(argv, milliseconds(60000));
-  if (!r) return r.status().with_context(script);
-  if (!r->exit.success()) {
-    return make_error(Code::kInternal, script + " failed (" + r->exit.describe() + "): " + r->output);
-  }
-  return Status::ok();
-}
 
 }  // namespace
 
@@ -82,7 +63,7 @@ Result<std::unique_ptr<CloudBroker>> CloudBroker::start(CloudBrokerOptions optio
     }
     std::vector<std::string> args{b->pki_dir_, "-q"};
     if (!extra.empty()) args.insert(args.end(), {"--cn-extra", join(extra, ',')});
-    OTA_RETURN_IF_ERROR(run_script(options.config_dir + "/make-pki", args));
+    OTA_RETURN_IF_ERROR(run_script(options.config_dir + "/make-pki", args, b->dir_ + "/make-pki.log"));
   } else {
     b->pki_dir_ = options.pki_dir;
   }
@@ -93,7 +74,8 @@ Result<std::unique_ptr<CloudBroker>> CloudBroker::start(CloudBrokerOptions optio
     b->port_ = port.value();
     OTA_RETURN_IF_ERROR(run_script(options.config_dir + "/render-cloud",
                                    {"--dir", b->dir_, "--port", std::to_string(b->port_), "--pki", b->pki_dir_,
-                                    "--vehicles", join(options.vehicles, ','), "-q"}));
+                                    "--vehicles", join(options.vehicles, ','), "-q"},
+                                   b->dir_ + "/render-cloud.log"));
     last = b->launch();
     if (last.is_ok()) return b;
     if (last.message().find("Address already in use") == std::string::npos) return last;

@@ -32,15 +32,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kStartAttempts = 5;
 constexpr const char* kAddressInUse = "address in use";
 
-std::string join(const std::vector<std::string>& v, char sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
-}
-
 std::string read_first_line(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -80,24 +71,6 @@ bool valid_id(const std::string& id) {
   });
 }
 
-// Runs a bash script of broker-config/ with its output in `log`; error names the script and
-// quotes the end of its output.
-Status run_script(const std::string& script, std::vector<std::string> args, const std::string& log) {
-  std::ofstream(log, std::ios::trunc).close();
-  std::vector<std::string> argv{"bash", script};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto child = ChildProcess::spawn(std::move(argv), SpawnOptions{log, {}, "render", ""});
-  if (!child) return child.status().with_context(script);
-  auto info = child->wait_for(milliseconds(60000));
-  if (!info) {
-    child->kill();
-    return make_error(Code::kTimeout, script + " did not finish within 60 s; output:\n" + tail_file(log, 20));
-  }
-  if (!info->success()) {
-    return make_error(Code::kInternal, script + " failed (" + info->describe() + "):\n" + tail_file(log, 20));
-  }
-  return Status::ok();
-}
 
 // Binds `count` distinct free ports on 127.0.0.1 (all held open until all are known).
 Result<std::vector<int>> pick_free_ports(int count) {

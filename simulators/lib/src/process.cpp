@@ -373,4 +373,30 @@ ExitInfo ChildProcess::kill() {
   return exit_ ? *exit_ : ExitInfo{};
 }
 
+Status run_script(const std::string& script, std::vector<std::string> args, const std::string& log) {
+  std::ofstream(log, std::ios::trunc).close();
+  std::vector<std::string> argv{"bash", script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = ChildProcess::spawn(std::move(argv), SpawnOptions{log, {}, "script", ""});
+  if (!child) return child.status().with_context(script);
+  auto info = child->wait_for(std::chrono::milliseconds(60000));
+  if (!info) {
+    child->kill();
+    return make_error(Code::kTimeout, script + " did not finish within 60 s; output:\n" + tail_file(log, 20));
+  }
+  if (!info->success()) {
+    return make_error(Code::kInternal, script + " failed (" + info->describe() + "):\n" + tail_file(log, 20));
+  }
+  return Status::ok();
+}
+
+std::string join(const std::vector<std::string>& v, char sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
 }  // namespace ota::sim

@@ -102,6 +102,13 @@ struct CommandResult {
 Result<CommandResult> run_command(std::vector<std::string> argv,
                                   std::chrono::milliseconds timeout = std::chrono::milliseconds(60000));
 
+// Runs a bash script (e.g. of broker-config/) with its output in `log`; the error names the script
+// and quotes the end of its output. Gives up (and kills it) after 60 s.
+Status run_script(const std::string& script, std::vector<std::string> args, const std::string& log);
+
+// The strings joined with `sep` ("a,b,c"), as the broker-config scripts take lists.
+std::string join(const std::vector<std::string>& v, char sep);
+
 // Last `max_lines` lines of a text file (e.g. a child's log), for error messages. Empty if
 // the file cannot be read.
 std::string tail_file(const std::string& path, std::size_t max_lines = 20);
