@@ -15,6 +15,41 @@
 #include "ota/agent.h"
 #include "ota/agent.hpp"
 
+#if defined(OTA_SDK_TEST_HAS_HARNESS) || defined(OTA_SDK_TEST_UPDATE)
+#include "ota/sim/tempdir.hpp"
+#include "ota/test/broker_fixture.hpp"
+
+namespace {
+
+// Agent ecu-a of the fixture's broker: its state directory and a C config that points into this
+// object (so it stays in place: not copyable).
+struct CAgentSetup {
+  ota::sim::TempDir dir;
+  std::string state_dir, password, uri;
+  ota_agent_config_t cfg;
+
+  CAgentSetup(ota::test::BrokerFixture& f, const char* prefix)
+      : dir(make_dir(prefix)), state_dir(dir.file("state")), password(f.broker().password("ecu-a")),
+        uri(f.broker().uri()) {
+    ota_agent_config_init(&cfg);
+    cfg.ecu_id = "ecu-a";
+    cfg.broker_uri = uri.c_str();
+    cfg.password = password.c_str();
+    cfg.state_dir = state_dir.c_str();
+  }
+  CAgentSetup(const CAgentSetup&) = delete;
+  CAgentSetup& operator=(const CAgentSetup&) = delete;
+
+  static ota::sim::TempDir make_dir(const char* prefix) {
+    auto d = ota::sim::TempDir::create(prefix);
+    REQUIRE(d.is_ok());
+    return std::move(*d);
+  }
+};
+
+}  // namespace
+#endif
+
 #ifndef OTA_SDK_TEST_UPDATE
 namespace {
 
@@ -264,8 +299,6 @@ TEST_CASE("a created agent can be destroyed without starting, and NULL is a no-o
 #ifdef OTA_SDK_TEST_HAS_HARNESS
 #include <chrono>
 
-#include "ota/sim/tempdir.hpp"
-#include "ota/test/broker_fixture.hpp"
 
 using namespace std::chrono_literals;
 
@@ -310,24 +343,13 @@ bool hello_online(const std::string& payload) {
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent starts, publishes its retained hello and stops",
                  "[integration][sdk]") {
-  auto dir = ota::sim::TempDir::create("ota-sdk-c-");
-  REQUIRE(dir.is_ok());
-  const std::string state_dir = dir->file("state");
-  const std::string password = broker().password("ecu-a");
-  const std::string uri = broker().uri();
-
+  CAgentSetup setup(*this, "ota-sdk-c-");
   MemDevice dev;
   const ota_agent_callbacks_t cb = mem_callbacks(&dev);
-  ota_agent_config_t cfg;
-  ota_agent_config_init(&cfg);
-  cfg.ecu_id = "ecu-a";
-  cfg.broker_uri = uri.c_str();
-  cfg.password = password.c_str();
-  cfg.state_dir = state_dir.c_str();
-  cfg.factory_version = "1.2.3";
+  setup.cfg.factory_version = "1.2.3";
 
   ota_agent_t* agent = nullptr;
-  REQUIRE(ota_agent_create(&cfg, &cb, &agent) == OTA_OK);
+  REQUIRE(ota_agent_create(&setup.cfg, &cb, &agent) == OTA_OK);
   const ota_status_t started = ota_agent_start(agent);
   INFO(ota_agent_last_error(agent));
   REQUIRE(started == OTA_OK);
@@ -365,20 +387,12 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent starts, publishes its reta
 }
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent that cannot connect says why", "[integration][sdk]") {
-  auto dir = ota::sim::TempDir::create("ota-sdk-c-");
-  REQUIRE(dir.is_ok());
-  const std::string state_dir = dir->file("state");
-  const std::string uri = broker().uri();
+  CAgentSetup setup(*this, "ota-sdk-c-");
   MemDevice dev;
   const ota_agent_callbacks_t cb = mem_callbacks(&dev);
-  ota_agent_config_t cfg;
-  ota_agent_config_init(&cfg);
-  cfg.ecu_id = "ecu-a";
-  cfg.broker_uri = uri.c_str();
-  cfg.password = "wrong-password";
-  cfg.state_dir = state_dir.c_str();
+  setup.cfg.password = "wrong-password";
   ota_agent_t* agent = nullptr;
-  REQUIRE(ota_agent_create(&cfg, &cb, &agent) == OTA_OK);
+  REQUIRE(ota_agent_create(&setup.cfg, &cb, &agent) == OTA_OK);
   const ota_status_t st = ota_agent_start(agent);
   INFO(ota_agent_last_error(agent));
   CHECK(st == OTA_ERR_REJECTED);
@@ -402,8 +416,6 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent that cannot connect says w
 #include "ota/core/sha256.hpp"
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
-#include "ota/sim/tempdir.hpp"
-#include "ota/test/broker_fixture.hpp"
 #include "transfer.hpp"
 
 using namespace std::chrono_literals;
@@ -550,20 +562,11 @@ struct TestClient {
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callback of a C agent",
                  "[integration][sdk]") {
-  auto dir = ota::sim::TempDir::create("ota-sdk-c-update-");
-  REQUIRE(dir.is_ok());
-  const std::string state_dir = dir->file("state");
-  const std::string password = broker().password("ecu-a");
-  const std::string uri = broker().uri();
-
+  CAgentSetup setup(*this, "ota-sdk-c-update-");
+  auto& dir = setup.dir;
+  auto& cfg = setup.cfg;
   RecordingDevice dev;
   const ota_agent_callbacks_t cb = recording_callbacks(&dev);
-  ota_agent_config_t cfg;
-  ota_agent_config_init(&cfg);
-  cfg.ecu_id = "ecu-a";
-  cfg.broker_uri = uri.c_str();
-  cfg.password = password.c_str();
-  cfg.state_dir = state_dir.c_str();
   cfg.durable_interval_bytes = 64 * 1024;  // several syncs during the transfer
   // Without the flag every sync runs between two writes on their thread; with it, on the agent's
   // checkpoint thread.
@@ -585,7 +588,7 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callbac
   std::string image(300 * 1024 + 17, '\0');
   std::mt19937 rng(7);
   for (auto& c : image) c = static_cast<char>(rng());
-  const std::string image_path = dir->file("image.bin");
+  const std::string image_path = dir.file("image.bin");
   std::ofstream(image_path, std::ios::binary) << image;
   const ota::Digest digest = ota::Sha256::of(image);
   const std::string sha(reinterpret_cast<const char*>(digest.data()), digest.size());
@@ -680,11 +683,7 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callbac
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent reads and clears DTCs through its callbacks",
                  "[integration][sdk]") {
-  auto dir = ota::sim::TempDir::create("ota-sdk-c-dtc-");
-  REQUIRE(dir.is_ok());
-  const std::string state_dir = dir->file("state");
-  const std::string password = broker().password("ecu-a");
-  const std::string uri = broker().uri();
+  CAgentSetup setup(*this, "ota-sdk-c-dtc-");
 
   // More DTCs than the SDK's first guess of room, and a description that fills its array with
   // no NUL: both must come through intact.
@@ -704,14 +703,8 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent reads and clears DTCs thro
     dev.dtcs.push_back(d);
   }
   const ota_agent_callbacks_t cb = recording_callbacks(&dev);
-  ota_agent_config_t cfg;
-  ota_agent_config_init(&cfg);
-  cfg.ecu_id = "ecu-a";
-  cfg.broker_uri = uri.c_str();
-  cfg.password = password.c_str();
-  cfg.state_dir = state_dir.c_str();
   ota_agent_t* agent = nullptr;
-  REQUIRE(ota_agent_create(&cfg, &cb, &agent) == OTA_OK);
+  REQUIRE(ota_agent_create(&setup.cfg, &cb, &agent) == OTA_OK);
   std::unique_ptr<ota_agent_t, void (*)(ota_agent_t*)> owner(agent, ota_agent_destroy);
   INFO(ota_agent_last_error(agent));
   REQUIRE(ota_agent_start(agent) == OTA_OK);
