@@ -303,18 +303,10 @@ int run_bare_sub(const PeerConfig& c) {
   }
   Status cst = sink->close();
   if (!cst.is_ok() && error.empty()) error = cst.to_string();
-  PeerResult r;
-  r["ok"] = error.empty() ? "1" : "0";
-  r["error"] = error;
-  r["bytes"] = std::to_string(sink->bytes());
-  r["sha256"] = sink->hex_digest();
-  r["gaps"] = std::to_string(gaps);
-  r["t_first_ns"] = std::to_string(t_first);
-  r["t_end_ns"] = std::to_string(t_end);
-  r["sync_s"] = std::to_string(sink->sync_seconds());
-  add_self_usage(r);
-  (void)write_result(c.result_file, r);
-  return error.empty() ? 0 : 1;
+  return finish_peer(c, error,
+                     {{"gaps", std::to_string(gaps)}, {"t_first_ns", std::to_string(t_first)},
+                      {"t_end_ns", std::to_string(t_end)}},
+                     &*sink);
 }
 
 int run_bare_pub(const PeerConfig& c) {
@@ -325,12 +317,9 @@ int run_bare_pub(const PeerConfig& c) {
   }
   const size_t n_sub = c.ids.size();
   const bool window = c.flow == "window";
-  std::vector<std::string> topics;
-  std::unordered_map<std::string, size_t> index;
-  for (size_t i = 0; i < n_sub; ++i) {
-    topics.push_back(data_topic(c.ids[i]));
-    index[c.ids[i]] = i;
-  }
+  const PubTargets targets = pub_targets(c);
+  const auto& topics = targets.topics;
+  const auto& index = targets.index;
   std::vector<uint64_t> acked(n_sub, 0), sent(n_sub, 0);
   std::vector<uint8_t> buf(kDataHeader + c.chunk);
   std::string error;
@@ -408,14 +397,7 @@ int run_bare_pub(const PeerConfig& c) {
   }
   const int64_t t_end = mono_ns();
   ::close(fd);
-  PeerResult r;
-  r["ok"] = error.empty() ? "1" : "0";
-  r["error"] = error;
-  r["t_start_ns"] = std::to_string(t_start);
-  r["t_end_ns"] = std::to_string(t_end);
-  add_self_usage(r);
-  (void)write_result(c.result_file, r);
-  return error.empty() ? 0 : 1;
+  return finish_peer(c, error, {{"t_start_ns", std::to_string(t_start)}, {"t_end_ns", std::to_string(t_end)}});
 }
 
 }  // namespace ota::bench

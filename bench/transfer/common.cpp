@@ -134,4 +134,27 @@ Status StreamSink::close() {
   return Status::ok();
 }
 
+int finish_peer(const PeerConfig& c, const std::string& error, PeerResult fields, StreamSink* sink) {
+  PeerResult& r = fields;
+  r["ok"] = error.empty() ? "1" : "0";
+  r["error"] = error;
+  if (sink) {
+    r["bytes"] = std::to_string(sink->bytes());
+    r["sha256"] = sink->hex_digest();
+    r["sync_s"] = std::to_string(sink->sync_seconds());
+  }
+  add_self_usage(r);
+  (void)write_result(c.result_file, r);
+  return error.empty() ? 0 : 1;
+}
+
+PubTargets pub_targets(const PeerConfig& c) {
+  PubTargets t;
+  for (size_t i = 0; i < c.ids.size(); ++i) {
+    t.topics.push_back(data_topic(c.ids[i]));
+    t.index[c.ids[i]] = i;
+  }
+  return t;
+}
+
 }  // namespace ota::bench

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,18 @@ Status write_result(const std::string& path, const PeerResult& r);
 Result<PeerResult> read_result(const std::string& path);
 // Adds cpu_user_s, cpu_sys_s and max_rss_kib of this process (getrusage).
 void add_self_usage(PeerResult& r);
+
+class StreamSink;
+// A peer's last step: writes its result file (ok, error, the fields given, its own CPU usage) and
+// returns its exit code. With a sink (subscribers): bytes, SHA-256 and sync time too.
+int finish_peer(const PeerConfig& c, const std::string& error, PeerResult fields, StreamSink* sink = nullptr);
+
+// The data topic of each subscriber of a publisher, and each subscriber's index by id.
+struct PubTargets {
+  std::vector<std::string> topics;
+  std::unordered_map<std::string, size_t> index;
+};
+PubTargets pub_targets(const PeerConfig& c);
 
 // Sets TCP_NODELAY on every TCP socket this process holds (Paho offers no option for it; a
 // peer has exactly one MQTT connection, so this finds it). Returns how many were set.
