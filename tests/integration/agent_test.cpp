@@ -354,7 +354,15 @@ TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself and a cras
   CHECK(view->hello.inventory().active_bank() == v1::BANK_A);
   boot = ota::read_small_file(ecu_dir("ecu-b") + "/boot");
   CHECK(*boot == "A");
-  CHECK(view->state.last_error().message().find("rolled back") != std::string::npos);
+  // The new boot's state message follows its hello; until it arrives the view holds the retained one.
+  const bool reported = ota::sim::wait_until(
+      [&] {
+        auto v = fleet->agent("ecu-b");
+        return v && v->state.last_error().message().find("rolled back") != std::string::npos;
+      },
+      10s);
+  INFO(fleet->agent("ecu-b")->state.ShortDebugString());
+  CHECK(reported);
 }
 
 TEST_CASE_METHOD(Vehicle, "DTCs are reported with their details and cleared on command", "[integration][sdk]") {
