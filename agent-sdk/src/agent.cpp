@@ -163,7 +163,7 @@ class Agent::Impl {
     if (!cfg_.tls_ca_file.empty()) topts.tls = TlsOptions{cfg_.tls_ca_file, cfg_.tls_cert_file, cfg_.tls_key_file};
     v1::Hello will = make_hello(false);
     topts.will = WillMessage{topics::ecu(cfg_.ecu_id, Leaf::kHello), will.SerializeAsString(), 1, true};
-    transport_ = make_mqtt_transport(topts);
+    transport_ = make_transport(topts);
     transport_->on_message([this](TransportMessage&& m) { deliver(std::move(m)); });
     transport_->on_connection([this](bool up) {
       if (up) enqueue(TransportMessage{"", "", false});  // empty topic = republish hello/state

@@ -171,7 +171,7 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
   t.client_id = o.client_id;
   t.mqtt_v5 = true;
   t.tls = TlsOptions{o.ca_file, o.cert_file, o.key_file};
-  self->transport_ = make_mqtt_transport(t);
+  self->transport_ = make_transport(t);
   self->transport_->on_message([self](const TransportMessage& m) { self->handle(m); });
   OTA_RETURN_IF_ERROR(tcp_probe(o.uri, o.connect_timeout).with_context("cloud link"));
   Status st = self->transport_->connect(o.connect_timeout);

@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
     }
   }).detach();
 
-  auto transport = make_mqtt_transport(topts);
+  auto transport = make_transport(topts);
   client::Fleet fleet(*transport);
   // The transport's callbacks use the fleet: stop them before the fleet goes away.
   struct StopTransport {

@@ -225,7 +225,7 @@ class MqttTransport : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options) {
+std::unique_ptr<Transport> make_paho_transport(TransportOptions options) {
   return std::make_unique<MqttTransport>(std::move(options));
 }
 

@@ -94,7 +94,7 @@ class CloudSim {
     t.client_id = cfg_.client_id;
     t.mqtt_v5 = true;
     t.tls = TlsOptions{cfg_.ca, cfg_.cert, cfg_.key};
-    transport_ = make_mqtt_transport(t);
+    transport_ = make_transport(t);
     transport_->on_message([this](const TransportMessage& m) { enqueue(m); });
     Status st = transport_->connect(milliseconds(10000));
     if (!st.is_ok()) return fail("connect: " + st.to_string());

@@ -107,7 +107,7 @@ class Observer {
     o.client_id = "ota-sim-observer";
     o.username = "ota-observer";
     o.password = broker.password("ota-observer");
-    t_ = make_mqtt_transport(o);
+    t_ = make_transport(o);
     t_->on_message([this](const TransportMessage& m) {
       if (m.topic == topics::kVehicleStatus) {
         on_status(m);

@@ -307,7 +307,7 @@ TEST_CASE_METHOD(CloudFixture, "A missing client certificate is refused", "[inte
     t.client_id = "no-cert";
     t.mqtt_v5 = true;
     t.tls = ota::TlsOptions{broker->ca_file(), "", ""};
-    auto transport = ota::make_mqtt_transport(t);
+    auto transport = ota::make_transport(t);
     auto st = transport->connect(5000ms);
     INFO(status_of(st));
     CHECK_FALSE(st.is_ok());
@@ -369,7 +369,7 @@ struct FakePlatform {
     t.client_id = "fake-platform";
     t.mqtt_v5 = true;
     t.tls = ota::TlsOptions{f.broker->ca_file(), f.broker->cert_file("ota-cloud"), f.broker->key_file("ota-cloud")};
-    transport = ota::make_mqtt_transport(t);
+    transport = ota::make_transport(t);
     transport->on_message([this](const ota::TransportMessage& m) {
       ota::v1::DownloadRequest req;
       if (!req.ParseFromString(m.payload)) return;

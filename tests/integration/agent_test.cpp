@@ -44,7 +44,7 @@ struct Vehicle : ota::test::BrokerFixture {
     o.client_id = "test-client";
     o.username = "ota-client";
     o.password = broker().password("ota-client");
-    transport = ota::make_mqtt_transport(o);
+    transport = ota::make_transport(o);
     fleet = std::make_unique<ota::client::Fleet>(*transport);
     transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
     REQUIRE(transport->connect(5s).is_ok());

@@ -539,7 +539,7 @@ struct TestClient {
     o.client_id = "sdk-test-client";
     o.username = "ota-client";
     o.password = f.broker().password("ota-client");
-    transport = ota::make_mqtt_transport(o);
+    transport = ota::make_transport(o);
     fleet = std::make_unique<ota::client::Fleet>(*transport);
     transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
   }

@@ -1,5 +1,7 @@
-// The message transport seam between the client, the agents and the broker. MqttTransport is the
-// production implementation over Eclipse Paho MQTT C++; nothing else in the project includes Paho.
+// The message transport seam between the client, the agents and the broker. Two MQTT clients sit
+// behind it: a native MQTT 3.1.1 client over a TCP socket (core/src/native_transport.cpp), lean on
+// the data path (one copy per received payload, one write per sent packet), and Eclipse Paho MQTT C++
+// (core/src/mqtt_transport.cpp) for MQTT 5 and TLS. Nothing else in the project includes Paho.
 #pragma once
 
 #include <chrono>
@@ -32,8 +34,20 @@ struct TlsOptions {
   std::string key_file;   // client private key (PEM), optional
 };
 
+// Which MQTT client carries a connection.
+enum class MqttClient {
+  kAuto,    // native for MQTT 3.1.1 over tcp://, Paho otherwise (MQTT 5, ssl://); the environment
+            // variable OTA_MQTT_CLIENT=paho|native overrides it for comparisons
+  kNative,  // MQTT 3.1.1 over tcp:// only
+  kPaho,
+};
+
+// "native" or "paho" (kAuto resolved for these options).
+const char* mqtt_client_name(MqttClient client);
+
 struct TransportOptions {
   std::string uri;        // "tcp://127.0.0.1:1883" or "ssl://host:8883"
+  MqttClient client = MqttClient::kAuto;
   std::string client_id;  // unique per broker
   std::string username;
   std::string password;
@@ -79,7 +93,13 @@ class Transport {
   virtual bool connected() const = 0;
 };
 
-std::unique_ptr<Transport> make_mqtt_transport(TransportOptions options);
+// The transport for these options (see MqttClient). Never null; errors surface at connect().
+std::unique_ptr<Transport> make_transport(TransportOptions options);
+// The client make_transport picks for these options.
+MqttClient resolve_mqtt_client(const TransportOptions& options);
+// The two implementations, for tests and benchmarks that compare them.
+std::unique_ptr<Transport> make_paho_transport(TransportOptions options);
+std::unique_ptr<Transport> make_native_transport(TransportOptions options);
 
 // Reads a password from a file (first line, trailing newline stripped), as broker-config/render writes.
 Result<std::string> read_password_file(const std::string& path);
