@@ -482,8 +482,11 @@ class Agent::Impl {
     dispatch_guarded(m);
     lock.lock();
     busy_ = false;
+    // Only a queued message (the worker) or stop() waits for this: waking the worker for nothing
+    // after every chunk cost two futex calls and a context switch per chunk.
+    const bool wake = !queue_.empty() || stop_requested_;
     lock.unlock();
-    qcv_.notify_all();
+    if (wake) qcv_.notify_all();
   }
 
   void run() {

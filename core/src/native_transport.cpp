@@ -6,7 +6,8 @@
 // one write, and sets TCP_NODELAY.
 //
 // Threads: a reader thread per connection receives, dispatches callbacks in arrival order, answers
-// PUBACKs after the callback returns, and reconnects with backoff; a keeper thread sends PINGREQ
+// PUBACKs after the callback returns (together with what the callback published, in one write),
+// and reconnects with backoff; a keeper thread sends PINGREQ
 // when the connection is idle and shuts the socket down when the broker stops answering. Any
 // thread may publish: a packet is written whole under send_mu_ by the caller (blocking, bounded by
 // SO_SNDTIMEO). A QoS 1 packet is kept until its PUBACK and sent again (DUP) after a reconnect;
@@ -49,6 +50,9 @@ constexpr size_t kMaxIncomingPacket = 16u << 20;
 // into its message once its header is parsed.
 constexpr size_t kStagingRead = 16u << 10;
 constexpr size_t kMaxControlPacket = 4096;
+// Packets a message callback publishes wait for its PUBACK up to this many bytes (one write, one
+// wake-up of the broker, instead of two).
+constexpr size_t kCorkMax = 64u << 10;
 constexpr size_t kStagingCapacity = kStagingRead + mqtt::kMaxFixedHeader + 2 + mqtt::kMaxString + 2;
 
 int64_t now_ms() {
@@ -239,7 +243,15 @@ class NativeTransport : public Transport {
       outbox_.emplace(next_seq_++, out);
       if (id != 0) seq_of_id_[id] = next_seq_ - 1;
     }
-    if (connected_ && !send_locked(*pkt)) {
+    if (!connected_) return Status::ok();
+    if (std::this_thread::get_id() == reader_id_ && corking_) {
+      // Published from a message callback: goes out with the PUBACK after it, in one write.
+      cork_.append(*pkt);
+      if (cork_.size() < kCorkMax) return Status::ok();
+      pkt = std::make_shared<std::string>(std::move(cork_));
+      cork_.clear();
+    }
+    if (!send_locked(*pkt)) {
       // The reader sees the broken socket too and reconnects; a QoS 1 packet goes again then.
       OTA_LOGW(kLog, "%s: publish %s: %s", o_.client_id.c_str(), topic.c_str(), errno_text(errno).c_str());
     }
@@ -589,10 +601,14 @@ class NativeTransport : public Transport {
           have += static_cast<size_t>(r);
         }
         if (begin == end) begin = end = 0;
+        corking_ = true;
         dispatch(std::move(m));
-        if (ph->qos == 1) {
+        corking_ = false;
+        if (ph->qos == 1) cork_ += mqtt::puback_packet(ph->id);
+        if (!cork_.empty()) {
           std::lock_guard<std::mutex> send(send_mu_);
-          if (connected_) (void)send_locked(mqtt::puback_packet(ph->id));
+          if (connected_) (void)send_locked(cork_);
+          cork_.clear();
         }
         continue;
       }
@@ -697,6 +713,9 @@ class NativeTransport : public Transport {
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> in_callback_{false};
+  // The reader thread's own: set while it runs a message callback; what that callback publishes.
+  bool corking_ = false;
+  std::string cork_;
   std::atomic<int64_t> last_sent_ms_{0};
   std::atomic<int64_t> last_received_ms_{0};
   std::thread reader_;
