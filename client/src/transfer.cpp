@@ -36,8 +36,7 @@ class ChunkSender : public ByteSink {
   ChunkSender(Transport& t, const TransferPlan& plan, AckState& acks, const std::atomic<bool>& cancel,
               TransferStats& stats, uint64_t start, uint64_t stream_pos)
       : t_(t), plan_(plan), acks_(acks), cancel_(cancel), stats_(stats), topic_(topics::ecu(plan.ecu_id, topics::Leaf::kData)),
-        start_(start), pos_(stream_pos), room_(codec::chunk_header_bound(plan.transfer_id.size())),
-        wire_(room_ + plan.chunk_size) {}
+        start_(start), pos_(stream_pos), room_(codec::chunk_header_bound(plan.transfer_id.size())) {}
 
   // The stream path (a decompressed payload): bytes arrive in pieces of any size.
   Status write(const uint8_t* data, size_t n) override {
@@ -50,7 +49,7 @@ class ChunkSender : public ByteSink {
         continue;
       }
       size_t take = std::min<size_t>(n, plan_.chunk_size - fill_);
-      std::memcpy(wire_.data() + room_ + fill_, data, take);
+      std::memcpy(buffer() + room_ + fill_, data, take);
       fill_ += take;
       data += take;
       n -= take;
@@ -63,7 +62,7 @@ class ChunkSender : public ByteSink {
   // The file path: reads the next chunk at pos_ (a chunk boundary) straight into place.
   Status send_next_from(RandomReader& file) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(plan_.chunk_size, plan_.target.payload_size() - pos_));
-    OTA_RETURN_IF_ERROR(file.read_at(pos_, wire_.data() + room_, n));
+    OTA_RETURN_IF_ERROR(file.read_at(pos_, buffer() + room_, n));
     fill_ = n;
     pos_ += n;
     return flush_chunk();
@@ -81,14 +80,14 @@ class ChunkSender : public ByteSink {
     codec::ChunkView c;
     c.transfer_id = plan_.transfer_id;
     c.offset = pos_ - fill_;
-    c.data = std::string_view(reinterpret_cast<const char*>(wire_.data() + room_), fill_);
-    c.crc32c = crc32c(wire_.data() + room_, fill_);
+    c.data = std::string_view(wire_.data() + room_, fill_);
+    c.crc32c = crc32c(buffer() + room_, fill_);
     c.last = c.offset + fill_ == plan_.target.payload_size();
     uint8_t header[256 + 64];
     if (room_ > sizeof header) return Status(Code::kInvalidArgument, "transfer id too long");
     const size_t h = codec::encode_chunk_header(c, header);
-    uint8_t* msg = wire_.data() + room_ - h;
-    std::memcpy(msg, header, h);
+    const size_t msg = room_ - h;
+    std::memcpy(buffer() + msg, header, h);
 
     const uint64_t window_bytes = uint64_t{plan_.window} * plan_.chunk_size;
     {
@@ -101,7 +100,11 @@ class ChunkSender : public ByteSink {
       if (acks_.rewind) return Status(Code::kAborted, "rewind");
       if (!ok) return Status(Code::kTimeout, "no acknowledgement for " + std::to_string(plan_.stall_timeout.count()) + " ms");
     }
-    OTA_RETURN_IF_ERROR(t_.publish(topic_, msg, h + fill_, 1, false));
+    wire_.resize(room_ + fill_);
+    // The buffer goes to the transport, which sends and keeps it until the broker's PUBACK without
+    // copying it; the next chunk gets a new one.
+    OTA_RETURN_IF_ERROR(t_.publish_owned(topic_, std::move(wire_), msg, 1, false));
+    wire_ = std::string();
     stats_.bytes_sent += fill_;
     if (plan_.on_sent) plan_.on_sent(fill_);
     fill_ = 0;
@@ -117,7 +120,12 @@ class ChunkSender : public ByteSink {
   uint64_t start_;
   uint64_t pos_ = 0;
   size_t room_;                // bytes reserved in front of the data for the header
-  std::vector<uint8_t> wire_;  // [room for the header][chunk data]
+  // [room for the header][chunk data]; allocated for each chunk, handed to the transport with it.
+  uint8_t* buffer() {
+    if (wire_.size() != room_ + plan_.chunk_size) wire_.resize(room_ + plan_.chunk_size);
+    return reinterpret_cast<uint8_t*>(&wire_[0]);
+  }
+  std::string wire_;
   size_t fill_ = 0;            // data bytes in wire_
 };
 

@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -132,6 +133,51 @@ Status recv_exact(int fd, uint8_t* p, size_t n, Clock::time_point deadline, cons
   return Status::ok();
 }
 
+// A packet on the wire: head, then body[offset..] when a payload was taken over without copying.
+struct Packet {
+  std::string head;
+  std::shared_ptr<const std::string> body;
+  size_t offset = 0;
+
+  size_t size() const { return head.size() + (body ? body->size() - offset : 0); }
+  void append_to(std::string& out) const {
+    out += head;
+    if (body) out.append(*body, offset, std::string::npos);
+  }
+};
+
+// Sends a packet whole (one sendmsg when the socket takes it); false on error (errno set).
+bool send_packet(int fd, const Packet& pkt) {
+  iovec v[2];
+  int count = 0;
+  if (!pkt.head.empty()) v[count++] = {const_cast<char*>(pkt.head.data()), pkt.head.size()};
+  if (pkt.body && pkt.body->size() > pkt.offset) {
+    v[count++] = {const_cast<char*>(pkt.body->data() + pkt.offset), pkt.body->size() - pkt.offset};
+  }
+  iovec* iov = v;
+  while (count > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    auto left = static_cast<size_t>(w);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --count;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return true;
+}
+
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
@@ -197,7 +243,7 @@ class NativeTransport : public Transport {
         drop_pending_subscribe(id);
         return Status(Code::kUnavailable, "subscribe " + filter + ": not connected (restored on reconnect)");
       }
-      if (!send_locked(*pkt)) {
+      if (!send_locked(Packet{std::move(*pkt), nullptr, 0})) {
         drop_pending_subscribe(id);
         return Status(Code::kUnavailable, "subscribe " + filter + ": " + errno_text(errno));
       }
@@ -220,42 +266,18 @@ class NativeTransport : public Transport {
   }
 
   Status publish(const std::string& topic, const void* data, size_t n, int qos, bool retain) override {
-    if (qos == 2) qos = 1;  // QoS 2 is not spoken; nothing in the project asks for it
-    std::lock_guard<std::mutex> send(send_mu_);
-    uint16_t id = 0;
-    if (qos > 0) {
-      std::lock_guard<std::mutex> lock(state_mu_);
-      id = next_id_locked();  // 0 when every id is taken: refused below
-    }
-    auto pkt = std::make_shared<std::string>();
-    if (n <= kMaxIncomingPacket) pkt->reserve(mqtt::kMaxFixedHeader + 4 + topic.size() + n);
-    Status st = mqtt::append_publish_header(*pkt, topic, qos, retain, false, id, n);
-    if (!st.is_ok()) return st.with_context("publish " + topic);
-    pkt->append(static_cast<const char*>(data), n);
-    if (qos > 0 || !connected_) {
-      std::lock_guard<std::mutex> lock(state_mu_);
-      if (qos > 0 && id == 0) return Status(Code::kUnavailable, "publish " + topic + ": 65535 messages unacknowledged");
-      if (!connected_ && unsent_ >= static_cast<size_t>(std::max(0, o_.offline_buffer))) {
-        return Status(Code::kUnavailable, "publish " + topic + ": disconnected and the offline buffer is full");
-      }
-      Outgoing out{pkt, id, !connected_};
-      if (out.unsent) ++unsent_;
-      outbox_.emplace(next_seq_++, out);
-      if (id != 0) seq_of_id_[id] = next_seq_ - 1;
-    }
-    if (!connected_) return Status::ok();
-    if (std::this_thread::get_id() == reader_id_ && corking_) {
-      // Published from a message callback: goes out with the PUBACK after it, in one write.
-      cork_.append(*pkt);
-      if (cork_.size() < kCorkMax) return Status::ok();
-      pkt = std::make_shared<std::string>(std::move(cork_));
-      cork_.clear();
-    }
-    if (!send_locked(*pkt)) {
-      // The reader sees the broken socket too and reconnects; a QoS 1 packet goes again then.
-      OTA_LOGW(kLog, "%s: publish %s: %s", o_.client_id.c_str(), topic.c_str(), errno_text(errno).c_str());
-    }
-    return Status::ok();
+    Packet pkt;
+    pkt.head.reserve(mqtt::kMaxFixedHeader + 4 + topic.size() + std::min(n, kMaxIncomingPacket));
+    return publish_packet(topic, std::move(pkt), data, n, qos, retain);
+  }
+
+  Status publish_owned(const std::string& topic, std::string&& buffer, size_t offset, int qos, bool retain) override {
+    if (offset > buffer.size()) return Status(Code::kInvalidArgument, "publish " + topic + ": offset past the buffer");
+    Packet pkt;
+    pkt.offset = offset;
+    pkt.body = std::make_shared<const std::string>(std::move(buffer));
+    const size_t n = pkt.body->size() - offset;
+    return publish_packet(topic, std::move(pkt), nullptr, n, qos, retain);
   }
 
   Status flush(milliseconds timeout) override {
@@ -272,7 +294,7 @@ class NativeTransport : public Transport {
     {
       std::lock_guard<std::mutex> send(send_mu_);
       stopping_ = true;
-      if (connected_) (void)send_locked(mqtt::disconnect_packet());
+      if (connected_) (void)send_locked(Packet{mqtt::disconnect_packet(), nullptr, 0});
       connected_ = false;
     }
     shutdown_socket();
@@ -283,7 +305,7 @@ class NativeTransport : public Transport {
 
  private:
   struct Outgoing {
-    std::shared_ptr<std::string> packet;
+    std::shared_ptr<const Packet> packet;
     uint16_t id = 0;      // 0: QoS 0, dropped once written
     bool unsent = false;  // published while disconnected: never written yet
   };
@@ -292,6 +314,50 @@ class NativeTransport : public Transport {
     Status status;
     std::vector<uint8_t> granted;
   };
+
+  // A PUBLISH: the header in pkt.head, then either a copy of data[0..n) appended to it or, when
+  // data is null, pkt.body[pkt.offset..] (n bytes) as it is.
+  Status publish_packet(const std::string& topic, Packet&& pkt, const void* data, size_t n, int qos, bool retain) {
+    if (qos == 2) qos = 1;  // QoS 2 is not spoken; nothing in the project asks for it
+    std::lock_guard<std::mutex> send(send_mu_);
+    uint16_t id = 0;
+    if (qos > 0) {
+      std::lock_guard<std::mutex> lock(state_mu_);
+      id = next_id_locked();  // 0 when every id is taken: refused below
+    }
+    Status st = mqtt::append_publish_header(pkt.head, topic, qos, retain, false, id, n);
+    if (!st.is_ok()) return st.with_context("publish " + topic);
+    if (data != nullptr) pkt.head.append(static_cast<const char*>(data), n);
+    auto shared = std::make_shared<const Packet>(std::move(pkt));
+    if (qos > 0 || !connected_) {
+      std::lock_guard<std::mutex> lock(state_mu_);
+      if (qos > 0 && id == 0) return Status(Code::kUnavailable, "publish " + topic + ": 65535 messages unacknowledged");
+      if (!connected_ && unsent_ >= static_cast<size_t>(std::max(0, o_.offline_buffer))) {
+        return Status(Code::kUnavailable, "publish " + topic + ": disconnected and the offline buffer is full");
+      }
+      Outgoing out{shared, id, !connected_};
+      if (out.unsent) ++unsent_;
+      outbox_.emplace(next_seq_++, out);
+      if (id != 0) seq_of_id_[id] = next_seq_ - 1;
+    }
+    if (!connected_) return Status::ok();
+    const bool on_reader = std::this_thread::get_id() == reader_id_;
+    if (on_reader && corking_ && shared->size() < kCorkMax) {
+      // Published from a message callback: goes out with the PUBACK after it, in one write.
+      shared->append_to(cork_);
+      if (cork_.size() < kCorkMax) return Status::ok();
+      shared = std::make_shared<const Packet>(Packet{std::move(cork_), nullptr, 0});
+      cork_.clear();
+    } else if (on_reader && !cork_.empty()) {
+      (void)send_locked(Packet{std::move(cork_), nullptr, 0});  // keeps the callback's order
+      cork_.clear();
+    }
+    if (!send_locked(*shared)) {
+      // The reader sees the broken socket too and reconnects; a QoS 1 packet goes again then.
+      OTA_LOGW(kLog, "%s: publish %s: %s", o_.client_id.c_str(), topic.c_str(), errno_text(errno).c_str());
+    }
+    return Status::ok();
+  }
 
   // TCP connect, CONNECT, CONNACK, all before the deadline. Returns the connected socket.
   Result<int> open_session(milliseconds timeout) {
@@ -385,7 +451,7 @@ class NativeTransport : public Transport {
   }
 
   // REQUIRES: send_mu_ held and connected_.
-  bool send_locked(const std::string& pkt) {
+  bool send_locked(const Packet& pkt) {
     int fd;
     {
       std::lock_guard<std::mutex> lock(fd_mu_);
@@ -393,7 +459,7 @@ class NativeTransport : public Transport {
     }
     if (fd < 0) return false;
     last_sent_ms_ = now_ms();
-    bool ok = send_all(fd, pkt.data(), pkt.size());
+    bool ok = send_packet(fd, pkt);
     if (!ok) {
       int err = errno;
       shutdown_socket();
@@ -479,21 +545,21 @@ class NativeTransport : public Transport {
       fd_ = fd;
     }
     last_sent_ms_ = last_received_ms_ = now_ms();
-    std::vector<std::shared_ptr<std::string>> packets;
+    std::vector<std::shared_ptr<const Packet>> packets;
     {
       std::lock_guard<std::mutex> lock(state_mu_);
       for (const auto& [filter, qos] : subscriptions_) {
         const uint16_t id = next_id_locked();
         if (id == 0) break;
         auto pkt = mqtt::subscribe_packet(id, filter, qos);
-        if (pkt.is_ok()) packets.push_back(std::make_shared<std::string>(std::move(*pkt)));
+        if (pkt.is_ok()) packets.push_back(std::make_shared<const Packet>(Packet{std::move(*pkt), nullptr, 0}));
       }
       for (auto it = outbox_.begin(); it != outbox_.end();) {
         Outgoing& out = it->second;
         if (out.id != 0 && !out.unsent) {
-          auto dup = std::make_shared<std::string>(*out.packet);
-          mqtt::set_publish_dup(*dup);
-          out.packet = dup;
+          Packet dup = *out.packet;  // the header is copied, a body taken over is shared
+          mqtt::set_publish_dup(dup.head);
+          out.packet = std::make_shared<const Packet>(std::move(dup));
         }
         packets.push_back(out.packet);
         if (out.unsent) --unsent_;
@@ -607,7 +673,7 @@ class NativeTransport : public Transport {
         if (ph->qos == 1) cork_ += mqtt::puback_packet(ph->id);
         if (!cork_.empty()) {
           std::lock_guard<std::mutex> send(send_mu_);
-          if (connected_) (void)send_locked(cork_);
+          if (connected_) (void)send_locked(Packet{std::move(cork_), nullptr, 0});
           cork_.clear();
         }
         continue;
@@ -694,7 +760,7 @@ class NativeTransport : public Transport {
       const int64_t now = now_ms();
       if (now - last_sent_ms_ >= keepalive / 2) {
         std::unique_lock<std::mutex> send(send_mu_, std::try_to_lock);
-        if (send.owns_lock() && connected_) (void)send_locked(mqtt::pingreq_packet());
+        if (send.owns_lock() && connected_) (void)send_locked(Packet{mqtt::pingreq_packet(), nullptr, 0});
       }
       if (!in_callback_ && now - last_received_ms_ > 2 * keepalive) {
         OTA_LOGW(kLog, "%s: no packet from the broker for %lld ms", o_.client_id.c_str(),

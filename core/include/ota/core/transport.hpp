@@ -86,6 +86,13 @@ class Transport {
   Status publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
     return publish(topic, payload.data(), payload.size(), qos, retain);
   }
+  // The same, taking the buffer over: the message is buffer[offset..]; the bytes before offset are
+  // the caller's scratch. The native client sends and keeps it without copying (the data path's
+  // chunks); the default copies.
+  virtual Status publish_owned(const std::string& topic, std::string&& buffer, size_t offset, int qos, bool retain) {
+    if (offset > buffer.size()) return Status(Code::kInvalidArgument, "publish " + topic + ": offset past the buffer");
+    return publish(topic, buffer.data() + offset, buffer.size() - offset, qos, retain);
+  }
   // Waits until every publish queued so far has been handed to the broker (QoS>0: acknowledged).
   virtual Status flush(std::chrono::milliseconds timeout) = 0;
   // Orderly disconnect: the Last Will is not sent.
