@@ -10,6 +10,8 @@
 //       Paho's max_inflight.
 //   (c) hand-written MQTT 3.1.1 peers over bare TCP sockets doing the same as (b) "window".
 //   (d) with --rss-512: the agent's peak RSS while installing a 512 MiB image.
+//   (a') with --sim-paho: (a) again with every MQTT connection on Paho (OTA_MQTT_CLIENT=paho)
+//       instead of the native client, which carries tcp:// by default.
 //
 // The peers are this program re-executed as `ota-bench-transfer peer ...`. Every scenario starts a
 // fresh broker; CPU time of each process comes from getrusage (peers report their own; the broker
@@ -228,8 +230,10 @@ struct Options {
   // Paho settings tried for (b); the best is reported as (b).
   std::vector<uint32_t> paho_windows{16, 2};
   std::vector<uint32_t> paho_inflights{16};
-  // What-if runs of the pipeline (other windows, with and without TCP_NODELAY forced).
+  // What-if runs of the pipeline at other windows.
   std::vector<uint32_t> what_if_windows;
+  // (a') the pipeline again with every MQTT connection on Paho: what the native client gains.
+  bool sim_paho = false;
   std::string sub_sync = "0";
   bool no_nodelay = false;
   bool sub_state = false;
@@ -459,7 +463,7 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
 }
 
 // ------------------------------------------------------------------------------ (a) and (d)
-RunResult run_sim(const Options& o, int agents, const std::string& image_size, uint32_t window, bool nodelay,
+RunResult run_sim(const Options& o, int agents, const std::string& image_size, uint32_t window, bool on_paho,
                   const std::string& work, const std::string& tag) {
   RunResult res;
   const std::string dir = work + "/" + tag;
@@ -471,7 +475,7 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, u
   sim::SpawnOptions so;
   so.log_path = dir + ".log";
   so.name = "ota-sim";
-  if (nodelay) so.env_extra.push_back(std::string("LD_PRELOAD=") + OTA_BENCH_NODELAY_SO);
+  if (on_paho) so.env_extra.push_back("OTA_MQTT_CLIENT=paho");
   const double cpu0 = children_cpu_s();
   const auto t0 = Clock::now();
   auto child = sim::ChildProcess::spawn(argv, so);
@@ -529,7 +533,7 @@ struct Scenario {
   std::string key, title;
   std::string impl, flow;  // baselines
   uint32_t window = 0, inflight = 0;
-  bool nodelay = false;  // (a) what-if: TCP_NODELAY forced on the pipeline's MQTT sockets
+  bool on_paho = false;  // (a): every MQTT connection of the pipeline on Paho instead of the native client
   std::vector<RunResult> runs;
   std::vector<double> ok_mbps() const {
     std::vector<double> v;
@@ -676,10 +680,12 @@ int orchestrate(Options& o, const std::string& cmdline) {
                   o.sim_window ? "(a) ota-sim pipeline, window " + std::to_string(o.sim_window)
                                : std::string("(a) ota-sim pipeline, default window (4 in flight shared by the ECUs)"),
                   "", "", o.sim_window, 0, false, {}});
+    if (o.sim_paho) {
+      sc.push_back({"what-if", "(a') ota-sim pipeline on Paho (OTA_MQTT_CLIENT=paho), same window", "", "",
+                    o.sim_window, 0, true, {}});
+    }
     for (uint32_t w : o.what_if_windows) {
       sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w), "", "", w, 0, false, {}});
-      sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w) + ", TCP_NODELAY (LD_PRELOAD)", "",
-                    "", w, 0, true, {}});
     }
   }
   if (!o.skip_paho) {
@@ -702,7 +708,7 @@ int orchestrate(Options& o, const std::string& cmdline) {
     for (auto& s : sc) {
       RunResult r;
       if (s.key == "sim" || s.key == "what-if") {
-        r = run_sim(o, o.agents, o.image_size, s.window, s.nodelay, work->path(), "sim-" + std::to_string(run));
+        r = run_sim(o, o.agents, o.image_size, s.window, s.on_paho, work->path(), "sim-" + std::to_string(run));
       } else {
         r = run_baseline(o, s.impl, s.flow, s.window, s.inflight, image, image_sha, work->path(), run);
       }
@@ -805,9 +811,10 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--runs", o.runs, "runs of each scenario (the median is reported)")->check(CLI::Range(1, 20));
   app.add_option("--what-if", o.what_if_windows,
-                 "also run the pipeline at these windows, with and without TCP_NODELAY forced by an LD_PRELOAD shim")
+                 "also run the pipeline at these windows")
       ->delimiter(',');
   app.add_flag("--skip-sim", o.skip_sim, "do not run (a), the ota-sim pipeline");
+  app.add_flag("--sim-paho", o.sim_paho, "(a') also run the pipeline with every MQTT connection on Paho");
   app.add_flag("--skip-paho", o.skip_paho, "do not run (b), the Paho baselines");
   app.add_flag("--skip-bare", o.skip_bare, "do not run (c), the bare-socket baseline");
   app.add_flag("--rss-512", o.rss_512, "(d) also measure the agent's peak RSS installing a 512 MiB image");
