@@ -203,7 +203,7 @@ class NativeTransport : public Transport {
 
   ~NativeTransport() override {
     if (running_) disconnect(milliseconds(2000));
-    stop_threads();
+    stop_threads();  // REQUIRES: not on the reader thread (a transport is not destroyed from its callback)
   }
 
   void on_message(MessageHandler handler) override { message_handler_ = std::move(handler); }
@@ -211,6 +211,12 @@ class NativeTransport : public Transport {
 
   Status connect(milliseconds timeout) override {
     if (running_) return connected_ ? Status::ok() : Status(Code::kUnavailable, o_.uri + ": reconnecting");
+    if (reader_.joinable()) {
+      if (reader_.get_id() == std::this_thread::get_id()) {
+        return Status(Code::kInvalidArgument, "connect from a message callback after disconnect");
+      }
+      reader_.join();
+    }
     auto fd = open_session(timeout);
     if (!fd.is_ok()) return fd.status();
     stopping_ = false;
@@ -480,7 +486,8 @@ class NativeTransport : public Transport {
     }
     stop_cv_.notify_all();
     shutdown_socket();
-    if (reader_.joinable()) reader_.join();
+    // disconnect() from a message callback: the reader ends once that callback returns.
+    if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
     if (keeper_.joinable()) keeper_.join();
     std::lock_guard<std::mutex> lock(fd_mu_);
     if (fd_ >= 0) ::close(fd_);
