@@ -20,6 +20,10 @@
 #include "ota/core/delta.hpp"
 #define OTA_SEEDS_DELTA 1
 #endif
+#if __has_include("mqtt_wire.hpp")
+#include "mqtt_wire.hpp"
+#define OTA_SEEDS_MQTT 1
+#endif
 
 namespace {
 
@@ -209,6 +213,30 @@ int main(int argc, char** argv) {
     if (!ota::delta::make_delta(nullptr, 0, reinterpret_cast<const uint8_t*>(next.data()), next.size(), f).is_ok())
       return 1;
     put("fuzz_delta", "full", f.s);
+  }
+#endif
+#ifdef OTA_SEEDS_MQTT
+  {
+    // What a broker sends the native client: one packet per seed, and a stream of them.
+    namespace mqtt = ota::mqtt;
+    auto publish = [](std::string_view topic, int qos, bool retain, uint16_t id, const std::string& payload) {
+      std::string p;
+      if (!mqtt::append_publish_header(p, topic, qos, retain, false, id, payload.size()).is_ok()) std::exit(1);
+      return p + payload;
+    };
+    const std::string connack("\x20\x02\x00\x00", 4);
+    const std::string suback("\x90\x05\x00\x01\x00\x01\x80", 7);
+    const std::string pingresp("\xd0\x00", 2);
+    const std::string unsuback("\xb0\x02\x00\x02", 4);
+    const std::string q0 = publish("ota/v1/VIN0000000000001/cmd", 0, false, 0, "hello");
+    std::string q1 = publish("ota/v1/VIN0000000000001/chunk", 1, true, 0x1234, std::string(200, 'c'));
+    mqtt::set_publish_dup(q1);
+    put("fuzz_mqtt", "connack", connack);
+    put("fuzz_mqtt", "suback", suback);
+    put("fuzz_mqtt", "publish-qos0", q0);
+    put("fuzz_mqtt", "publish-qos1-retain-dup", q1);
+    put("fuzz_mqtt", "puback", mqtt::puback_packet(7));
+    put("fuzz_mqtt", "stream", connack + suback + q0 + q1 + mqtt::puback_packet(0x1234) + pingresp + unsuback);
   }
 #endif
   return 0;
