@@ -9,6 +9,13 @@ using Publish = std::optional<PublishHeader>;
 
 Status corrupt(const std::string& what) { return Status(Code::kCorrupt, "MQTT: " + what); }
 
+// A topic a PUBLISH (or a will) may carry: not empty, not too long, no wildcard, no NUL
+// (MQTT-3.3.2-2, MQTT-1.5.3-2). A broker drops the connection of a client that sends one.
+bool valid_topic_name(std::string_view topic) {
+  static constexpr std::string_view kForbidden("+#\0", 3);
+  return !topic.empty() && topic.size() <= kMaxString && topic.find_first_of(kForbidden) == std::string_view::npos;
+}
+
 void put_u16(std::string& out, size_t v) {
   out.push_back(static_cast<char>((v >> 8) & 0xff));
   out.push_back(static_cast<char>(v & 0xff));
@@ -37,6 +44,7 @@ std::string packet(uint8_t first, std::string_view body) {
 }  // namespace
 
 size_t put_fixed_header(uint8_t* out, uint8_t first, size_t remaining) {
+  if (remaining > kMaxRemainingLength) return 0;
   size_t n = 0;
   out[n++] = first;
   do {
@@ -87,8 +95,9 @@ Result<std::string> connect_packet(const ConnectFields& f) {
   uint8_t flags = 0;
   if (f.clean_session) flags |= 0x02;
   if (f.will) {
-    if (f.will->topic.empty() || f.will->topic.size() > kMaxString || f.will->payload.size() > kMaxString) {
-      return Status(Code::kInvalidArgument, "MQTT CONNECT: will topic empty or will longer than 65535 bytes");
+    if (!valid_topic_name(f.will->topic) || f.will->payload.size() > kMaxString) {
+      return Status(Code::kInvalidArgument,
+                    "MQTT CONNECT: will topic empty, with a wildcard or NUL, or will longer than 65535 bytes");
     }
     if (f.will->qos < 0 || f.will->qos > 2) return Status(Code::kInvalidArgument, "MQTT CONNECT: will QoS not 0..2");
     flags |= 0x04 | static_cast<uint8_t>(f.will->qos << 3);
@@ -96,6 +105,9 @@ Result<std::string> connect_packet(const ConnectFields& f) {
   }
   if (!f.username.empty()) flags |= 0x80;
   if (!f.password.empty()) flags |= 0x40;
+  if (f.client_id.empty() && !f.clean_session) {
+    return Status(Code::kInvalidArgument, "MQTT CONNECT: an empty client id needs a clean session");
+  }
   if (f.username.empty() && !f.password.empty()) {
     return Status(Code::kInvalidArgument, "MQTT CONNECT: a password needs a username");
   }
@@ -132,10 +144,11 @@ const char* connack_reason(uint8_t code) {
 
 Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup, uint16_t id,
                              size_t payload_size) {
-  if (topic.empty() || topic.size() > kMaxString) {
-    return Status(Code::kInvalidArgument, "MQTT PUBLISH: topic empty or longer than 65535 bytes");
+  if (!valid_topic_name(topic)) {
+    return Status(Code::kInvalidArgument, "MQTT PUBLISH: topic empty, longer than 65535 bytes, or with a wildcard or NUL");
   }
   if (qos != 0 && qos != 1) return Status(Code::kInvalidArgument, "MQTT PUBLISH: QoS " + std::to_string(qos));
+  if (dup && qos == 0) return Status(Code::kInvalidArgument, "MQTT PUBLISH: DUP at QoS 0");
   if (qos == 1 && id == 0) return Status(Code::kInvalidArgument, "MQTT PUBLISH: QoS 1 without a packet id");
   const size_t variable = 2 + topic.size() + (qos > 0 ? 2 : 0);
   if (payload_size > kMaxRemainingLength - variable) {
@@ -153,7 +166,10 @@ Status append_publish_header(std::string& out, std::string_view topic, int qos, 
 }
 
 void set_publish_dup(std::string& packet) {
-  if (!packet.empty()) packet[0] = static_cast<char>(static_cast<uint8_t>(packet[0]) | 0x08);
+  if (packet.empty()) return;
+  const auto first = static_cast<uint8_t>(packet[0]);
+  if ((first >> 4) != static_cast<uint8_t>(PacketType::kPublish) || (first & 0x06) == 0) return;  // QoS 0: never DUP
+  packet[0] = static_cast<char>(first | 0x08);
 }
 
 Result<Publish> parse_publish_header(const FixedHeader& h, const uint8_t* p, size_t n) {
@@ -185,6 +201,9 @@ Result<Publish> parse_publish_header(const FixedHeader& h, const uint8_t* p, siz
 }
 
 Result<uint16_t> parse_ack(const FixedHeader& h, const uint8_t* body, size_t n) {
+  if (h.type() != PacketType::kPuback && h.type() != PacketType::kUnsuback) {
+    return corrupt("expected PUBACK or UNSUBACK, got packet type " + std::to_string(int(h.type())));
+  }
   if (h.remaining != 2 || n < 2) return corrupt("acknowledgement of " + std::to_string(h.remaining) + " bytes");
   const uint16_t id = get_u16(body);
   if (id == 0) return corrupt("acknowledgement of packet id 0");

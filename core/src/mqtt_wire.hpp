@@ -47,7 +47,8 @@ struct FixedHeader {
   uint8_t flags() const { return first_byte & 0x0f; }
 };
 
-// Writes the fixed header to out (kMaxFixedHeader bytes of room); returns its length.
+// Writes the fixed header to out (kMaxFixedHeader bytes of room); returns its length, or 0 (and
+// writes nothing) when remaining is above kMaxRemainingLength.
 size_t put_fixed_header(uint8_t* out, uint8_t first_byte, size_t remaining);
 
 // Parses the fixed header at the front of p[0..n): the header, std::nullopt when more bytes are
@@ -73,11 +74,13 @@ Result<uint8_t> parse_connack(const FixedHeader& h, const uint8_t* body, size_t 
 const char* connack_reason(uint8_t code);
 
 // The PUBLISH fixed header and variable header (topic, packet id), appended to out; the payload
-// follows it on the wire. kInvalidArgument for an empty or overlong topic, a QoS other than 0/1
-// (QoS 2 is not spoken), a missing packet id at QoS 1, or a packet longer than MQTT allows.
+// follows it on the wire. kInvalidArgument for an empty or overlong topic, a wildcard or NUL in
+// it, a QoS other than 0/1 (QoS 2 is not spoken), a missing packet id at QoS 1, DUP at QoS 0, or a
+// packet longer than MQTT allows.
 Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup, uint16_t id,
                              size_t payload_size);
-// Sets the DUP flag of a PUBLISH packet built by append_publish_header (a re-delivery).
+// Sets the DUP flag of a QoS 1 PUBLISH packet built by append_publish_header (a re-delivery); a
+// QoS 0 packet is left as it is (DUP must stay 0 there).
 void set_publish_dup(std::string& packet);
 
 struct PublishHeader {

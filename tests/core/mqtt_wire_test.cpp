@@ -142,6 +142,13 @@ TEST_CASE("MQTT remaining length round-trips at every varint boundary", "[unit][
   }
 }
 
+TEST_CASE("MQTT fixed header is not written for a length MQTT cannot carry", "[unit][core][mqtt]") {
+  uint8_t out[mqtt::kMaxFixedHeader] = {0xaa, 0xaa, 0xaa, 0xaa, 0xaa};
+  CHECK(mqtt::put_fixed_header(out, 0x30, mqtt::kMaxRemainingLength + 1) == 0);
+  CHECK(out[0] == 0xaa);
+  CHECK(mqtt::put_fixed_header(out, 0x30, mqtt::kMaxRemainingLength) == 5);
+}
+
 TEST_CASE("MQTT fixed header with a fifth length byte is corrupt, its prefixes need more", "[unit][core][mqtt]") {
   const std::string five = hx("30 80 80 80 80 01");
   CHECK(fixed_header_code(five) == Code::kCorrupt);
@@ -204,10 +211,10 @@ TEST_CASE("MQTT CONNECT with only a client id follows the spec's layout", "[unit
 
   f.clean_session = false;
   f.keepalive_s = 0x1234;
-  f.client_id.clear();
+  f.client_id = "c";
   pkt = mqtt::connect_packet(f);
   REQUIRE(pkt.is_ok());
-  CHECK(hex(*pkt) == hex(hx("10 0c 00 04") + "MQTT" + hx("04 00 12 34 00 00")));
+  CHECK(hex(*pkt) == hex(hx("10 0d 00 04") + "MQTT" + hx("04 00 12 34 00 01") + "c"));
 }
 
 TEST_CASE("MQTT CONNECT with will, username and password puts every field in order", "[unit][core][mqtt]") {
@@ -305,6 +312,19 @@ TEST_CASE("MQTT CONNECT refuses what the spec cannot carry", "[unit][core][mqtt]
     mqtt::ConnectFields w;
     w.will = ota::WillMessage{"", "p", 0, false};
     CHECK(code(w) == Code::kInvalidArgument);
+  }
+  // A will topic is a topic name: no wildcard, no NUL (MQTT-3.3.2-2).
+  for (const std::string& topic : {std::string("a/#"), std::string("a/+"), std::string("a\0b", 3)}) {
+    mqtt::ConnectFields w;
+    w.will = ota::WillMessage{topic, "p", 1, true};
+    CHECK(code(w) == Code::kInvalidArgument);
+  }
+  {
+    mqtt::ConnectFields anonymous_session;  // section 3.1.3.1: an empty client id needs a clean session
+    anonymous_session.clean_session = false;
+    CHECK(code(anonymous_session) == Code::kInvalidArgument);
+    anonymous_session.clean_session = true;
+    CHECK(code(anonymous_session) == Code::kOk);
   }
 
   mqtt::ConnectFields g;
@@ -421,6 +441,12 @@ TEST_CASE("MQTT set_publish_dup marks a re-delivery and nothing else", "[unit][c
   std::string empty;
   mqtt::set_publish_dup(empty);
   CHECK(empty.empty());
+
+  std::string qos0;  // DUP stays 0 at QoS 0
+  REQUIRE(mqtt::append_publish_header(qos0, "a/b", 0, false, false, 0, 0).is_ok());
+  const std::string qos0_before = qos0;
+  mqtt::set_publish_dup(qos0);
+  CHECK(hex(qos0) == hex(qos0_before));
 }
 
 TEST_CASE("MQTT PUBLISH header refuses what MQTT or this client does not allow", "[unit][core][mqtt]") {
@@ -434,6 +460,14 @@ TEST_CASE("MQTT PUBLISH header refuses what MQTT or this client does not allow",
   CHECK(code("t", 3, 1, 0) == Code::kInvalidArgument);
   CHECK(code("t", -1, 1, 0) == Code::kInvalidArgument);
   CHECK(code("t", 1, 0, 0) == Code::kInvalidArgument);
+  // A topic name carries no wildcard and no NUL (MQTT-3.3.2-2): a broker drops the connection.
+  CHECK(code("a/+", 1, 1, 0) == Code::kInvalidArgument);
+  CHECK(code("a/#", 0, 0, 0) == Code::kInvalidArgument);
+  CHECK(code(std::string_view("a\0b", 3), 0, 0, 0) == Code::kInvalidArgument);
+  {
+    std::string out;  // DUP only ever marks a QoS 1 re-delivery (MQTT-3.3.1-2)
+    CHECK(mqtt::append_publish_header(out, "t", 0, false, true, 0, 0).code() == Code::kInvalidArgument);
+  }
   // The whole packet must fit a remaining length of 268435455: 2 + 1 topic bytes (+ 2 for the id).
   CHECK(code("t", 0, 0, mqtt::kMaxRemainingLength - 3) == Code::kOk);
   CHECK(code("t", 0, 0, mqtt::kMaxRemainingLength - 2) == Code::kInvalidArgument);
@@ -533,6 +567,7 @@ TEST_CASE("MQTT PUBACK carries a packet id, never 0", "[unit][core][mqtt]") {
   CHECK(parse(hx("40 01 01")).status().code() == Code::kCorrupt);
   CHECK(parse(hx("40 02 00")).status().code() == Code::kCorrupt);  // body shorter than announced
   CHECK(parse(hx("40 00")).status().code() == Code::kCorrupt);
+  CHECK(parse(hx("d0 02 00 05")).status().code() == Code::kCorrupt);  // a PINGRESP is no acknowledgement
 }
 
 TEST_CASE("MQTT CONNACK return codes and their meaning", "[unit][core][mqtt]") {
