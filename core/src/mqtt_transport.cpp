@@ -21,12 +21,26 @@ namespace {
 
 constexpr const char* kLog = "mqtt";
 
+// What a refusing CONNACK or SUBACK code means (MQTT 3.1.1 return codes, MQTT 5 reason codes).
+std::string refusal_reason(int code) {
+  switch (code) {
+    case 1: return "unacceptable protocol version, code 1";
+    case 2: case 0x85: return "client identifier rejected, code " + std::to_string(code);
+    case 4: case 0x86: return "bad user name or password, code " + std::to_string(code);
+    case 5: case 0x87: return "not authorized, code " + std::to_string(code);
+    case 0x80: return "refused, code 128";
+    default: return "code " + std::to_string(code);
+  }
+}
+
 Status status_from_exception(const mqtt::exception& e, const std::string& what) {
-  int rc = e.get_return_code();
+  const int rc = e.get_return_code();
+  const int reason = e.get_reason_code();
   // CONNACK refusals: bad credentials or not authorised (v3 codes 4/5, v5 reason codes 0x86/0x87).
-  if (rc == 4 || rc == 5 || rc == 0x86 || rc == 0x87 || e.get_reason_code() == 0x86 ||
-      e.get_reason_code() == 0x87) {
-    return Status(Code::kRejected, what + ": broker refused the connection (" + e.get_message() + ")");
+  for (int code : {rc, reason}) {
+    if (code == 2 || code == 4 || code == 5 || code == 0x85 || code == 0x86 || code == 0x87) {
+      return Status(Code::kRejected, what + ": broker refused the connection (" + refusal_reason(code) + ")");
+    }
   }
   return Status(Code::kUnavailable, what + ": " + e.what());
 }
@@ -150,13 +164,19 @@ class MqttTransport : public Transport {
     try {
       auto tok = client_->subscribe(filter, qos);
       if (!tok->wait_for(std::chrono::seconds(10))) return Status(Code::kTimeout, "subscribe " + filter);
-      // Mosquitto grants 0x80 (failure) when the ACL forbids the filter.
+      // A broker answers 0x80 (failure) when it refuses the filter (Mosquitto 2.0 with its
+      // dynamic-security plugin does; with an ACL file it grants and filters at delivery).
       const mqtt::subscribe_response resp = tok->get_subscribe_response();
       const std::vector<mqtt::ReasonCode> codes = resp.get_reason_codes();
       for (auto rc : codes) {
         if (rc >= 0x80) return Status(Code::kRejected, "subscribe " + filter + ": refused by broker");
       }
     } catch (const mqtt::exception& e) {
+      // Over MQTT 3.1.1 Paho throws on a refusing SUBACK (return code 0x80) rather than handing it back.
+      if (e.get_return_code() >= 0x80 || e.get_reason_code() >= 0x80) {
+        const int code = e.get_reason_code() >= 0x80 ? e.get_reason_code() : e.get_return_code();
+        return Status(Code::kRejected, "subscribe " + filter + ": refused by broker (" + refusal_reason(code) + ")");
+      }
       return status_from_exception(e, "subscribe " + filter);
     }
     return Status::ok();

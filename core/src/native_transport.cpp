@@ -264,7 +264,8 @@ class NativeTransport : public Transport {
     pending_subscribes_.erase(id);
     if (!answered) return Status(Code::kTimeout, "subscribe " + filter + ": no SUBACK in time");
     if (!pending->status.is_ok()) return pending->status;
-    // Mosquitto grants 0x80 (failure) when the ACL forbids the filter.
+    // A broker answers 0x80 (failure) when it refuses the filter (Mosquitto 2.0 with its
+    // dynamic-security plugin does; with an ACL file it grants and filters at delivery).
     if (pending->granted.empty() || pending->granted[0] == 0x80) {
       return Status(Code::kRejected, "subscribe " + filter + ": refused by broker");
     }
@@ -840,7 +841,7 @@ const char* mqtt_client_name(MqttClient client) {
 
 std::unique_ptr<Transport> make_transport(TransportOptions options) {
   const MqttClient client = resolve_mqtt_client(options);
-  OTA_LOGD(kLog, "%s: MQTT client %s", options.client_id.c_str(), mqtt_client_name(client));
+  OTA_LOGI(kLog, "%s: MQTT client %s for %s", options.client_id.c_str(), mqtt_client_name(client), options.uri.c_str());
   return client == MqttClient::kNative ? make_native_transport(std::move(options))
                                        : make_paho_transport(std::move(options));
 }

@@ -42,7 +42,7 @@ enum class MqttClient {
   kPaho,
 };
 
-// "native" or "paho" (kAuto resolved for these options).
+// "native", "paho" or "auto": for logs (resolve_mqtt_client first to name the one in use).
 const char* mqtt_client_name(MqttClient client);
 
 struct TransportOptions {
@@ -79,7 +79,9 @@ class Transport {
   // Connects and waits for the CONNACK. Errors: kUnavailable (unreachable), kRejected (refused:
   // bad credentials / not authorised) with the broker's reason.
   virtual Status connect(std::chrono::milliseconds timeout) = 0;
-  // Subscribes now and again after every reconnect. Waits for the SUBACK.
+  // Subscribes now and again after every reconnect. Waits for the SUBACK: kRejected when the broker
+  // refuses the filter (0x80). Mosquitto with an ACL file grants every filter and applies the ACL
+  // to each message delivered, so there a forbidden filter is granted and receives nothing.
   virtual Status subscribe(const std::string& filter, int qos) = 0;
   // Queues a message; does not wait for delivery. Thread-safe, callable from callbacks.
   virtual Status publish(const std::string& topic, const void* data, size_t n, int qos, bool retain) = 0;
