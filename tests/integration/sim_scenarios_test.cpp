@@ -55,6 +55,30 @@ TEST_CASE("A full-image campaign updates every ECU and reports it", "[integratio
   CHECK(*bank == *image);
 }
 
+// The vehicle's MQTT connections use the native client by default; Paho carries them when asked
+// (and always for MQTT 5 and TLS), so both stay able to run a whole campaign.
+TEST_CASE("The same campaign succeeds with every vehicle connection on either MQTT client", "[integration][client]") {
+  for (const std::string client : {"native", "paho"}) {
+    DYNAMIC_SECTION("MQTT client " << client) {
+      auto dir = temp();
+      auto run = run_sim(dir, {"--agents", "2", "--image-size", "2MiB", "--delta", "--full-only", "1"}, 240,
+                         {"OTA_MQTT_CLIENT=" + client});
+      INFO(run.output << run.client_log());
+      REQUIRE(run.exit_code == 0);
+      REQUIRE(run.has_report);
+      CHECK(run.report.result() == ota::v1::CAMPAIGN_SUCCESS);
+      for (const auto& e : run.report.ecus()) {
+        CHECK(e.result() == ota::v1::SUCCESS);
+        CHECK(ota::test::boot_bank(run, e.ecu_id()) == "B");
+        auto agent_log = ota::read_small_file(run.work + "/ecu/" + e.ecu_id() + "/agent.log", 16 << 20);
+        REQUIRE(agent_log.is_ok());
+        CHECK(agent_log->find("MQTT client " + client + " for tcp://") != std::string::npos);
+      }
+      CHECK(run.client_log().find("MQTT client " + client + " for tcp://") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("A failed health check rolls the whole atomic group back", "[integration][client][fault]") {
   auto dir = temp();
   auto run = run_sim(dir, {"--agents", "4", "--image-size", "512KiB", "--fail", "tcu:health"});

@@ -28,7 +28,8 @@ const v1::EcuReport* SimRun::ecu(const std::string& id) const {
   return nullptr;
 }
 
-SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int timeout_s) {
+SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int timeout_s,
+               std::vector<std::string> env) {
   SimRun run;
   run.work = dir.file("work");
   std::vector<std::string> argv = {bin("ota-sim"), "--quiet", "--work-dir", run.work, "--report",
@@ -36,6 +37,7 @@ SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int 
   argv.insert(argv.end(), args.begin(), args.end());
   ota::sim::SpawnOptions so;
   so.log_path = dir.file("ota-sim.out");
+  so.env_extra = std::move(env);
   auto child = ota::sim::ChildProcess::spawn(argv, so);
   REQUIRE(child.is_ok());
   auto exit = child->wait_for(std::chrono::seconds(timeout_s));

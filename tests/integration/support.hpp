@@ -26,8 +26,10 @@ struct SimRun {
 };
 
 // Runs ota-sim with the given arguments (plus --work-dir and --report in a temporary directory)
-// and waits for it (REQUIREs it to end within `timeout_s`).
-SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int timeout_s = 240);
+// and waits for it (REQUIREs it to end within `timeout_s`). `env` adds NAME=VALUE entries to the
+// environment ota-sim and its children inherit.
+SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int timeout_s = 240,
+               std::vector<std::string> env = {});
 
 // The vehicle of a finished one-ECU ota-sim run ("bcm"), started again with the state it persisted:
 // a fresh broker, its agent, and ota-client on `campaign_json` (a SignedCampaign as JSON). Waits
