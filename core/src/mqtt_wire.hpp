@@ -95,6 +95,7 @@ struct PublishHeader {
 // The variable header of a PUBLISH whose body starts at p[0..n) (n may be less than the body):
 // std::nullopt when more bytes are needed. kCorrupt for QoS 3, QoS 2 (never subscribed to), a
 // packet id of 0, an empty topic, a wildcard in the topic, or a header longer than the packet.
+// DUP at QoS 0, which MQTT forbids but which harms nothing, is let through.
 Result<std::optional<PublishHeader>> parse_publish_header(const FixedHeader& h, const uint8_t* p, size_t n);
 
 // PUBACK (3.4), UNSUBACK (3.11): the packet id.

@@ -112,9 +112,16 @@ void publish(const mqtt::FixedHeader& h, const uint8_t* body, size_t avail) {
     check(q.is_ok() && !q->has_value());
   }
 
-  // The builder accepts what was parsed and writes a header that parses back the same.
+  // The builder accepts what was parsed and writes a header that parses back the same. The one
+  // exception: DUP at QoS 0, which the parser lets pass (a broker's harmless slip) but the builder
+  // never writes (MQTT-3.3.1-2).
   std::string built;
-  auto st = mqtt::append_publish_header(built, p.topic, p.qos, p.retain, p.dup, p.id, h.remaining - p.variable_length);
+  const size_t payload = h.remaining - p.variable_length;
+  if (p.dup && p.qos == 0) {
+    check(mqtt::append_publish_header(built, p.topic, 0, p.retain, true, 0, payload).code() == ota::Code::kInvalidArgument);
+    return;
+  }
+  auto st = mqtt::append_publish_header(built, p.topic, p.qos, p.retain, p.dup, p.id, payload);
   check(st.is_ok());
   const Exact b(reinterpret_cast<const uint8_t*>(built.data()), built.size());
   auto bh = mqtt::parse_fixed_header(b.data(), b.size);
