@@ -232,18 +232,16 @@ class NativeTransport : public Transport {
     std::shared_ptr<PendingSubscribe> pending;
     {
       std::lock_guard<std::mutex> send(send_mu_);
+      Result<std::string> pkt = Status(Code::kUnavailable, "subscribe " + filter + ": 65535 packets unacknowledged");
       {
         std::lock_guard<std::mutex> lock(state_mu_);
-        subscriptions_.emplace_back(filter, qos);
         id = next_id_locked();
-        if (id == 0) return Status(Code::kUnavailable, "subscribe " + filter + ": 65535 packets unacknowledged");
+        if (id == 0) return pkt.status();
+        pkt = mqtt::subscribe_packet(id, filter, qos);
+        if (!pkt.is_ok()) return pkt.status();  // a filter MQTT cannot carry is not kept either
+        subscriptions_.emplace_back(filter, qos);
         pending = std::make_shared<PendingSubscribe>();
         pending_subscribes_[id] = pending;
-      }
-      auto pkt = mqtt::subscribe_packet(id, filter, qos);
-      if (!pkt.is_ok()) {
-        drop_pending_subscribe(id);
-        return pkt.status();
       }
       if (!connected_) {
         drop_pending_subscribe(id);
