@@ -106,13 +106,16 @@ bool send_all(int fd, const char* p, size_t n) {
   return true;
 }
 
-// Waits for fd to be readable (events = POLLIN) or writable until the deadline.
-Status wait_fd(int fd, short events, Clock::time_point deadline, const std::string& what) {
+// Waits for fd to be readable (events = POLLIN) or writable until the deadline, or until *stop
+// turns true (checked every 50 ms): kAborted then.
+Status wait_fd(int fd, short events, Clock::time_point deadline, const std::string& what,
+               const std::atomic<bool>* stop) {
   for (;;) {
+    if (stop != nullptr && stop->load()) return Status(Code::kAborted, what + ": the transport is stopping");
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return Status(Code::kTimeout, what + ": no answer in time");
     pollfd p{fd, events, 0};
-    int r = ::poll(&p, 1, static_cast<int>(left));
+    int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 50)));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return Status(Code::kUnavailable, what + ": poll: " + errno_text(errno));
     if (r > 0) return Status::ok();
@@ -120,9 +123,10 @@ Status wait_fd(int fd, short events, Clock::time_point deadline, const std::stri
 }
 
 // Reads exactly n bytes before the deadline (the handshake only).
-Status recv_exact(int fd, uint8_t* p, size_t n, Clock::time_point deadline, const std::string& what) {
+Status recv_exact(int fd, uint8_t* p, size_t n, Clock::time_point deadline, const std::string& what,
+                  const std::atomic<bool>* stop) {
   while (n > 0) {
-    OTA_RETURN_IF_ERROR(wait_fd(fd, POLLIN, deadline, what));
+    OTA_RETURN_IF_ERROR(wait_fd(fd, POLLIN, deadline, what, stop));
     ssize_t r = ::recv(fd, p, n, 0);
     if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (r < 0) return Status(Code::kUnavailable, what + ": " + errno_text(errno));
@@ -388,7 +392,7 @@ class NativeTransport : public Transport {
         last = Status(Code::kUnavailable, what + ": " + errno_text(errno));
         continue;
       }
-      Status st = wait_fd(fd.get(), POLLOUT, deadline, what);
+      Status st = wait_fd(fd.get(), POLLOUT, deadline, what, &stopping_);
       if (!st.is_ok()) return st;
       int err = 0;
       socklen_t len = sizeof err;
@@ -425,11 +429,11 @@ class NativeTransport : public Transport {
     if (!pkt.is_ok()) return pkt.status().with_context(what);
     if (!send_all(fd, pkt->data(), pkt->size())) return Status(Code::kUnavailable, what + ": " + errno_text(errno));
     uint8_t buf[4];
-    OTA_RETURN_IF_ERROR(recv_exact(fd, buf, 2, deadline, what));
+    OTA_RETURN_IF_ERROR(recv_exact(fd, buf, 2, deadline, what, &stopping_));
     auto h = mqtt::parse_fixed_header(buf, 2);
     if (!h.is_ok()) return h.status().with_context(what);
     if (!h->has_value() || (*h)->remaining != 2) return Status(Code::kCorrupt, what + ": malformed CONNACK");
-    OTA_RETURN_IF_ERROR(recv_exact(fd, buf + 2, 2, deadline, what));
+    OTA_RETURN_IF_ERROR(recv_exact(fd, buf + 2, 2, deadline, what, &stopping_));
     auto rc = mqtt::parse_connack(**h, buf + 2, 2);
     if (!rc.is_ok()) return rc.status().with_context(what);
     if (*rc != 0) {
@@ -515,6 +519,10 @@ class NativeTransport : public Transport {
     milliseconds delay = o_.reconnect_min;
     while (!stopping_) {
       Status why = read_loop();
+      if (silent_ms_ > 0) {
+        why = Status(Code::kTimeout, "no packet from the broker for " + std::to_string(silent_ms_.exchange(0)) +
+                                         " ms (twice the keepalive)");
+      }
       shutdown_socket();  // a writer blocked on a full socket gives up now
       {
         std::lock_guard<std::mutex> send(send_mu_);
@@ -530,6 +538,10 @@ class NativeTransport : public Transport {
       while (!stopping_) {
         if (!pause(delay)) break;
         auto fd = open_session(std::max<milliseconds>(milliseconds(5000), o_.keepalive));
+        if (fd.is_ok() && stopping_) {
+          ::close(*fd);  // disconnect() came while the broker answered
+          break;
+        }
         if (fd.is_ok()) {
           delay = o_.reconnect_min;
           restore(*fd);
@@ -757,20 +769,29 @@ class NativeTransport : public Transport {
     in_callback_ = false;
   }
 
-  // Keeps the connection alive: a PINGREQ when nothing was sent for half the keepalive, and the
-  // socket shut down when nothing arrived for twice the keepalive (a broker that stopped answering).
+  // Keeps the connection alive: a PINGREQ (at most one per half keepalive) when nothing was sent or
+  // nothing arrived for half the keepalive, and the socket shut down when nothing arrived for twice
+  // the keepalive (a broker that stopped answering).
   void keeper_main() {
     const int64_t keepalive = std::max<int64_t>(1000, std::chrono::duration_cast<milliseconds>(o_.keepalive).count());
+    int64_t last_ping_ms = 0;
     while (pause(milliseconds(std::min<int64_t>(keepalive / 4, 500)))) {
       if (!connected_) continue;
       const int64_t now = now_ms();
-      if (now - last_sent_ms_ >= keepalive / 2) {
+      // Idle either way for half the keepalive: a client that only publishes QoS 0 hears nothing
+      // back but PINGRESPs, and a broker with nothing to send must still be heard from.
+      const bool idle = now - last_sent_ms_ >= keepalive / 2 || now - last_received_ms_ >= keepalive / 2;
+      if (idle && now - last_ping_ms >= keepalive / 2) {
         std::unique_lock<std::mutex> send(send_mu_, std::try_to_lock);
-        if (send.owns_lock() && connected_) (void)send_locked(Packet{mqtt::pingreq_packet(), nullptr, 0});
+        if (send.owns_lock() && connected_) {
+          (void)send_locked(Packet{mqtt::pingreq_packet(), nullptr, 0});
+          last_ping_ms = now;
+        }
       }
       if (!in_callback_ && now - last_received_ms_ > 2 * keepalive) {
-        OTA_LOGW(kLog, "%s: no packet from the broker for %lld ms", o_.client_id.c_str(),
-                 static_cast<long long>(now - last_received_ms_.load()));
+        const int64_t silent = now - last_received_ms_.load();
+        OTA_LOGW(kLog, "%s: no packet from the broker for %lld ms", o_.client_id.c_str(), static_cast<long long>(silent));
+        silent_ms_ = silent;  // the reader's reason for the loss
         last_received_ms_ = now;  // once per silence
         shutdown_socket();
       }
@@ -785,6 +806,7 @@ class NativeTransport : public Transport {
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> in_callback_{false};
+  std::atomic<int64_t> silent_ms_{0};  // set by the keeper when it shut a silent connection down
   // The reader thread's own: set while it runs a message callback; what that callback publishes.
   bool corking_ = false;
   std::string cork_;

@@ -527,7 +527,7 @@ TEST_CASE("MQTT incoming PUBLISH with a bad QoS, id or topic is corrupt", "[unit
   CHECK(code(hx("40 02 00 01"), 2) == Code::kCorrupt);
 }
 
-TEST_CASE("MQTT SUBACK with granted QoS 0, 1, 2 and a refusal; a bad code is corrupt", "[unit][core][mqtt]") {
+TEST_CASE("MQTT SUBACK with granted QoS 0, 1, 2 and a refusal, and a bad code is corrupt", "[unit][core][mqtt]") {
   auto parse = [](std::string_view packet) {
     const mqtt::FixedHeader h = header_of(packet);
     auto body = prefix(packet.substr(h.length), packet.size() - h.length);

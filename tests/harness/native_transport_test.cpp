@@ -13,8 +13,6 @@
 // What the client logs is captured (LogCapture) to check that the reason it gives names what was
 // wrong. Catch assertions run on the test thread only; the broker thread reports through state
 // that the test reads after waiting for it.
-//
-// The last two cases reproduce known bugs of the client and are tagged [!shouldfail] (see there).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -925,15 +923,12 @@ TEST_CASE("Native transport fault: a topic with a wildcard, NUL or nothing is re
   CHECK(rig.events.connections() == std::vector<bool>{true});
 }
 
-// Known bug, kept as a reproducer ([!shouldfail]: it passes while the bug is there; when it is
-// fixed Catch reports this case as failed, and the tag comes off). The keeper sends a PINGREQ
-// only after keepalive/2 without *sending* anything, but declares the connection dead after
-// 2 x keepalive without *receiving* anything: a client that keeps publishing QoS 0 (nothing to
-// acknowledge) to a broker with nothing to send never pings, hears nothing, and drops a healthy
-// connection. The broker here answers every PINGREQ, as Mosquitto does; the QoS 0 messages are
-// paced by waiting for the loss itself.
+// A client that keeps publishing QoS 0 (nothing to acknowledge) to a broker with nothing to send
+// must still ping, or it hears nothing and drops a healthy connection after twice the keepalive.
+// The broker here answers every PINGREQ, as Mosquitto does; the QoS 0 messages are paced by waiting
+// for the loss itself.
 TEST_CASE("Native transport fault: a client that keeps publishing QoS 0 to a quiet broker stays connected",
-          "[integration][transport][fault][!shouldfail]") {
+          "[integration][transport][fault]") {
   Rig rig;
   auto options = rig.options();
   options.keepalive = 1s;
@@ -960,11 +955,10 @@ TEST_CASE("Native transport fault: a client that keeps publishing QoS 0 to a qui
   CHECK_FALSE(lost);
 }
 
-// Known bug, kept as a reproducer ([!shouldfail], see above): disconnect(timeout) while the
-// reader is reconnecting waits for the reconnect's handshake to time out, max(5 s, keepalive),
-// whatever the timeout given (10 s with the default keepalive; 60 s with a keepalive of 60 s).
+// disconnect(timeout) while the reader is reconnecting and the broker holds back its CONNACK
+// returns within the timeout (the handshake's wait gives up when the transport stops).
 TEST_CASE("Native transport fault: disconnect() during a reconnect whose CONNACK never comes returns in time",
-          "[integration][transport][fault][!shouldfail]") {
+          "[integration][transport][fault]") {
   Rig rig;
   auto options = rig.options();
   options.keepalive = 1s;  // the shortest wait this bug allows: 5 s
