@@ -39,6 +39,7 @@
 #include "ota/core/log.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/test/transport_inbox.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -422,67 +423,7 @@ class FakeBroker {
 // ---- The client's side -----------------------------------------------------------------------
 
 // What the transport's callbacks reported, in order; waited for with a deadline.
-class Events {
- public:
-  void add_message(TransportMessage&& m) {
-    std::lock_guard<std::mutex> lock(mu_);
-    messages_.push_back(std::move(m));
-    cv_.notify_all();
-  }
-  void add_connection(bool up) {
-    std::lock_guard<std::mutex> lock(mu_);
-    connections_.push_back(up);
-    cv_.notify_all();
-  }
-
-  // The index of the first connection change to `up` at index `from` or later.
-  std::optional<std::size_t> wait_connection(bool up, std::size_t from, milliseconds deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    std::optional<std::size_t> found;
-    cv_.wait_for(lock, deadline, [&] {
-      for (std::size_t i = from; i < connections_.size(); ++i) {
-        if (connections_[i] == up) {
-          found = i;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-
-  std::optional<TransportMessage> wait_message(const std::string& topic, milliseconds deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    std::optional<TransportMessage> found;
-    cv_.wait_for(lock, deadline, [&] {
-      for (const auto& m : messages_) {
-        if (m.topic == topic) {
-          found = m;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-
-  std::vector<bool> connections() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return connections_;
-  }
-  std::vector<std::string> topics() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& m : messages_) out.push_back(m.topic);
-    return out;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<TransportMessage> messages_;
-  std::vector<bool> connections_;
-};
+using Events = ota::test::TransportInbox;
 
 // Routes log records here for one scope (at least warnings and above are recorded); restores the
 // default sink and the previous level after, whatever happened in between.
@@ -574,7 +515,7 @@ struct Rig {
     REQUIRE(transport);
     transport->on_message([this, on_message](TransportMessage&& m) {
       if (on_message) on_message(m);
-      events.add_message(std::move(m));
+      events.add(std::move(m));
     });
     transport->on_connection([this](bool up) { events.add_connection(up); });
   }
@@ -706,7 +647,7 @@ TEST_CASE(
       // The bad packet was never delivered: a good message sent after it arrives alone.
       const std::string sentinel = "ota/v1/ecu/ecu-a/down/after";
       REQUIRE(second->send(publish_packet(sentinel, "after", 0, 0)));
-      REQUIRE(rig.events.wait_message(sentinel, kDeadline));
+      REQUIRE(rig.events.wait_for_topic(sentinel, kDeadline));
       CHECK(rig.events.topics() == std::vector<std::string>{sentinel});
     }
   }
@@ -862,7 +803,7 @@ TEST_CASE("Native transport fault: what a message callback publishes goes before
       REQUIRE(second.is_ok());
       INFO("second: " << describe(*second));
 
-      REQUIRE(rig.events.wait_message(command, kDeadline));  // reply_status is set by now
+      REQUIRE(rig.events.wait_for_topic(command, kDeadline));  // reply_status is set by now
       INFO(reply_status.to_string());
       CHECK(reply_status.is_ok());
       // The reply first...
