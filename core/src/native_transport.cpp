@@ -67,11 +67,17 @@ struct Endpoint {
   std::string port;
 };
 
-Result<Endpoint> parse_uri(const std::string& uri) {
-  std::string rest;
+// The length of the uri's plain-TCP scheme ("tcp://", "mqtt://"), 0 for any other.
+size_t plain_scheme_length(const std::string& uri) {
   for (const char* scheme : {"tcp://", "mqtt://"}) {
-    if (uri.rfind(scheme, 0) == 0) rest = uri.substr(std::strlen(scheme));
+    if (uri.rfind(scheme, 0) == 0) return std::strlen(scheme);
   }
+  return 0;
+}
+
+Result<Endpoint> parse_uri(const std::string& uri) {
+  const size_t scheme = plain_scheme_length(uri);
+  std::string rest = scheme > 0 ? uri.substr(scheme) : std::string();
   if (rest.empty()) {
     return Status(Code::kInvalidArgument,
                   uri + ": the native MQTT client speaks tcp:// only (ssl:// and MQTT 5 go through Paho)");
@@ -90,20 +96,6 @@ Result<Endpoint> parse_uri(const std::string& uri) {
   }
   if (e.host.empty() || e.port.empty()) return Status(Code::kInvalidArgument, uri + ": no host or port");
   return e;
-}
-
-// Sends all n bytes; false on error (errno set). MSG_NOSIGNAL: a closed peer is an error, not a signal.
-bool send_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
 }
 
 // Waits for fd to be readable (events = POLLIN) or writable until the deadline, or until *stop
@@ -151,6 +143,7 @@ struct Packet {
 };
 
 // Sends a packet whole (one sendmsg when the socket takes it); false on error (errno set).
+// MSG_NOSIGNAL: a closed peer is an error, not a signal.
 bool send_packet(int fd, const Packet& pkt) {
   iovec v[2];
   int count = 0;
@@ -427,7 +420,9 @@ class NativeTransport : public Transport {
     f.will = o_.will;
     auto pkt = mqtt::connect_packet(f);
     if (!pkt.is_ok()) return pkt.status().with_context(what);
-    if (!send_all(fd, pkt->data(), pkt->size())) return Status(Code::kUnavailable, what + ": " + errno_text(errno));
+    if (!send_packet(fd, Packet{std::move(*pkt), nullptr, 0})) {
+      return Status(Code::kUnavailable, what + ": " + errno_text(errno));
+    }
     uint8_t buf[4];
     OTA_RETURN_IF_ERROR(recv_exact(fd, buf, 2, deadline, what, &stopping_));
     auto h = mqtt::parse_fixed_header(buf, 2);
@@ -846,7 +841,7 @@ MqttClient resolve_mqtt_client(const TransportOptions& options) {
     if (std::strcmp(env, "paho") == 0) return MqttClient::kPaho;
     if (std::strcmp(env, "native") == 0 && !options.mqtt_v5 && !options.tls) return MqttClient::kNative;
   }
-  const bool plain = options.uri.rfind("tcp://", 0) == 0 || options.uri.rfind("mqtt://", 0) == 0;
+  const bool plain = plain_scheme_length(options.uri) > 0;
   return (plain && !options.mqtt_v5 && !options.tls) ? MqttClient::kNative : MqttClient::kPaho;
 }
 
