@@ -27,8 +27,8 @@
 #include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/topics.hpp"
-#include "ota/core/trust.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/core/trust.hpp"
 #include "ota/v1/state.pb.h"
 
 namespace ota::agent {
@@ -114,11 +114,13 @@ class Agent::Impl {
 
   Status start() {
     if (!topics::valid_ecu_id(cfg_.ecu_id)) {
-      return Status(Code::kInvalidArgument, "ecu_id '" + cfg_.ecu_id + "' must be 1-64 characters of [A-Za-z0-9_.-]");
+      return Status(Code::kInvalidArgument,
+                    "ecu_id '" + cfg_.ecu_id + "' must be 1-64 characters of [A-Za-z0-9_.-]");
     }
     if (cfg_.state_dir.empty()) return Status(Code::kInvalidArgument, "state_dir is required");
     if (cfg_.broker_uri.empty()) return Status(Code::kInvalidArgument, "broker_uri is required");
-    if (cfg_.max_chunk_size == 0 || cfg_.max_chunk_size > codec::kMaxChunkSize) cfg_.max_chunk_size = codec::kMaxChunkSize;
+    if (cfg_.max_chunk_size == 0 || cfg_.max_chunk_size > codec::kMaxChunkSize)
+      cfg_.max_chunk_size = codec::kMaxChunkSize;
     OTA_RETURN_IF_ERROR(make_dirs(cfg_.state_dir));
     state_path_ = cfg_.state_dir + "/agent-state.pb";
     staging_path_ = cfg_.state_dir + "/payload.part";
@@ -160,7 +162,8 @@ class Agent::Impl {
     topts.client_id = "agent-" + cfg_.ecu_id;
     topts.username = cfg_.ecu_id;
     topts.password = cfg_.password;
-    if (!cfg_.tls_ca_file.empty()) topts.tls = TlsOptions{cfg_.tls_ca_file, cfg_.tls_cert_file, cfg_.tls_key_file};
+    if (!cfg_.tls_ca_file.empty())
+      topts.tls = TlsOptions{cfg_.tls_ca_file, cfg_.tls_cert_file, cfg_.tls_key_file};
     v1::Hello will = make_hello(false);
     topts.will = WillMessage{topics::ecu(cfg_.ecu_id, Leaf::kHello), will.SerializeAsString(), 1, true};
     transport_ = make_transport(topts);
@@ -278,7 +281,8 @@ class Agent::Impl {
     Status st = codec::decode(*content, &disk_, 1 << 20, "agent state " + state_path_);
     if (!st.is_ok()) return st;
     if (disk_.format() != 1 || disk_.banks_size() != 2) {
-      return Status(Code::kCorrupt, state_path_ + ": unsupported state format " + std::to_string(disk_.format()));
+      return Status(Code::kCorrupt,
+                    state_path_ + ": unsupported state format " + std::to_string(disk_.format()));
     }
     return Status::ok();
   }
@@ -373,7 +377,8 @@ class Agent::Impl {
       if (signed_bytes) {
         bytes = std::move(*signed_bytes);
       } else {
-        OTA_LOGE(kLog, "%s: cannot sign a result: %s", cfg_.ecu_id.c_str(), signed_bytes.status().to_string().c_str());
+        OTA_LOGE(kLog, "%s: cannot sign a result: %s", cfg_.ecu_id.c_str(),
+                 signed_bytes.status().to_string().c_str());
       }
     }
     Status st = transport_->publish(topics::ecu(cfg_.ecu_id, leaf), bytes, qos, retain);
@@ -418,7 +423,9 @@ class Agent::Impl {
       auto* w = list.add_dtcs();
       w->set_code(d.code);
       w->set_status_mask(d.status_mask);
-      w->set_status(d.active ? v1::DTC_STATUS_ACTIVE : d.confirmed ? v1::DTC_STATUS_CONFIRMED : v1::DTC_STATUS_PENDING);
+      w->set_status(d.active      ? v1::DTC_STATUS_ACTIVE
+                    : d.confirmed ? v1::DTC_STATUS_CONFIRMED
+                                  : v1::DTC_STATUS_PENDING);
       w->set_first_seen_ms(d.first_seen_ms);
       w->set_last_seen_ms(d.last_seen_ms);
       w->set_occurrences(d.occurrences);
@@ -442,7 +449,8 @@ class Agent::Impl {
     return r;
   }
 
-  void reply(const v1::Command& cmd, v1::Outcome outcome, const Status& st, v1::Phase phase = v1::PHASE_UNSPECIFIED) {
+  void reply(const v1::Command& cmd, v1::Outcome outcome, const Status& st,
+             v1::Phase phase = v1::PHASE_UNSPECIFIED) {
     v1::Result r = make_result(cmd, outcome, st);
     if (!st.is_ok() && phase != v1::PHASE_UNSPECIFIED) r.mutable_error()->set_phase(phase);
     if (!st.is_ok()) {
@@ -463,7 +471,8 @@ class Agent::Impl {
 
   static bool is_data(const TransportMessage& m) {
     static constexpr std::string_view kSuffix = "/data";
-    return m.topic.size() > kSuffix.size() && m.topic.compare(m.topic.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+    return m.topic.size() > kSuffix.size() &&
+           m.topic.compare(m.topic.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
   }
 
   // The transport's callback. busy_ marks that a message is being handled (here or by the worker),
@@ -516,7 +525,8 @@ class Agent::Impl {
     } catch (const std::exception& e) {
       OTA_LOGE(kLog, "%s: internal error handling %s: %s", cfg_.ecu_id.c_str(), m.topic.c_str(), e.what());
     } catch (...) {
-      OTA_LOGE(kLog, "%s: internal error handling %s: unknown exception", cfg_.ecu_id.c_str(), m.topic.c_str());
+      OTA_LOGE(kLog, "%s: internal error handling %s: unknown exception", cfg_.ecu_id.c_str(),
+               m.topic.c_str());
     }
   }
 
@@ -560,12 +570,18 @@ class Agent::Impl {
     }
     current_correlation_ = cmd.correlation_id();
     switch (cmd.body_case()) {
-      case v1::Command::kStartTransfer: return on_start_transfer(cmd);
-      case v1::Command::kInstall: return on_install(cmd);
-      case v1::Command::kActivate: return on_activate(cmd);
-      case v1::Command::kCommit: return on_commit(cmd);
-      case v1::Command::kRollback: return on_rollback(cmd, cmd.rollback().reason());
-      case v1::Command::kCancel: return on_cancel(cmd);
+      case v1::Command::kStartTransfer:
+        return on_start_transfer(cmd);
+      case v1::Command::kInstall:
+        return on_install(cmd);
+      case v1::Command::kActivate:
+        return on_activate(cmd);
+      case v1::Command::kCommit:
+        return on_commit(cmd);
+      case v1::Command::kRollback:
+        return on_rollback(cmd, cmd.rollback().reason());
+      case v1::Command::kCancel:
+        return on_cancel(cmd);
       case v1::Command::kGetInventory: {
         v1::Result r = make_result(cmd, v1::OUTCOME_OK, Status::ok());
         *r.mutable_inventory() = make_hello(true).inventory();
@@ -584,8 +600,9 @@ class Agent::Impl {
         return publish_msg(Leaf::kResult, r, false);
       }
       default:
-        return reply(cmd, v1::OUTCOME_REFUSED,
-                     Status(Code::kUnsupported, "command " + cmd.correlation_id() + " has no body this agent knows"));
+        return reply(
+            cmd, v1::OUTCOME_REFUSED,
+            Status(Code::kUnsupported, "command " + cmd.correlation_id() + " has no body this agent knows"));
     }
   }
 
@@ -597,7 +614,8 @@ class Agent::Impl {
     publish_state(true);
   }
 
-  void fail(const v1::Command& cmd, const Status& st, v1::Phase phase, v1::Outcome outcome = v1::OUTCOME_FAILED) {
+  void fail(const v1::Command& cmd, const Status& st, v1::Phase phase,
+            v1::Outcome outcome = v1::OUTCOME_FAILED) {
     {
       std::lock_guard<std::mutex> lock(smu_);
       codec::to_wire(st, phase, disk_.mutable_last_error());
@@ -622,8 +640,8 @@ class Agent::Impl {
                                          cfg_.hardware_id + "'");
     }
     if (t.size() > dev_.bank_size()) {
-      return Status(Code::kNoSpace, "image of " + std::to_string(t.size()) + " bytes does not fit a bank of " +
-                                        std::to_string(dev_.bank_size()));
+      return Status(Code::kNoSpace, "image of " + std::to_string(t.size()) +
+                                        " bytes does not fit a bank of " + std::to_string(dev_.bank_size()));
     }
     if (st.chunk_size() == 0 || st.chunk_size() > cfg_.max_chunk_size) {
       return Status(Code::kInvalidArgument, "chunk size " + std::to_string(st.chunk_size()) +
@@ -637,15 +655,16 @@ class Agent::Impl {
       if (!cfg_.delta_capable) return Status(Code::kUnsupported, "this agent does not accept delta payloads");
       const auto& base = bank(active());
       if (t.base_sha256() != base.sha256()) {
-        return Status(Code::kRejected, "delta base " + t.base_version() + " does not match the active bank (" +
-                                           base.version() + ")");
+        return Status(Code::kRejected, "delta base " + t.base_version() +
+                                           " does not match the active bank (" + base.version() + ")");
       }
       if (t.payload_size() > dev_.free_space()) {
         return Status(Code::kNoSpace, "delta payload of " + std::to_string(t.payload_size()) +
                                           " bytes exceeds the free staging space");
       }
     } else {
-      return Status(Code::kUnsupported, "payload encoding " + std::to_string(t.encoding()) + " is not supported");
+      return Status(Code::kUnsupported,
+                    "payload encoding " + std::to_string(t.encoding()) + " is not supported");
     }
     OTA_RETURN_IF_ERROR(apply_root_updates(st));
     OTA_RETURN_IF_ERROR(verify_signed_target(t));
@@ -689,7 +708,8 @@ class Agent::Impl {
   Status verify_signed_target(const v1::Target& t) {
     if (!verifier_) return Status::ok();
     if (t.signed_target().empty()) {
-      return Status(Code::kSignatureInvalid, "target " + t.version() + " carries no signed director metadata");
+      return Status(Code::kSignatureInvalid,
+                    "target " + t.version() + " carries no signed director metadata");
     }
     trust::AgentIdentity me;
     me.ecu_id = cfg_.ecu_id;
@@ -702,15 +722,17 @@ class Agent::Impl {
     const trust::CampaignTarget& signed_target = verified->target;
     if (std::string(reinterpret_cast<const char*>(signed_target.sha256.data()), 32) != t.sha256() ||
         signed_target.size != t.size() || signed_target.version != t.version()) {
-      return Status(Code::kRejected, "the target announced (" + t.version() + ", " + std::to_string(t.size()) +
-                                         " bytes) is not the one the director signed for " + cfg_.ecu_id + " (" +
-                                         signed_target.version + ", " + std::to_string(signed_target.size) + " bytes)");
+      return Status(Code::kRejected,
+                    "the target announced (" + t.version() + ", " + std::to_string(t.size()) +
+                        " bytes) is not the one the director signed for " + cfg_.ecu_id + " (" +
+                        signed_target.version + ", " + std::to_string(signed_target.size) + " bytes)");
     }
     if (t.allow_downgrade() && !signed_target.allow_downgrade) {
       return Status(Code::kRejected, "allow_downgrade is set but not signed by the director");
     }
     std::lock_guard<std::mutex> lock(smu_);
-    if (verified->director_version > disk_.director_version()) disk_.set_director_version(verified->director_version);
+    if (verified->director_version > disk_.director_version())
+      disk_.set_director_version(verified->director_version);
     return Status::ok();
   }
 
@@ -802,7 +824,8 @@ class Agent::Impl {
       if (st.is_ok() && resume > 0) st = rehash_prefix(resume);
       if (!st.is_ok()) {
         // A prefix we cannot read back cannot be trusted: start over.
-        OTA_LOGW(kLog, "%s: cannot resume (%s); restarting transfer", cfg_.ecu_id.c_str(), st.to_string().c_str());
+        OTA_LOGW(kLog, "%s: cannot resume (%s); restarting transfer", cfg_.ecu_id.c_str(),
+                 st.to_string().c_str());
         payload_hash_.finish();
         resume = 0;
         disk_.set_durable_offset(0);
@@ -876,13 +899,14 @@ class Agent::Impl {
     gap_reported_ = false;
     if (data.size() > disk_.chunk_size() || c.offset + data.size() > total ||
         (c.offset + data.size() < total && data.size() != disk_.chunk_size()) || data.empty()) {
-      return abort_transfer(Status(Code::kInvalidArgument, "chunk at offset " + std::to_string(c.offset) + " has " +
-                                                       std::to_string(data.size()) + " bytes, which does not fit the transfer"));
+      return abort_transfer(Status(Code::kInvalidArgument, "chunk at offset " + std::to_string(c.offset) +
+                                                               " has " + std::to_string(data.size()) +
+                                                               " bytes, which does not fit the transfer"));
     }
     if (crc32c(data.data(), data.size()) != c.crc32c) {
       // A damaged chunk is not fatal: refuse it and let the client resend from next_offset.
-      return send_ack(Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset) +
-                                                 ": CRC-32C mismatch"));
+      return send_ack(
+          Status(Code::kCorrupt, "chunk at offset " + std::to_string(c.offset) + ": CRC-32C mismatch"));
     }
     const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
     Status st = guarded("write", [&] { return writer_->write(bytes, data.size()); });
@@ -893,12 +917,14 @@ class Agent::Impl {
     const bool complete = next_offset_ == total;
     if (complete) {
       Digest got = payload_hash_.finish();
-      if (std::string_view(reinterpret_cast<const char*>(got.data()), 32) != disk_.target().payload_sha256()) {
+      if (std::string_view(reinterpret_cast<const char*>(got.data()), 32) !=
+          disk_.target().payload_sha256()) {
         // The bytes are wrong somewhere: nothing is worth resuming. The ack says so.
         close_transfer();
         payload_complete_ = false;
-        Status bad(Code::kHashMismatch, "payload SHA-256 " + to_hex(got) + " does not match the target's " +
-                                            to_hex(reinterpret_cast<const uint8_t*>(disk_.target().payload_sha256().data()), 32));
+        Status bad(Code::kHashMismatch,
+                   "payload SHA-256 " + to_hex(got) + " does not match the target's " +
+                       to_hex(reinterpret_cast<const uint8_t*>(disk_.target().payload_sha256().data()), 32));
         {
           std::lock_guard<std::mutex> lock(smu_);
           disk_.set_durable_offset(0);
@@ -985,7 +1011,8 @@ class Agent::Impl {
       c.writer.reset();
       lock.lock();
       ckpt_running_ = false;
-      if (!st.is_ok() && ckpt_error_.is_ok()) ckpt_error_ = st.with_context("checkpoint at byte " + std::to_string(c.offset));
+      if (!st.is_ok() && ckpt_error_.is_ok())
+        ckpt_error_ = st.with_context("checkpoint at byte " + std::to_string(c.offset));
       ccv_.notify_all();
     }
   }
@@ -1005,8 +1032,8 @@ class Agent::Impl {
     if (disk_.durable_offset() != t.payload_size()) {
       // NOT_FOUND tells the client to resume the transfer (e.g. the agent restarted after the last
       // chunk, before its checkpoint), then install again.
-      return Status(Code::kNotFound, "transfer incomplete: " + std::to_string(disk_.durable_offset()) + " of " +
-                                         std::to_string(t.payload_size()) + " bytes held durably");
+      return Status(Code::kNotFound, "transfer incomplete: " + std::to_string(disk_.durable_offset()) +
+                                         " of " + std::to_string(t.payload_size()) + " bytes held durably");
     }
     if (!payload_complete_) {
       // Received in an earlier run of the agent: hash it again from where it is stored.
@@ -1016,8 +1043,9 @@ class Agent::Impl {
       payload_complete_ = true;
     }
     if (std::string(reinterpret_cast<const char*>(payload_digest_.data()), 32) != t.payload_sha256()) {
-      return Status(Code::kHashMismatch, "payload SHA-256 " + to_hex(payload_digest_) + " does not match the target's " +
-                                             to_hex(reinterpret_cast<const uint8_t*>(t.payload_sha256().data()), 32));
+      return Status(Code::kHashMismatch,
+                    "payload SHA-256 " + to_hex(payload_digest_) + " does not match the target's " +
+                        to_hex(reinterpret_cast<const uint8_t*>(t.payload_sha256().data()), 32));
     }
     return Status::ok();
   }
@@ -1047,9 +1075,10 @@ class Agent::Impl {
     OTA_RETURN_IF_ERROR(delta::apply_delta(bounded, **delta_file, hashing));
     OTA_RETURN_IF_ERROR(guarded("sync", [&] { return out->sync(); }));
     Digest d = hashing.finish();
-    if (hashing.bytes() != t.size() || std::string(reinterpret_cast<const char*>(d.data()), 32) != t.sha256()) {
-      return Status(Code::kHashMismatch, "reconstructed image (" + std::to_string(hashing.bytes()) + " bytes, SHA-256 " +
-                                             to_hex(d) + ") is not the target");
+    if (hashing.bytes() != t.size() ||
+        std::string(reinterpret_cast<const char*>(d.data()), 32) != t.sha256()) {
+      return Status(Code::kHashMismatch, "reconstructed image (" + std::to_string(hashing.bytes()) +
+                                             " bytes, SHA-256 " + to_hex(d) + ") is not the target");
     }
     return Status::ok();
   }
@@ -1108,7 +1137,8 @@ class Agent::Impl {
       promise->set_value(guarded("health_check", [&] { return dev->health_check(b, timeout); }));
     }).detach();
     if (future.wait_for(timeout) != std::future_status::ready) {
-      return Status(Code::kTimeout, "health check did not answer within " + std::to_string(timeout.count()) + " ms");
+      return Status(Code::kTimeout,
+                    "health check did not answer within " + std::to_string(timeout.count()) + " ms");
     }
     return future.get();
   }
@@ -1132,8 +1162,8 @@ class Agent::Impl {
       return reply(cmd, v1::OUTCOME_OK, Status::ok());  // already active on trial
     }
     if (disk_.phase() != v1::PHASE_STAGED || disk_.transfer_id() != cmd.activate().transfer_id()) {
-      return reply(cmd, v1::OUTCOME_REFUSED, Status(Code::kRejected, "nothing staged for '" +
-                                                                         cmd.activate().transfer_id() + "'"));
+      return reply(cmd, v1::OUTCOME_REFUSED,
+                   Status(Code::kRejected, "nothing staged for '" + cmd.activate().transfer_id() + "'"));
     }
     const Bank prev = active();
     const Bank next = other(prev);
@@ -1205,7 +1235,8 @@ class Agent::Impl {
   }
 
   void on_rollback(const v1::Command& cmd, const std::string& reason) {
-    OTA_LOGI(kLog, "%s: rollback requested%s%s", cfg_.ecu_id.c_str(), reason.empty() ? "" : ": ", reason.c_str());
+    OTA_LOGI(kLog, "%s: rollback requested%s%s", cfg_.ecu_id.c_str(), reason.empty() ? "" : ": ",
+             reason.c_str());
     close_transfer();
     payload_complete_ = false;
     Status st;
@@ -1227,8 +1258,9 @@ class Agent::Impl {
 
   void on_cancel(const v1::Command& cmd) {
     if (disk_.trial()) {
-      return reply(cmd, v1::OUTCOME_REFUSED,
-                   Status(Code::kRejected, "update already activated: cancel no longer applies, roll back instead"));
+      return reply(
+          cmd, v1::OUTCOME_REFUSED,
+          Status(Code::kRejected, "update already activated: cancel no longer applies, roll back instead"));
     }
     on_rollback(cmd, "cancelled");
   }
@@ -1255,9 +1287,9 @@ class Agent::Impl {
   bool stop_requested_ = false;
   std::thread worker_;
 
-  std::mutex file_mu_;       // writes of the state file
-  uint64_t state_gen_ = 0;   // snapshot generation (under smu_)
-  uint64_t written_gen_ = 0; // generation on disk (under file_mu_)
+  std::mutex file_mu_;        // writes of the state file
+  uint64_t state_gen_ = 0;    // snapshot generation (under smu_)
+  uint64_t written_gen_ = 0;  // generation on disk (under file_mu_)
 
   // Checkpoints (see checkpoint()).
   std::mutex cmu_;

@@ -38,7 +38,8 @@ static_assert(OTA_ERR_INTERNAL == static_cast<int>(Code::kInternal), "");
 static_assert(OTA_ERR_NO_SPACE == static_cast<int>(Code::kNoSpace), "");
 static_assert(OTA_BANK_A == static_cast<int>(Bank::kA) && OTA_BANK_B == static_cast<int>(Bank::kB), "");
 static_assert(OTA_LOG_DEBUG == static_cast<int>(ota::LogLevel::kDebug) &&
-                  OTA_LOG_OFF == static_cast<int>(ota::LogLevel::kOff), "");
+                  OTA_LOG_OFF == static_cast<int>(ota::LogLevel::kOff),
+              "");
 
 namespace {
 
@@ -96,7 +97,8 @@ struct Shared {
 
 class CWriter : public ota::agent::BankWriter {
  public:
-  CWriter(std::shared_ptr<Shared> s, Bank bank, uint64_t offset) : s_(std::move(s)), bank_(bank), pos_(offset) {}
+  CWriter(std::shared_ptr<Shared> s, Bank bank, uint64_t offset)
+      : s_(std::move(s)), bank_(bank), pos_(offset) {}
   ~CWriter() override {
     if (s_->cb.bank_close) s_->cb.bank_close(s_->cb.user, to_c(bank_));
   }
@@ -143,7 +145,8 @@ class CDevice : public ota::agent::Device {
   uint64_t bank_size() const override { return s_->cb.bank_size(s_->cb.user); }
 
   ota::Result<std::unique_ptr<ota::agent::BankWriter>> open_bank_writer(Bank bank, uint64_t offset) override {
-    if (s_->cb.bank_open) OTA_RETURN_IF_ERROR(call("bank_open", s_->cb.bank_open, s_->cb.user, to_c(bank), offset));
+    if (s_->cb.bank_open)
+      OTA_RETURN_IF_ERROR(call("bank_open", s_->cb.bank_open, s_->cb.user, to_c(bank), offset));
     return std::unique_ptr<ota::agent::BankWriter>(std::make_unique<CWriter>(s_, bank, offset));
   }
 
@@ -235,7 +238,8 @@ class CDevice : public ota::agent::Device {
 
   Status clear_dtcs(const std::vector<uint32_t>& codes) override {
     if (!s_->cb.clear_dtcs) return Status::ok();
-    return call("clear_dtcs", s_->cb.clear_dtcs, s_->cb.user, codes.empty() ? nullptr : codes.data(), codes.size());
+    return call("clear_dtcs", s_->cb.clear_dtcs, s_->cb.user, codes.empty() ? nullptr : codes.data(),
+                codes.size());
   }
 
   uint64_t free_space() const override {
@@ -362,8 +366,9 @@ ota_status_t ota_agent_create(const ota_agent_config_t* config, const ota_agent_
     }
     if (callbacks->struct_size < kCallbacksMinSize) {
       return create_error(OTA_ERR_INVALID_ARGUMENT,
-                          "ota_agent_create: callbacks->struct_size " + std::to_string(callbacks->struct_size) +
-                              " is smaller than the " + std::to_string(kCallbacksMinSize) +
+                          "ota_agent_create: callbacks->struct_size " +
+                              std::to_string(callbacks->struct_size) + " is smaller than the " +
+                              std::to_string(kCallbacksMinSize) +
                               " bytes of required callbacks (call ota_agent_callbacks_init first)");
     }
 
@@ -379,7 +384,8 @@ ota_status_t ota_agent_create(const ota_agent_config_t* config, const ota_agent_
     if (!shared->cb.bank_write) missing += " bank_write";
     if (!shared->cb.bank_read) missing += " bank_read";
     if (!missing.empty()) {
-      return create_error(OTA_ERR_INVALID_ARGUMENT, "ota_agent_create: required callbacks missing:" + missing);
+      return create_error(OTA_ERR_INVALID_ARGUMENT,
+                          "ota_agent_create: required callbacks missing:" + missing);
     }
     if (!ota::topics::valid_ecu_id(str(cfg.ecu_id))) {
       return create_error(OTA_ERR_INVALID_ARGUMENT, "ota_agent_create: ecu_id '" + str(cfg.ecu_id) +
@@ -413,7 +419,8 @@ ota_status_t ota_agent_start(ota_agent_t* agent) {
     {
       std::lock_guard<std::mutex> lock(agent->mu);
       if (agent->started) {
-        agent->last_error = "ota_agent_start: already called on this agent; create a new agent to start again";
+        agent->last_error =
+            "ota_agent_start: already called on this agent; create a new agent to start again";
         return OTA_ERR_INVALID_ARGUMENT;
       }
       agent->started = true;
@@ -513,9 +520,11 @@ void ota_log_set_handler(ota_log_handler_t handler, void* user) {
       ota::set_log_sink(nullptr);
       return;
     }
-    ota::set_log_sink([handler, user](ota::LogLevel level, const std::string& component, const std::string& message) {
-      handler(user, static_cast<ota_log_level_t>(static_cast<int>(level)), component.c_str(), message.c_str());
-    });
+    ota::set_log_sink(
+        [handler, user](ota::LogLevel level, const std::string& component, const std::string& message) {
+          handler(user, static_cast<ota_log_level_t>(static_cast<int>(level)), component.c_str(),
+                  message.c_str());
+        });
   } catch (...) {
     // Out of memory while copying the handler: the previous sink stays in place.
   }

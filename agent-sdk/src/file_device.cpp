@@ -25,7 +25,10 @@ class FileBankWriter : public BankWriter {
 }  // namespace
 
 FileDevice::FileDevice(std::string bank_a, std::string bank_b, std::string boot_file, uint64_t bank_size)
-    : bank_a_(std::move(bank_a)), bank_b_(std::move(bank_b)), boot_file_(std::move(boot_file)), bank_size_(bank_size) {}
+    : bank_a_(std::move(bank_a)),
+      bank_b_(std::move(bank_b)),
+      boot_file_(std::move(boot_file)),
+      bank_size_(bank_size) {}
 
 Result<std::unique_ptr<BankWriter>> FileDevice::open_bank_writer(Bank bank, uint64_t offset) {
   // In place, like a partition: a block device cannot be truncated, and rewriting the pages a bank
@@ -44,7 +47,8 @@ Result<std::unique_ptr<RandomReader>> FileDevice::open_bank_reader(Bank bank) {
 Status FileDevice::finish_install(Bank bank, const ImageInfo& image) {
   const std::string& path = bank_path(bank);
   struct stat sb {};
-  if (::stat(path.c_str(), &sb) != 0) return Status(Code::kIoError, "stat " + path + ": " + std::strerror(errno));
+  if (::stat(path.c_str(), &sb) != 0)
+    return Status(Code::kIoError, "stat " + path + ": " + std::strerror(errno));
   if (!S_ISREG(sb.st_mode) || static_cast<uint64_t>(sb.st_size) <= image.size) return Status::ok();
   // A bank file holds exactly its image (what was there before may have been longer).
   if (::truncate(path.c_str(), static_cast<off_t>(image.size)) != 0) {
@@ -53,13 +57,16 @@ Status FileDevice::finish_install(Bank bank, const ImageInfo& image) {
   return Status::ok();
 }
 
-Status FileDevice::activate(Bank bank, const ImageInfo&) { return atomic_write_file(boot_file_, bank_name(bank)); }
+Status FileDevice::activate(Bank bank, const ImageInfo&) {
+  return atomic_write_file(boot_file_, bank_name(bank));
+}
 
 Status FileDevice::rollback(Bank previous) { return atomic_write_file(boot_file_, bank_name(previous)); }
 
 uint64_t FileDevice::free_space() const {
   struct statvfs vfs {};
-  std::string dir = boot_file_.substr(0, boot_file_.rfind('/') == std::string::npos ? 0 : boot_file_.rfind('/'));
+  std::string dir =
+      boot_file_.substr(0, boot_file_.rfind('/') == std::string::npos ? 0 : boot_file_.rfind('/'));
   if (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) != 0) return 0;
   return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
 }

@@ -57,7 +57,8 @@ std::string fixed_header(uint8_t first, size_t remaining) {
 }
 
 std::string puback(uint16_t id) {
-  return std::string{static_cast<char>(kPuback << 4), 2, static_cast<char>(id >> 8), static_cast<char>(id & 0xff)};
+  return std::string{static_cast<char>(kPuback << 4), 2, static_cast<char>(id >> 8),
+                     static_cast<char>(id & 0xff)};
 }
 
 // PUBLISH QoS 1 header (everything but the payload).
@@ -90,17 +91,18 @@ class Conn {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(c.port));
     if (inet_pton(AF_INET, c.host.c_str(), &a.sin_addr) != 1) fail("bad host " + c.host);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) fail(std::string("connect: ") + strerror(errno));
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+      fail(std::string("connect: ") + strerror(errno));
     if (c.nodelay) {
       int one = 1;
       setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     std::string var;
     put_str(var, "MQTT");
-    var.push_back(4);                          // protocol level 3.1.1
-    var.push_back(static_cast<char>(0xC2));    // user name, password, clean session
+    var.push_back(4);                        // protocol level 3.1.1
+    var.push_back(static_cast<char>(0xC2));  // user name, password, clean session
     var.push_back(0);
-    var.push_back(120);                        // keep alive, s
+    var.push_back(120);  // keep alive, s
     put_str(var, client_id);
     put_str(var, c.user);
     put_str(var, c.password);
@@ -304,7 +306,8 @@ int run_bare_sub(const PeerConfig& c) {
   Status cst = sink->close();
   if (!cst.is_ok() && error.empty()) error = cst.to_string();
   return finish_peer(c, error,
-                     {{"gaps", std::to_string(gaps)}, {"t_first_ns", std::to_string(t_first)},
+                     {{"gaps", std::to_string(gaps)},
+                      {"t_first_ns", std::to_string(t_first)},
                       {"t_end_ns", std::to_string(t_end)}},
                      &*sink);
 }
@@ -397,7 +400,8 @@ int run_bare_pub(const PeerConfig& c) {
   }
   const int64_t t_end = mono_ns();
   ::close(fd);
-  return finish_peer(c, error, {{"t_start_ns", std::to_string(t_start)}, {"t_end_ns", std::to_string(t_end)}});
+  return finish_peer(c, error,
+                     {{"t_start_ns", std::to_string(t_start)}, {"t_end_ns", std::to_string(t_end)}});
 }
 
 }  // namespace ota::bench

@@ -67,7 +67,8 @@ int set_nodelay_on_tcp_sockets() {
     if (end == e->d_name || *end != '\0' || fd == dirfd(d)) continue;
     int type = 0;
     socklen_t len = sizeof(type);
-    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+      continue;
     sockaddr_storage addr{};
     socklen_t alen = sizeof(addr);
     if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;

@@ -9,8 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ota/core/sha256.hpp"
@@ -31,34 +31,35 @@ inline uint64_t get_u64(const uint8_t* p) {
 
 // Nanoseconds on CLOCK_MONOTONIC, which is the same clock in every process of the machine.
 inline int64_t mono_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
 // Everything a peer process is told on its command line.
 struct PeerConfig {
-  std::string role;      // "pub" or "sub"
-  std::string impl;      // "paho" or "bare"
-  std::string flow;      // "window": app-level acks, `window` chunks per subscriber;
-                         // "inflight": QoS 1 only, `inflight` unacknowledged PUBLISHes
+  std::string role;  // "pub" or "sub"
+  std::string impl;  // "paho" or "bare"
+  std::string flow;  // "window": app-level acks, `window` chunks per subscriber;
+                     // "inflight": QoS 1 only, `inflight` unacknowledged PUBLISHes
   std::string host = "127.0.0.1";
   int port = 0;
   std::string user;
   std::string password;
-  std::string id;                  // sub: its ECU id
-  std::vector<std::string> ids;    // pub: every subscriber's ECU id
-  std::string image;               // pub: the file it sends to every subscriber
-  std::string out;                 // sub: where it writes what it receives
-  std::string ready_file;          // sub: created once subscribed
-  std::string result_file;         // key=value lines, see PeerResult
-  uint64_t size = 0;               // bytes per subscriber
+  std::string id;                // sub: its ECU id
+  std::vector<std::string> ids;  // pub: every subscriber's ECU id
+  std::string image;             // pub: the file it sends to every subscriber
+  std::string out;               // sub: where it writes what it receives
+  std::string ready_file;        // sub: created once subscribed
+  std::string result_file;       // key=value lines, see PeerResult
+  uint64_t size = 0;             // bytes per subscriber
   uint64_t chunk = 256 * 1024;
   uint32_t window = 16;
   uint32_t inflight = 64;
-  uint64_t sync_every = 0;         // sub: fdatasync every N bytes (0: never)
-  bool state_file = false;         // sub: with each fdatasync also save a state file atomically
-                                   // (write, fsync, rename, fsync dir), as the agent SDK does
-  bool nodelay = true;             // set TCP_NODELAY on the MQTT socket(s)
+  uint64_t sync_every = 0;  // sub: fdatasync every N bytes (0: never)
+  bool state_file = false;  // sub: with each fdatasync also save a state file atomically
+                            // (write, fsync, rename, fsync dir), as the agent SDK does
+  bool nodelay = true;      // set TCP_NODELAY on the MQTT socket(s)
   int timeout_s = 300;
 };
 

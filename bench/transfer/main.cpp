@@ -21,13 +21,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
-#include <dirent.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -61,8 +61,8 @@ bool parse_size(const std::string& text, uint64_t* out) {
   }
   std::string unit = text.substr(pos);
   static const std::map<std::string, uint64_t> units = {
-      {"", 1},         {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
-      {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30},   {"KB", 1000},       {"MB", 1000000},
+      {"", 1},           {"B", 1},          {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+      {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30},   {"KB", 1000},        {"MB", 1000000},
       {"GB", 1000000000}};
   auto it = units.find(unit);
   if (it == units.end()) return false;
@@ -250,15 +250,15 @@ struct Options {
 struct RunResult {
   bool ok = false;
   std::string error;
-  double mbps = 0;           // payload MB/s (10^6 bytes) over the transfer
-  double campaign_mbps = 0;  // (a): over the whole campaign, as ota-sim prints it
-  double wall_s = 0;         // transfer (or campaign) wall time
-  double cpu_total_s = 0;    // (a): every process (getrusage of children); (b), (c): broker + peers
-  double cpu_all_s = 0;      // every child process, start-up included
+  double mbps = 0;                    // payload MB/s (10^6 bytes) over the transfer
+  double campaign_mbps = 0;           // (a): over the whole campaign, as ota-sim prints it
+  double wall_s = 0;                  // transfer (or campaign) wall time
+  double cpu_total_s = 0;             // (a): every process (getrusage of children); (b), (c): broker + peers
+  double cpu_all_s = 0;               // every child process, start-up included
   std::map<std::string, double> cpu;  // per process (or role)
   std::map<std::string, std::pair<double, double>> io_mb;  // (a): per process, MB read / written (syscalls)
   uint64_t bytes = 0;
-  long agent_rss_kib = 0;    // (a)/(d): max peak RSS of the agents
+  long agent_rss_kib = 0;  // (a)/(d): max peak RSS of the agents
   std::string note;
 };
 
@@ -313,8 +313,8 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
                        uint32_t inflight, const std::string& image, const std::string& image_sha,
                        const std::string& work, int run) {
   RunResult res;
-  const std::string tag = impl + "-" + flow + "-" + std::to_string(flow == "window" ? window : inflight) + "-" +
-                          std::to_string(run);
+  const std::string tag = impl + "-" + flow + "-" + std::to_string(flow == "window" ? window : inflight) +
+                          "-" + std::to_string(run);
   const std::string dir = work + "/" + tag;
   if (Status st = make_dirs(dir); !st.is_ok()) {
     res.error = st.to_string();
@@ -335,11 +335,18 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
     std::string peer_impl = impl;
     if (impl == "paho" && role == "pub" && !o.pub_impl.empty()) peer_impl = o.pub_impl;
     if (impl == "paho" && role == "sub" && !o.sub_impl.empty()) peer_impl = o.sub_impl;
-    return std::vector<std::string>{exe,  "peer", "--role", role, "--impl", peer_impl, "--flow", flow, "--host",
-                                    (*broker)->host(), "--port", std::to_string((*broker)->port()),
-                                    "--size", std::to_string(o.size), "--chunk", std::to_string(o.chunk),
-                                    "--window", std::to_string(window), "--inflight", std::to_string(inflight),
-                                    "--nodelay", o.no_nodelay ? "0" : "1", "--timeout", std::to_string(o.timeout_s)};
+    return std::vector<std::string>{exe,          "peer",
+                                    "--role",     role,
+                                    "--impl",     peer_impl,
+                                    "--flow",     flow,
+                                    "--host",     (*broker)->host(),
+                                    "--port",     std::to_string((*broker)->port()),
+                                    "--size",     std::to_string(o.size),
+                                    "--chunk",    std::to_string(o.chunk),
+                                    "--window",   std::to_string(window),
+                                    "--inflight", std::to_string(inflight),
+                                    "--nodelay",  o.no_nodelay ? "0" : "1",
+                                    "--timeout",  std::to_string(o.timeout_s)};
   };
   const double cpu0 = children_cpu_s();
   std::vector<sim::ChildProcess> subs;
@@ -349,15 +356,20 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
     // (ota-sim flashes both banks): on this VM, page-cache pages touched for the first time cost
     // about 20x more to fill than pages a file already has, so both sides must be in one regime.
     std::error_code ec;
-    std::filesystem::copy_file(image, dir + "/" + id + ".bin", std::filesystem::copy_options::overwrite_existing, ec);
+    std::filesystem::copy_file(image, dir + "/" + id + ".bin",
+                               std::filesystem::copy_options::overwrite_existing, ec);
     if (ec) {
       res.error = "copy " + image + ": " + ec.message();
       return res;
     }
     auto argv = common_args("sub");
-    std::vector<std::string> more{"--id", id, "--user", id, "--password", (*broker)->password(id), "--out",
-                                  dir + "/" + id + ".bin", "--ready", dir + "/" + id + ".ready", "--result",
-                                  dir + "/" + id + ".result", "--sync-every", std::to_string(o.sync_every),
+    std::vector<std::string> more{"--id",         id,
+                                  "--user",       id,
+                                  "--password",   (*broker)->password(id),
+                                  "--out",        dir + "/" + id + ".bin",
+                                  "--ready",      dir + "/" + id + ".ready",
+                                  "--result",     dir + "/" + id + ".result",
+                                  "--sync-every", std::to_string(o.sync_every),
                                   "--state-file", o.sub_state ? "1" : "0"};
     argv.insert(argv.end(), more.begin(), more.end());
     sim::SpawnOptions so;
@@ -379,8 +391,8 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
   const int bpid = (*broker)->process()->pid();
   read_proc_stat(bpid, &b0);
   auto argv = common_args("pub");
-  std::vector<std::string> more{"--user", "ota-client", "--password", (*broker)->password("ota-client"), "--image",
-                                image, "--result", dir + "/pub.result"};
+  std::vector<std::string> more{"--user",  "ota-client", "--password", (*broker)->password("ota-client"),
+                                "--image", image,        "--result",   dir + "/pub.result"};
   argv.insert(argv.end(), more.begin(), more.end());
   for (const auto& id : ids) {
     argv.push_back("--ids");
@@ -420,7 +432,8 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
 
   auto pr = read_result(dir + "/pub.result");
   if (!pr || (*pr)["ok"] != "1") {
-    res.error = "publisher failed (" + pexit->describe() + "): " + (pr ? (*pr)["error"] : sim::tail_file(dir + "/pub.log", 5));
+    res.error = "publisher failed (" + pexit->describe() +
+                "): " + (pr ? (*pr)["error"] : sim::tail_file(dir + "/pub.log", 5));
   }
   auto num = [](PeerResult& r, const char* k) { return r.count(k) ? std::stod(r[k]) : 0.0; };
   int64_t t_start = pr ? static_cast<int64_t>(num(*pr, "t_start_ns")) : 0;
@@ -451,8 +464,10 @@ RunResult run_baseline(const Options& o, const std::string& impl, const std::str
   res.cpu_total_s = res.cpu["broker"] + res.cpu["publisher"] + sub_cpu;
   if (gaps > 0) res.note = std::to_string(gaps) + " chunks lost (broker queue limit)";
   if (sync_s > 0) res.note += (res.note.empty() ? "" : "; ") + fmt("fdatasync %.2f s (sum)", sync_s);
-  res.note += (res.note.empty() ? "" : "; ") + fmt("subscriber peak RSS %.1f MiB", res.agent_rss_kib / 1024.0);
-  if (res.error.empty() && res.bytes != o.size * ids.size()) res.error = "bytes received " + std::to_string(res.bytes);
+  res.note +=
+      (res.note.empty() ? "" : "; ") + fmt("subscriber peak RSS %.1f MiB", res.agent_rss_kib / 1024.0);
+  if (res.error.empty() && res.bytes != o.size * ids.size())
+    res.error = "bytes received " + std::to_string(res.bytes);
   res.wall_s = (t_end - t_start) / 1e9;
   if (res.error.empty() && res.wall_s > 0) {
     res.ok = true;
@@ -468,10 +483,23 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, u
   RunResult res;
   const std::string dir = work + "/" + tag;
   const std::string report = dir + ".json";
-  std::vector<std::string> argv{o.bin_dir + "/ota-sim", "--agents", std::to_string(agents), "--image-size",
-                                image_size, "--chunk-size", std::to_string(o.chunk), "--window",
-                                std::to_string(window), "--work-dir", dir, "--report", report, "--quiet",
-                                "--no-cloud", "--timeout", std::to_string(o.timeout_s)};
+  std::vector<std::string> argv{o.bin_dir + "/ota-sim",
+                                "--agents",
+                                std::to_string(agents),
+                                "--image-size",
+                                image_size,
+                                "--chunk-size",
+                                std::to_string(o.chunk),
+                                "--window",
+                                std::to_string(window),
+                                "--work-dir",
+                                dir,
+                                "--report",
+                                report,
+                                "--quiet",
+                                "--no-cloud",
+                                "--timeout",
+                                std::to_string(o.timeout_s)};
   sim::SpawnOptions so;
   so.log_path = dir + ".log";
   so.name = "ota-sim";
@@ -505,11 +533,13 @@ RunResult run_sim(const Options& o, int agents, const std::string& image_size, u
   for (const auto& e : rep.ecus()) {
     res.bytes += e.bytes_transferred();
     for (const auto& p : e.phases()) {
-      if (p.phase() == v1::PHASE_TRANSFER) max_transfer_ms = std::max<uint64_t>(max_transfer_ms, p.duration_ms());
+      if (p.phase() == v1::PHASE_TRANSFER)
+        max_transfer_ms = std::max<uint64_t>(max_transfer_ms, p.duration_ms());
     }
   }
   for (const auto& p : rep.processes()) {
-    if (p.name().rfind("agent ", 0) == 0) res.agent_rss_kib = std::max<long>(res.agent_rss_kib, static_cast<long>(p.peak_rss_kib()));
+    if (p.name().rfind("agent ", 0) == 0)
+      res.agent_rss_kib = std::max<long>(res.agent_rss_kib, static_cast<long>(p.peak_rss_kib()));
   }
   if (rep.result() != v1::CAMPAIGN_SUCCESS) {
     res.error = "campaign " + v1::CampaignResult_Name(rep.result()) + ": " + rep.reason();
@@ -576,14 +606,16 @@ std::string cpu_model() {
   return "?";
 }
 
-std::string render(const Options& o, const std::vector<Scenario>& sc, const RunResult* rss, const std::string& cmd) {
+std::string render(const Options& o, const std::vector<Scenario>& sc, const RunResult* rss,
+                   const std::string& cmd) {
   std::ostringstream out;
   const double gb_per_run = o.agents * static_cast<double>(o.size) / 1e9;
   out << "| scenario | median MB/s | runs (MB/s) | transfer wall s | CPU-s total | CPU-s per GB | notes |\n";
   out << "|---|---:|---|---:|---:|---:|---|\n";
   for (const auto& s : sc) {
     std::string runs;
-    for (const auto& r : s.runs) runs += (runs.empty() ? "" : ", ") + (r.ok ? fmt("%.0f", r.mbps) : std::string("fail"));
+    for (const auto& r : s.runs)
+      runs += (runs.empty() ? "" : ", ") + (r.ok ? fmt("%.0f", r.mbps) : std::string("fail"));
     const RunResult* m = s.median_run();
     out << "| " << s.title << " | " << (m ? fmt("%.1f", s.med()) : "-") << " | " << runs << " | "
         << (m ? fmt("%.2f", m->wall_s) : "-") << " | " << (m ? fmt("%.1f", m->cpu_total_s) : "-") << " | "
@@ -606,22 +638,27 @@ std::string render(const Options& o, const std::vector<Scenario>& sc, const RunR
     std::vector<double> camp;
     for (const auto& r : a->runs)
       if (r.ok) camp.push_back(r.campaign_mbps);
-    out << "- (a)/(b), whole campaign as ota-sim prints it (" << fmt("%.1f MB/s", median(camp)) << "): "
-        << fmt("%.2f", median(camp) / b->med()) << "x\n";
+    out << "- (a)/(b), whole campaign as ota-sim prints it (" << fmt("%.1f MB/s", median(camp))
+        << "): " << fmt("%.2f", median(camp) / b->med()) << "x\n";
   }
-  if (a && c) out << "- (a)/(c) bare-socket, transfer phase: **" << fmt("%.2f", a->med() / c->med()) << "x** (goal >= 0.8x)\n";
+  if (a && c)
+    out << "- (a)/(c) bare-socket, transfer phase: **" << fmt("%.2f", a->med() / c->med())
+        << "x** (goal >= 0.8x)\n";
   for (const auto& s : sc) {
     if (s.key != "what-if" || s.ok_mbps().empty() || !b) continue;
-    out << "- " << s.title << ": " << fmt("%.1f MB/s", s.med()) << ", " << fmt("%.2fx (b)", s.med() / b->med())
+    out << "- " << s.title << ": " << fmt("%.1f MB/s", s.med()) << ", "
+        << fmt("%.2fx (b)", s.med() / b->med())
         << (c ? fmt(", %.2fx (c)", s.med() / c->med()) : std::string()) << "\n";
   }
   if (b && c) out << "- (b)/(c): " << fmt("%.2f", b->med() / c->med()) << "x\n";
   if (rss) {
     out << "- (d) agent peak RSS installing a " << o.rss_size << " image: "
-        << (rss->ok ? fmt("**%.1f MiB**", rss->agent_rss_kib / 1024.0) + " (goal < 16 MiB)" : "failed: " + rss->error)
+        << (rss->ok ? fmt("**%.1f MiB**", rss->agent_rss_kib / 1024.0) + " (goal < 16 MiB)"
+                    : "failed: " + rss->error)
         << "\n";
   }
-  out << "\nCPU seconds per process (median run of each scenario; the pipeline's by sampling /proc every 50 ms):\n\n";
+  out << "\nCPU seconds per process (median run of each scenario; the pipeline's by sampling /proc every 50 "
+         "ms):\n\n";
   out << "| scenario | process | CPU-s | CPU-s per GB |\n|---|---|---:|---:|\n";
   for (const auto& s : sc) {
     const RunResult* m = s.median_run();
@@ -643,8 +680,8 @@ std::string render(const Options& o, const std::vector<Scenario>& sc, const RunR
       if (v < 0.01) continue;
       std::string io_note;
       if (io.count(k)) io_note = fmt(" (read %.0f MB", io[k].first) + fmt(", wrote %.0f MB)", io[k].second);
-      out << "| " << s.title << " | " << k << io_note << " | " << fmt("%.2f", v) << " | " << fmt("%.2f", v / gb_per_run)
-          << " |\n";
+      out << "| " << s.title << " | " << k << io_note << " | " << fmt("%.2f", v) << " | "
+          << fmt("%.2f", v / gb_per_run) << " |\n";
     }
   }
   out << "\nCommand: `" << cmd << "`\n";
@@ -652,8 +689,8 @@ std::string render(const Options& o, const std::vector<Scenario>& sc, const RunR
 }
 
 int orchestrate(Options& o, const std::string& cmdline) {
-  if (!parse_size(o.image_size, &o.size) || o.size == 0 || !parse_size(o.chunk_text, &o.chunk) || o.chunk == 0 ||
-      !parse_size(o.sub_sync, &o.sync_every)) {
+  if (!parse_size(o.image_size, &o.size) || o.size == 0 || !parse_size(o.chunk_text, &o.chunk) ||
+      o.chunk == 0 || !parse_size(o.sub_sync, &o.sync_every)) {
     std::fprintf(stderr, "ota-bench-transfer: bad --image-size, --chunk or --sub-sync\n");
     return 2;
   }
@@ -677,30 +714,56 @@ int orchestrate(Options& o, const std::string& cmdline) {
   const std::string size_note = std::to_string(o.agents) + " x " + o.image_size;
   if (!o.skip_sim) {
     sc.push_back({"sim",
-                  o.sim_window ? "(a) ota-sim pipeline, window " + std::to_string(o.sim_window)
-                               : std::string("(a) ota-sim pipeline, default window (4 in flight shared by the ECUs)"),
-                  "", "", o.sim_window, 0, false, {}});
+                  o.sim_window
+                      ? "(a) ota-sim pipeline, window " + std::to_string(o.sim_window)
+                      : std::string("(a) ota-sim pipeline, default window (4 in flight shared by the ECUs)"),
+                  "",
+                  "",
+                  o.sim_window,
+                  0,
+                  false,
+                  {}});
     if (o.sim_paho) {
-      sc.push_back({"what-if", "(a') ota-sim pipeline on Paho (OTA_MQTT_CLIENT=paho), same window", "", "",
-                    o.sim_window, 0, true, {}});
+      sc.push_back({"what-if",
+                    "(a') ota-sim pipeline on Paho (OTA_MQTT_CLIENT=paho), same window",
+                    "",
+                    "",
+                    o.sim_window,
+                    0,
+                    true,
+                    {}});
     }
     for (uint32_t w : o.what_if_windows) {
-      sc.push_back({"what-if", "(a') what-if: pipeline, window " + std::to_string(w), "", "", w, 0, false, {}});
+      sc.push_back(
+          {"what-if", "(a') what-if: pipeline, window " + std::to_string(w), "", "", w, 0, false, {}});
     }
   }
   if (!o.skip_paho) {
     for (uint32_t w : o.paho_windows) {
-      sc.push_back({"paho", "(b) Paho C++, app acks, window " + std::to_string(w), "paho", "window", w, 0, false, {}});
+      sc.push_back(
+          {"paho", "(b) Paho C++, app acks, window " + std::to_string(w), "paho", "window", w, 0, false, {}});
     }
     for (uint32_t i : o.paho_inflights) {
       if (i == 0) continue;
-      sc.push_back({"paho", "(b) Paho C++, QoS 1 only, " + std::to_string(i) + " PUBLISH in flight", "paho",
-                    "inflight", 0, i, false, {}});
+      sc.push_back({"paho",
+                    "(b) Paho C++, QoS 1 only, " + std::to_string(i) + " PUBLISH in flight",
+                    "paho",
+                    "inflight",
+                    0,
+                    i,
+                    false,
+                    {}});
     }
   }
   if (!o.skip_bare) {
-    sc.push_back({"bare", "(c) bare-socket MQTT, app acks, window " + std::to_string(o.window), "bare", "window",
-                  o.window, 0, false, {}});
+    sc.push_back({"bare",
+                  "(c) bare-socket MQTT, app acks, window " + std::to_string(o.window),
+                  "bare",
+                  "window",
+                  o.window,
+                  0,
+                  false,
+                  {}});
   }
   std::fprintf(stderr, "ota-bench-transfer: %s, chunk %s, SHA-256 backend %s, %d run(s)\n", size_note.c_str(),
                o.chunk_text.c_str(), Sha256::backend(), o.runs);
@@ -708,7 +771,8 @@ int orchestrate(Options& o, const std::string& cmdline) {
     for (auto& s : sc) {
       RunResult r;
       if (s.key == "sim" || s.key == "what-if") {
-        r = run_sim(o, o.agents, o.image_size, s.window, s.on_paho, work->path(), "sim-" + std::to_string(run));
+        r = run_sim(o, o.agents, o.image_size, s.window, s.on_paho, work->path(),
+                    "sim-" + std::to_string(run));
       } else {
         r = run_baseline(o, s.impl, s.flow, s.window, s.inflight, image, image_sha, work->path(), run);
       }
@@ -723,8 +787,9 @@ int orchestrate(Options& o, const std::string& cmdline) {
   std::optional<RunResult> rss;
   if (o.rss_512) {
     rss = run_sim(o, 1, o.rss_size, o.sim_window, false, work->path(), "rss");
-    std::fprintf(stderr, "  agent peak RSS, %s image: %s\n", o.rss_size.c_str(),
-                 rss->ok ? fmt("%.1f MiB", rss->agent_rss_kib / 1024.0).c_str() : ("FAILED: " + rss->error).c_str());
+    std::fprintf(
+        stderr, "  agent peak RSS, %s image: %s\n", o.rss_size.c_str(),
+        rss->ok ? fmt("%.1f MiB", rss->agent_rss_kib / 1024.0).c_str() : ("FAILED: " + rss->error).c_str());
   }
   const std::string table = render(o, sc, rss ? &*rss : nullptr, cmdline);
   std::printf("\n%s", table.c_str());
@@ -734,16 +799,20 @@ int orchestrate(Options& o, const std::string& cmdline) {
     md << "Written by `ota-bench-transfer --write-results` on " << now_utc() << ".\n\n";
     md << "- Machine: " << std::thread::hardware_concurrency() << " cores, " << cpu_model()
        << "; shared with other builds, so figures are noisy (median of " << o.runs << " runs).\n";
-    md << "- Broker: " << first_line_of_command({"mosquitto", "-h"}) << ", rendered from broker-config/ (plain listener on loopback).\n";
+    md << "- Broker: " << first_line_of_command({"mosquitto", "-h"})
+       << ", rendered from broker-config/ (plain listener on loopback).\n";
     md << "- " << paho_version() << "; SHA-256 backend: " << Sha256::backend() << ".\n";
     md << "- Workload: " << size_note << ", chunk " << o.chunk_text << ", QoS 1; window " << o.window
-       << " chunks per receiver for (c), (a) and (b) as listed. (a) MB/s is over the transfer phase (bytes / longest ECU transfer phase); "
-          "(b) and (c) from the publisher's first PUBLISH to the last subscriber's last byte hashed and written"
+       << " chunks per receiver for (c), (a) and (b) as listed. (a) MB/s is over the transfer phase (bytes / "
+          "longest ECU transfer phase); "
+          "(b) and (c) from the publisher's first PUBLISH to the last subscriber's last byte hashed and "
+          "written"
        << (o.sync_every ? " (fdatasync every " + o.sub_sync + ")" : " (no fsync)")
        << ". Every receiver rewrites a file that already holds an image, as the agents rewrite bank B; "
           "the pipeline's agents also checkpoint (fdatasync + state file) every 8 MiB beside the transfer.\n";
     md << "- CPU-s total: (a) getrusage of ota-sim and all its children over the whole campaign (start-up, "
-          "image generation, install, activation included, so it overstates the transfer's share); (b), (c) the "
+          "image generation, install, activation included, so it overstates the transfer's share); (b), (c) "
+          "the "
           "broker's CPU during the transfer plus the publisher's and subscribers' own getrusage.\n\n";
     md << table;
     md << "\nSee PROFILE.md for where the pipeline's time goes.\n";
@@ -797,7 +866,8 @@ int peer_main(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace ota::bench;
   if (argc > 1 && std::string(argv[1]) == "peer") return peer_main(argc - 1, argv + 1);
-  CLI::App app{"ota-bench-transfer: pipeline transfer throughput against plain Paho and bare-socket MQTT (issue 3)"};
+  CLI::App app{
+      "ota-bench-transfer: pipeline transfer throughput against plain Paho and bare-socket MQTT (issue 3)"};
   Options o;
   app.add_option("--agents", o.agents, "receivers (ECUs / subscribers)")->check(CLI::Range(1, 64));
   app.add_option("--image-size", o.image_size, "bytes per receiver (e.g. 64MiB)");
@@ -809,23 +879,24 @@ int main(int argc, char** argv) {
   app.add_option("--paho-inflights", o.paho_inflights,
                  "(b): QoS-1-only variants, PUBLISHes in flight (0 or none: skip)")
       ->delimiter(',');
-  app.add_option("--runs", o.runs, "runs of each scenario (the median is reported)")->check(CLI::Range(1, 20));
-  app.add_option("--what-if", o.what_if_windows,
-                 "also run the pipeline at these windows")
-      ->delimiter(',');
+  app.add_option("--runs", o.runs, "runs of each scenario (the median is reported)")
+      ->check(CLI::Range(1, 20));
+  app.add_option("--what-if", o.what_if_windows, "also run the pipeline at these windows")->delimiter(',');
   app.add_flag("--skip-sim", o.skip_sim, "do not run (a), the ota-sim pipeline");
   app.add_flag("--sim-paho", o.sim_paho, "(a') also run the pipeline with every MQTT connection on Paho");
   app.add_flag("--skip-paho", o.skip_paho, "do not run (b), the Paho baselines");
   app.add_flag("--skip-bare", o.skip_bare, "do not run (c), the bare-socket baseline");
   app.add_flag("--rss-512", o.rss_512, "(d) also measure the agent's peak RSS installing a 512 MiB image");
   app.add_option("--rss-image-size", o.rss_size, "image size for --rss-512");
-  app.add_option("--sub-sync", o.sub_sync, "baseline subscribers fdatasync every N bytes (e.g. 8MiB; 0: never)");
+  app.add_option("--sub-sync", o.sub_sync,
+                 "baseline subscribers fdatasync every N bytes (e.g. 8MiB; 0: never)");
   app.add_option("--pub-impl", o.pub_impl, "diagnosis: the (b) scenarios' publisher is paho or bare")
       ->check(CLI::IsMember({"paho", "bare"}));
   app.add_option("--sub-impl", o.sub_impl, "diagnosis: the (b) scenarios' subscribers are paho or bare")
       ->check(CLI::IsMember({"paho", "bare"}));
-  app.add_flag("--sub-state", o.sub_state,
-               "with --sub-sync, subscribers also save a state file atomically at each sync (like the agent SDK)");
+  app.add_flag(
+      "--sub-state", o.sub_state,
+      "with --sub-sync, subscribers also save a state file atomically at each sync (like the agent SDK)");
   app.add_flag("--no-nodelay", o.no_nodelay, "leave Nagle on in the baselines' MQTT sockets");
   app.add_flag("--write-results", o.write_results, "write RESULTS.md next to this program's source");
   app.add_option("--results-file", o.results_file, "where --write-results writes");

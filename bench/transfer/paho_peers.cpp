@@ -132,8 +132,10 @@ int run_paho_sub(const PeerConfig& c) {
   Status cst = sink->close();
   if (!cst.is_ok() && error.empty()) error = cst.to_string();
   return finish_peer(c, error,
-                     {{"gaps", std::to_string(gaps)}, {"t_first_ns", std::to_string(t_first)},
-                      {"t_end_ns", std::to_string(t_end)}, {"nodelay_sockets", std::to_string(nodelay)}},
+                     {{"gaps", std::to_string(gaps)},
+                      {"t_first_ns", std::to_string(t_first)},
+                      {"t_end_ns", std::to_string(t_end)},
+                      {"nodelay_sockets", std::to_string(nodelay)}},
                      &*sink);
 }
 
@@ -156,7 +158,8 @@ int run_paho_pub(const PeerConfig& c) {
   // Paho C counts every PUBLISH not yet written to the socket against maxBufferedMessages, even
   // while connected (MQTT error -12 "No more messages can be buffered" otherwise).
   const int buffered = std::max(1000, 2 * max_inflight);
-  mqtt::async_client cli(uri_of(c), "bench-publisher", mqtt::create_options(MQTTVERSION_3_1_1, buffered), nullptr);
+  mqtt::async_client cli(uri_of(c), "bench-publisher", mqtt::create_options(MQTTVERSION_3_1_1, buffered),
+                         nullptr);
   cli.set_message_callback([&](mqtt::const_message_ptr msg) {
     const std::string& p = msg->get_payload();
     auto it = index.find(ecu_of_topic(msg->get_topic()));
@@ -243,7 +246,8 @@ int run_paho_pub(const PeerConfig& c) {
   }
   ::close(fd);
   return finish_peer(c, error,
-                     {{"t_start_ns", std::to_string(t_start)}, {"t_end_ns", std::to_string(t_end)},
+                     {{"t_start_ns", std::to_string(t_start)},
+                      {"t_end_ns", std::to_string(t_end)},
                       {"nodelay_sockets", std::to_string(nodelay)}});
 }
 

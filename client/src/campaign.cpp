@@ -27,7 +27,8 @@ constexpr uint32_t kInFlightBudget = 4;
 using Clock = std::chrono::steady_clock;
 
 uint64_t ms_since(Clock::time_point t0) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
 }
 
 void add_timing(v1::EcuReport* r, v1::Phase phase, uint64_t ms) {
@@ -48,15 +49,18 @@ Status validate_campaign(const v1::Campaign& c) {
   if (c.campaign_id().empty() || c.campaign_id().size() > 128) {
     return Status(Code::kInvalidArgument, "campaign_id must be 1-128 characters");
   }
-  if (c.targets().empty()) return Status(Code::kInvalidArgument, "campaign " + c.campaign_id() + " has no targets");
+  if (c.targets().empty())
+    return Status(Code::kInvalidArgument, "campaign " + c.campaign_id() + " has no targets");
   std::set<std::string> seen;
   for (const auto& t : c.targets()) {
     const std::string who = "campaign " + c.campaign_id() + ", ECU " + t.ecu_id();
     if (!seen.insert(t.ecu_id()).second) return Status(Code::kInvalidArgument, who + ": listed twice");
     if (t.sha256().size() != 32) return Status(Code::kInvalidArgument, who + ": sha256 must be 32 bytes");
     if (t.version().empty()) return Status(Code::kInvalidArgument, who + ": no version");
-    if (!t.has_full() || t.full().uri().empty()) return Status(Code::kInvalidArgument, who + ": no full payload");
-    if (t.full().sha256().size() != 32) return Status(Code::kInvalidArgument, who + ": full payload sha256 must be 32 bytes");
+    if (!t.has_full() || t.full().uri().empty())
+      return Status(Code::kInvalidArgument, who + ": no full payload");
+    if (t.full().sha256().size() != 32)
+      return Status(Code::kInvalidArgument, who + ": full payload sha256 must be 32 bytes");
     if (t.has_delta() && (t.delta().sha256().size() != 32 || t.delta().base_sha256().size() != 32)) {
       return Status(Code::kInvalidArgument, who + ": delta sha256 and base_sha256 must be 32 bytes");
     }
@@ -76,9 +80,13 @@ std::string report_to_json(const v1::VehicleReport& report) {
 
 class CampaignRunner::Impl {
  public:
-  Impl(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle, ConsentProvider& consent, RunnerOptions opts,
-       const std::atomic<bool>& cancel)
-      : fleet_(fleet), transport_(transport), vehicle_(vehicle), consent_(consent), opts_(std::move(opts)),
+  Impl(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle, ConsentProvider& consent,
+       RunnerOptions opts, const std::atomic<bool>& cancel)
+      : fleet_(fleet),
+        transport_(transport),
+        vehicle_(vehicle),
+        consent_(consent),
+        opts_(std::move(opts)),
         cancel_(cancel) {}
 
   Result<v1::VehicleReport> run(const v1::Campaign& campaign) {
@@ -168,7 +176,8 @@ class CampaignRunner::Impl {
           r->set_version_after(active_bank(*view).version());
         }
       }
-      if (r->result() == v1::ECU_RESULT_UNSPECIFIED) r->set_result(result == v1::CAMPAIGN_CANCELLED ? v1::CANCELLED : v1::REJECTED);
+      if (r->result() == v1::ECU_RESULT_UNSPECIFIED)
+        r->set_result(result == v1::CAMPAIGN_CANCELLED ? v1::CANCELLED : v1::REJECTED);
       *rep->add_ecus() = *r;
     }
     rep->set_duration_ms(codec::now_ms() - rep->started_ms());
@@ -176,7 +185,6 @@ class CampaignRunner::Impl {
     publish_status(result == v1::CAMPAIGN_SUCCESS ? "succeeded" : "finished");
     return save();
   }
-
 
   Status check_preconditions(std::string* why) {
     const auto& pre = j_.campaign().preconditions();
@@ -186,8 +194,10 @@ class CampaignRunner::Impl {
       return Status::ok();
     }
     *j_.mutable_report()->mutable_conditions_start() = *cond;
-    if (pre.require_parked() && !cond->parked()) *why = "vehicle is not parked";
-    else if (pre.require_ignition_off() && !cond->ignition_off()) *why = "ignition is on";
+    if (pre.require_parked() && !cond->parked())
+      *why = "vehicle is not parked";
+    else if (pre.require_ignition_off() && !cond->ignition_off())
+      *why = "ignition is on";
     else if (cond->battery_soc_percent() < pre.min_battery_soc_percent()) {
       *why = "battery at " + std::to_string(cond->battery_soc_percent()) + " %, below the required " +
              std::to_string(pre.min_battery_soc_percent()) + " %";
@@ -235,17 +245,20 @@ class CampaignRunner::Impl {
           ConsentAnswer a = consent_.ask(j_.campaign());
           if (a.kind == ConsentAnswer::kAccept) break;
           if (a.kind == ConsentAnswer::kDecline) {
-            return finish(v1::CAMPAIGN_REJECTED, "owner declined" + (a.reason.empty() ? "" : ": " + a.reason));
+            return finish(v1::CAMPAIGN_REJECTED,
+                          "owner declined" + (a.reason.empty() ? "" : ": " + a.reason));
           }
           if (asked >= opts_.max_postpones) return finish(v1::CAMPAIGN_POSTPONED, "postponed too often");
-          OTA_LOGI(kLog, "owner postponed the update by %lld ms", static_cast<long long>(a.postpone_for.count()));
+          OTA_LOGI(kLog, "owner postponed the update by %lld ms",
+                   static_cast<long long>(a.postpone_for.count()));
           publish_status("postponed");
           auto until = Clock::now() + a.postpone_for;
           while (Clock::now() < until && !cancel_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
           if (cancel_) return finish(v1::CAMPAIGN_CANCELLED, "cancelled while postponed");
           std::string again;
           OTA_RETURN_IF_ERROR(check_preconditions(&again));
-          if (!again.empty()) return finish(v1::CAMPAIGN_REJECTED, "pre-condition not met after postponement: " + again);
+          if (!again.empty())
+            return finish(v1::CAMPAIGN_REJECTED, "pre-condition not met after postponement: " + again);
         }
       }
       j_.set_started(true);
@@ -260,7 +273,9 @@ class CampaignRunner::Impl {
       Status st = run_group(gi, &all_ok, &cancelled);
       if (!st.is_ok()) return st;
     }
-    v1::CampaignResult result = cancelled ? v1::CAMPAIGN_CANCELLED : all_ok ? v1::CAMPAIGN_SUCCESS : v1::CAMPAIGN_FAILED;
+    v1::CampaignResult result = cancelled ? v1::CAMPAIGN_CANCELLED
+                                : all_ok  ? v1::CAMPAIGN_SUCCESS
+                                          : v1::CAMPAIGN_FAILED;
     std::string reason;
     for (const auto& e : j_.ecus()) {
       if (e.report().result() == v1::FAILED) {
@@ -303,7 +318,8 @@ class CampaignRunner::Impl {
     if (caps.max_chunk_size() > 0) plan.chunk_size = std::min(plan.chunk_size, caps.max_chunk_size());
     uint32_t group_size = 0;
     for (const auto& other : j_.campaign().targets()) group_size += other.group() == t.group() ? 1 : 0;
-    plan.window = j_.campaign().window() ? j_.campaign().window() : std::max<uint32_t>(1, kInFlightBudget / group_size);
+    plan.window =
+        j_.campaign().window() ? j_.campaign().window() : std::max<uint32_t>(1, kInFlightBudget / group_size);
     if (caps.max_window() > 0) plan.window = std::min(plan.window, caps.max_window());
     plan.stall_timeout = opts_.stall_timeout;
     v1::Target& tg = plan.target;
@@ -317,7 +333,8 @@ class CampaignRunner::Impl {
     tg.set_signed_image(t.signed_image());
     plan.root_updates = j_.campaign().root_updates();
     // Delta when the agent can rebuild it and runs exactly the delta's base; the full image otherwise.
-    const bool use_delta = t.has_delta() && caps.delta() && active_bank(*view).sha256() == t.delta().base_sha256();
+    const bool use_delta =
+        t.has_delta() && caps.delta() && active_bank(*view).sha256() == t.delta().base_sha256();
     if (use_delta) {
       tg.set_encoding(v1::PAYLOAD_ENCODING_DELTA);
       tg.set_payload_size(t.delta().size());
@@ -330,7 +347,8 @@ class CampaignRunner::Impl {
       tg.set_payload_size(t.size());
       tg.set_payload_sha256(t.sha256());
       plan.payload_path = t.full().uri();
-      plan.source = t.full().encoding() == v1::PAYLOAD_ENCODING_DELTA ? PayloadSource::kCompressed : PayloadSource::kFile;
+      plan.source = t.full().encoding() == v1::PAYLOAD_ENCODING_DELTA ? PayloadSource::kCompressed
+                                                                      : PayloadSource::kFile;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -429,8 +447,8 @@ class CampaignRunner::Impl {
 
   // Every command after StartTransfer is idempotent on the agent, so an unanswered one is sent again:
   // the agent may have restarted or the broker dropped the connection.
-  Result<v1::Result> call_with_retry(const std::string& ecu, const v1::Command& cmd, std::chrono::milliseconds timeout,
-                                     int attempts = 3) {
+  Result<v1::Result> call_with_retry(const std::string& ecu, const v1::Command& cmd,
+                                     std::chrono::milliseconds timeout, int attempts = 3) {
     for (int i = 1;; ++i) {
       auto r = fleet_.call(ecu, cmd, timeout);
       if (r || r.status().code() != Code::kTimeout || i >= attempts || cancel_) return r;
@@ -448,7 +466,8 @@ class CampaignRunner::Impl {
     }
     if (!r) return r.status();
     *out = *r;
-    if (r->outcome() == v1::OUTCOME_FAILED || r->outcome() == v1::OUTCOME_REFUSED) return codec::from_wire(r->error());
+    if (r->outcome() == v1::OUTCOME_FAILED || r->outcome() == v1::OUTCOME_REFUSED)
+      return codec::from_wire(r->error());
     return Status::ok();
   }
 
@@ -486,7 +505,8 @@ class CampaignRunner::Impl {
           e->set_finished(true);
           continue;
         }
-        if (e->phase() == v1::PHASE_UNSPECIFIED || e->phase() == v1::PHASE_TRANSFER) todo.push_back(e->ecu_id());
+        if (e->phase() == v1::PHASE_UNSPECIFIED || e->phase() == v1::PHASE_TRANSFER)
+          todo.push_back(e->ecu_id());
       }
       publish_status("transferring");
       // Progress for displays while the transfers run.
@@ -580,7 +600,8 @@ class CampaignRunner::Impl {
           std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));  // backoff before retrying
         }
         if (!st.is_ok()) {
-          mark_failed(e, st.with_context("commit failed after retries; the ECU stays on trial"), v1::PHASE_COMMIT);
+          mark_failed(e, st.with_context("commit failed after retries; the ECU stays on trial"),
+                      v1::PHASE_COMMIT);
           return;
         }
         // The ECU's own word that it committed, when it has a key: kept in the report as received.
@@ -646,7 +667,8 @@ class CampaignRunner::Impl {
     for (uint32_t code : t->resolves_dtcs()) cmd.mutable_clear_dtcs()->add_codes(code);
     v1::Result r;
     Status st = simple(e, cmd, v1::PHASE_DONE, &r);
-    if (!st.is_ok()) OTA_LOGW(kLog, "%s: clearing resolved DTCs: %s", e->ecu_id().c_str(), st.to_string().c_str());
+    if (!st.is_ok())
+      OTA_LOGW(kLog, "%s: clearing resolved DTCs: %s", e->ecu_id().c_str(), st.to_string().c_str());
   }
 
   // Never called with mu_ held: publishing may wait for the transport's callback thread, which may

@@ -47,8 +47,8 @@ class ConsentProvider {
 
 struct RunnerOptions {
   std::string journal_path;
-  std::chrono::milliseconds agent_timeout{30000};   // online wait and per-command answers
-  std::chrono::milliseconds stall_timeout{5000};    // transfer without ack progress
+  std::chrono::milliseconds agent_timeout{30000};  // online wait and per-command answers
+  std::chrono::milliseconds stall_timeout{5000};   // transfer without ack progress
   int max_postpones = 10;
   // ECU public keys (ecu_id -> key). An ECU listed here must sign its commit Result with its own
   // key; the signed Result goes into the report (ecu_signed_result), an unsigned or forged one fails

@@ -40,16 +40,15 @@ constexpr int kMaxCrcRetries = 3;
 bool valid_segment(const std::string& s, size_t max_len) {
   if (s.empty() || s.size() > max_len || s[0] == '.') return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
 Status check_readable(const std::string& path, const char* what) {
   if (path.empty()) return make_error(Code::kInvalidArgument, std::string(what) + " is not configured");
   if (::access(path.c_str(), R_OK) != 0) {
-    return errno_status(errno, std::string(what) + " '" + path + "'")
-        .with_context("cloud link");
+    return errno_status(errno, std::string(what) + " '" + path + "'").with_context("cloud link");
   }
   return Status::ok();
 }
@@ -128,8 +127,9 @@ Result<std::string> cloud_package_name(const std::string& uri) {
   }
   std::string name = uri.substr(scheme.size());
   if (!valid_segment(name, 128)) {
-    return make_error(Code::kInvalidArgument,
-                      "uri '" + uri + "': package name must be 1-128 of [A-Za-z0-9._-], not starting with '.'");
+    return make_error(
+        Code::kInvalidArgument,
+        "uri '" + uri + "': package name must be 1-128 of [A-Za-z0-9._-], not starting with '.'");
   }
   return name;
 }
@@ -178,14 +178,16 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
   if (st.code() == Code::kUnavailable) {
     // The port answered TCP just before, so this is (almost always) the TLS handshake.
     return Status(st.code(), "cloud link: TLS handshake with " + o.uri +
-                                 " failed: either the broker's certificate does not chain to CA '" + o.ca_file +
+                                 " failed: either the broker's certificate does not chain to CA '" +
+                                 o.ca_file +
                                  "' (or does not name the host), or the broker refused client certificate '" +
                                  o.cert_file + "' (" + st.message() + ")");
   }
   if (!st.is_ok()) return st.with_context("cloud link");
   st = self->transport_->subscribe(self->topic("down/#"), 1);
   if (!st.is_ok()) {
-    return st.with_context("cloud link: vehicle '" + o.vehicle + "' (must be the CN of '" + o.cert_file + "')");
+    return st.with_context("cloud link: vehicle '" + o.vehicle + "' (must be the CN of '" + o.cert_file +
+                           "')");
   }
   OTA_LOGI(kLog, "connected to %s as vehicle %s", o.uri.c_str(), o.vehicle.c_str());
   return link;
@@ -230,7 +232,8 @@ void CloudLink::handle(const TransportMessage& msg) {
   }
   if (rest.compare(0, 9, "download/") == 0) {
     if (msg.payload.size() > codec::kMaxDataMessage) {
-      OTA_LOGW(kLog, "download chunk of %zu bytes dropped (limit %zu)", msg.payload.size(), codec::kMaxDataMessage);
+      OTA_LOGW(kLog, "download chunk of %zu bytes dropped (limit %zu)", msg.payload.size(),
+               codec::kMaxDataMessage);
       return;
     }
     {
@@ -260,7 +263,8 @@ Result<v1::Campaign> CloudLink::wait_campaign(milliseconds timeout) {
   auto offer = wait_offer(timeout);
   if (!offer) return offer.status();
   if (!offer->has_campaign()) {
-    return make_error(Code::kUnsupported, "the campaign offer is signed: take it with wait_offer() and verify it");
+    return make_error(Code::kUnsupported,
+                      "the campaign offer is signed: take it with wait_offer() and verify it");
   }
   return std::move(*offer->mutable_campaign());
 }
@@ -303,7 +307,8 @@ Status CloudLink::download(const v1::PayloadRef& ref, const std::string& dest_pa
   const std::string& package = name.value();
   Digest want;
   if (!digest_from_bytes(ref.sha256(), &want)) {
-    return make_error(Code::kInvalidArgument, "package " + package + ": the campaign gives no 32-byte SHA-256");
+    return make_error(Code::kInvalidArgument,
+                      "package " + package + ": the campaign gives no 32-byte SHA-256");
   }
   DownloadStats local;
   DownloadStats& st = stats ? *stats : local;
@@ -328,12 +333,14 @@ Status CloudLink::download(const v1::PayloadRef& ref, const std::string& dest_pa
   const std::string part = dest_path + ".part";
   uint64_t have = file_size_or(part, 0);
   if (have > ref.size()) {
-    OTA_LOGW(kLog, "package %s: %s holds %" PRIu64 " bytes, more than the package's %" PRIu64 "; starting over",
+    OTA_LOGW(kLog,
+             "package %s: %s holds %" PRIu64 " bytes, more than the package's %" PRIu64 "; starting over",
              package.c_str(), part.c_str(), have, ref.size());
     have = 0;
   }
   st.resumed_from = have;
-  if (have > 0) OTA_LOGI(kLog, "package %s: resuming at %" PRIu64 " of %" PRIu64, package.c_str(), have, ref.size());
+  if (have > 0)
+    OTA_LOGI(kLog, "package %s: resuming at %" PRIu64 " of %" PRIu64, package.c_str(), have, ref.size());
 
   Status s = download_attempt(package, ref, part, &st, progress);
   st.seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -357,8 +364,9 @@ Status CloudLink::download(const v1::PayloadRef& ref, const std::string& dest_pa
   return Status::ok();
 }
 
-Status CloudLink::download_attempt(const std::string& package, const v1::PayloadRef& ref, const std::string& part,
-                                   DownloadStats* st, const DownloadProgress& progress) {
+Status CloudLink::download_attempt(const std::string& package, const v1::PayloadRef& ref,
+                                   const std::string& part, DownloadStats* st,
+                                   const DownloadProgress& progress) {
   const uint64_t total = ref.size();
   auto sink_or = FileSink::open(part, st->resumed_from);
   if (!sink_or) return sink_or.status().with_context("package " + package);
@@ -404,9 +412,10 @@ Status CloudLink::download_attempt(const std::string& package, const v1::Payload
   };
   auto stalled = [&](const std::string& why) {
     (void)sink->sync();
-    return make_error(Code::kTimeout, "package " + package + ": " + why + " at offset " + std::to_string(next_write) +
-                                          " (" + std::to_string(next_write) + " of " + std::to_string(total) +
-                                          " bytes kept in " + part + "; download again to resume)");
+    return make_error(Code::kTimeout, "package " + package + ": " + why + " at offset " +
+                                          std::to_string(next_write) + " (" + std::to_string(next_write) +
+                                          " of " + std::to_string(total) + " bytes kept in " + part +
+                                          "; download again to resume)");
   };
 
   auto last_progress = Clock::now();
@@ -418,9 +427,11 @@ Status CloudLink::download_attempt(const std::string& package, const v1::Payload
     }
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_until(lock, last_progress + options_.stall_timeout, [this] { return !chunks_.empty(); })) {
+      if (!cv_.wait_until(lock, last_progress + options_.stall_timeout,
+                          [this] { return !chunks_.empty(); })) {
         lock.unlock();
-        return stalled("no data from the platform for " + std::to_string(options_.stall_timeout.count()) + " ms");
+        return stalled("no data from the platform for " + std::to_string(options_.stall_timeout.count()) +
+                       " ms");
       }
       batch.swap(chunks_);
     }
@@ -430,7 +441,8 @@ Status CloudLink::download_attempt(const std::string& package, const v1::Payload
       const uint64_t offset = it->second;
       const std::string where = "package " + package + " chunk at offset " + std::to_string(offset);
       v1::DownloadChunk c;
-      OTA_RETURN_IF_ERROR(codec::decode(payload, &c, codec::kMaxDataMessage, "DownloadChunk").with_context(where));
+      OTA_RETURN_IF_ERROR(
+          codec::decode(payload, &c, codec::kMaxDataMessage, "DownloadChunk").with_context(where));
       OTA_RETURN_IF_ERROR(codec::check_protocol(c.protocol(), "DownloadChunk"));
       if (c.has_error() && c.error().code() != v1::ERROR_CODE_OK) {
         return codec::from_wire(c.error()).with_context(where + ": refused by the platform");
@@ -446,15 +458,15 @@ Status CloudLink::download_attempt(const std::string& package, const v1::Payload
                                               std::to_string(total));
       }
       if (c.data().size() != expect_len || c.last() != (offset + expect_len == total)) {
-        return make_error(Code::kCorrupt, where + ": " + std::to_string(c.data().size()) + " bytes (last=" +
-                                              (c.last() ? "true" : "false") + "), expected " +
-                                              std::to_string(expect_len));
+        return make_error(Code::kCorrupt, where + ": " + std::to_string(c.data().size()) +
+                                              " bytes (last=" + (c.last() ? "true" : "false") +
+                                              "), expected " + std::to_string(expect_len));
       }
       outstanding.erase(it);
       if (crc32c(c.data().data(), c.data().size()) != c.crc32c()) {
         if (++crc_retries[offset] > kMaxCrcRetries) {
-          return make_error(Code::kHashMismatch, where + ": CRC-32C mismatch " +
-                                                     std::to_string(kMaxCrcRetries + 1) + " times");
+          return make_error(Code::kHashMismatch,
+                            where + ": CRC-32C mismatch " + std::to_string(kMaxCrcRetries + 1) + " times");
         }
         OTA_LOGW(kLog, "%s: CRC-32C mismatch, asking again", where.c_str());
         OTA_RETURN_IF_ERROR(request(offset));
@@ -466,8 +478,8 @@ Status CloudLink::download_attempt(const std::string& package, const v1::Payload
     batch.clear();
     while (!ready.empty() && ready.begin()->first == next_write) {
       const std::string& data = ready.begin()->second;
-      OTA_RETURN_IF_ERROR(
-          sink->write(reinterpret_cast<const uint8_t*>(data.data()), data.size()).with_context("package " + package));
+      OTA_RETURN_IF_ERROR(sink->write(reinterpret_cast<const uint8_t*>(data.data()), data.size())
+                              .with_context("package " + package));
       next_write += data.size();
       st->fetched += data.size();
       ready.erase(ready.begin());

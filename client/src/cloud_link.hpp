@@ -37,10 +37,10 @@ namespace ota::client {
 inline constexpr const char* kCloudScheme = "cloud://";
 
 struct CloudLinkOptions {
-  std::string uri;        // "ssl://host:port" of the cloud broker (TLS is mandatory)
-  std::string ca_file;    // PEM CA the broker's certificate must chain to
-  std::string cert_file;  // the vehicle's client certificate (PEM); its CN must equal `vehicle`
-  std::string key_file;   // its private key (PEM)
+  std::string uri;                     // "ssl://host:port" of the cloud broker (TLS is mandatory)
+  std::string ca_file;                 // PEM CA the broker's certificate must chain to
+  std::string cert_file;               // the vehicle's client certificate (PEM); its CN must equal `vehicle`
+  std::string key_file;                // its private key (PEM)
   std::string vehicle = "ota-client";  // topic segment: ota/v1/cloud/{vehicle}/...
   std::string client_id;               // MQTT client id; empty: "<vehicle>-cloud"
   std::chrono::milliseconds connect_timeout{10000};
@@ -56,10 +56,10 @@ struct CloudLinkOptions {
 };
 
 struct DownloadStats {
-  uint64_t total = 0;          // package size
-  uint64_t resumed_from = 0;   // bytes already in the .part file when the attempt started
-  uint64_t fetched = 0;        // payload bytes received over the network in this attempt
-  double seconds = 0;          // wall time of the attempt
+  uint64_t total = 0;         // package size
+  uint64_t resumed_from = 0;  // bytes already in the .part file when the attempt started
+  uint64_t fetched = 0;       // payload bytes received over the network in this attempt
+  double seconds = 0;         // wall time of the attempt
 };
 
 // Called from the downloading thread with (bytes present in the .part file, package size).
@@ -108,8 +108,8 @@ class CloudLink {
   // Errors: kTimeout (stalled; .part kept, call again to resume), kHashMismatch (the .part is
   // deleted), kCorrupt (a malformed or inconsistent chunk), the platform's error (unknown
   // package...), kIoError/kNoSpace. One download at a time per link (others wait).
-  Status download(const v1::PayloadRef& ref, const std::string& dest_path, const DownloadProgress& progress = {},
-                  DownloadStats* stats = nullptr);
+  Status download(const v1::PayloadRef& ref, const std::string& dest_path,
+                  const DownloadProgress& progress = {}, DownloadStats* stats = nullptr);
 
   void disconnect();
 

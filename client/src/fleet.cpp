@@ -52,7 +52,8 @@ void Fleet::on_message(const TransportMessage& m) {
         st = codec::decode(m.payload, &hello, codec::kMaxControlMessage, "hello from " + ecu);
         if (st.is_ok()) st = codec::check_protocol(hello.protocol(), "agent " + ecu);
         if (st.is_ok() && hello.inventory().ecu_id() != ecu) {
-          st = Status(Code::kRejected, "hello on " + ecu + "'s topic names ECU '" + hello.inventory().ecu_id() + "'");
+          st = Status(Code::kRejected,
+                      "hello on " + ecu + "'s topic names ECU '" + hello.inventory().ecu_id() + "'");
         }
         if (st.is_ok()) {
           view.hello = hello;
@@ -74,7 +75,8 @@ void Fleet::on_message(const TransportMessage& m) {
       }
       case Leaf::kDtc: {
         v1::DtcList dtcs;
-        if (codec::decode(m.payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu).is_ok()) view.dtcs = dtcs;
+        if (codec::decode(m.payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu).is_ok())
+          view.dtcs = dtcs;
         break;
       }
       case Leaf::kResult: {
@@ -142,7 +144,8 @@ Status Fleet::send(const std::string& ecu_id, v1::Command& cmd) {
   return transport_.publish(topics::ecu(ecu_id, Leaf::kCmd), cmd.SerializeAsString(), 1, false);
 }
 
-Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd, std::chrono::milliseconds timeout) {
+Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd,
+                               std::chrono::milliseconds timeout) {
   cmd.set_correlation_id(next_correlation_id(ecu_id));
   const std::string id = cmd.correlation_id();
   {
@@ -152,7 +155,8 @@ Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd, std::
   Status st = send(ecu_id, cmd);
   std::unique_lock<std::mutex> lock(mu_);
   if (st.is_ok() && !cv_.wait_for(lock, timeout, [&] { return pending_[id].has_value(); })) {
-    st = Status(Code::kTimeout, ecu_id + " did not answer " + id + " within " + std::to_string(timeout.count()) + " ms");
+    st = Status(Code::kTimeout,
+                ecu_id + " did not answer " + id + " within " + std::to_string(timeout.count()) + " ms");
   }
   std::optional<v1::Result> r = std::move(pending_[id]);
   pending_.erase(id);

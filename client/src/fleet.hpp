@@ -19,11 +19,11 @@
 namespace ota::client {
 
 struct AgentView {
-  v1::Hello hello;           // last hello (online flag, inventory)
-  v1::AgentState state;      // last state
-  v1::DtcList dtcs;          // last DTC list
+  v1::Hello hello;       // last hello (online flag, inventory)
+  v1::AgentState state;  // last state
+  v1::DtcList dtcs;      // last DTC list
   uint64_t last_seen_ms = 0;
-  std::string refusal;       // set when the agent speaks another protocol major version
+  std::string refusal;  // set when the agent speaks another protocol major version
 };
 
 // The agent's active bank as its hello reports it; an empty BankInfo if none is listed.

@@ -1,7 +1,7 @@
 // ota-client: the vehicle's update orchestrator. See docs/CLIENT.md for the configuration.
-#include <CLI/CLI.hpp>
 #include <google/protobuf/util/json_util.h>
 #include <toml++/toml.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -13,13 +13,13 @@
 #include "campaign.hpp"
 #include "cloud_link.hpp"
 #include "fleet.hpp"
-#include "ota/core/trust.hpp"
-#include "trust_gate.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/core/trust.hpp"
+#include "trust_gate.hpp"
 
 namespace {
 
@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
   try {
     cfg = toml::parse_file(config_path);
   } catch (const toml::parse_error& e) {
-    std::fprintf(stderr, "ota-client: %s: %s (line %u)\n", config_path.c_str(), std::string(e.description()).c_str(),
-                 e.source().begin.line);
+    std::fprintf(stderr, "ota-client: %s: %s (line %u)\n", config_path.c_str(),
+                 std::string(e.description()).c_str(), e.source().begin.line);
     return 2;
   }
   const std::string uri = cfg["broker"]["uri"].value_or(std::string("tcp://127.0.0.1:1883"));
@@ -146,7 +146,8 @@ int main(int argc, char** argv) {
         const std::string id = e.value_or(std::string());
         auto key = trust::PublicKey::load(*dir + "/" + id + ".pub");
         if (!key) {
-          std::fprintf(stderr, "ota-client: ECU key of %s: %s\n", id.c_str(), key.status().to_string().c_str());
+          std::fprintf(stderr, "ota-client: ECU key of %s: %s\n", id.c_str(),
+                       key.status().to_string().c_str());
           return 2;
         }
         ropts.ecu_keys.emplace(id, std::move(*key));
@@ -257,7 +258,8 @@ int main(int argc, char** argv) {
     inv.set_vin(vin);
     inv.set_timestamp_ms(codec::now_ms());
     for (const auto& [id, view] : fleet.agents()) *inv.add_ecus() = view.hello.inventory();
-    if (Status p = cloud->publish_inventory(inv); !p.is_ok()) OTA_LOGW(kLog, "cloud: %s", p.to_string().c_str());
+    if (Status p = cloud->publish_inventory(inv); !p.is_ok())
+      OTA_LOGW(kLog, "cloud: %s", p.to_string().c_str());
   }
 
   // The campaign: from a file, or offered by the platform.
@@ -272,11 +274,13 @@ int main(int argc, char** argv) {
       }
       google::protobuf::util::JsonPrintOptions jo;
       jo.preserve_proto_field_names = true;
-      auto st = offer->has_signed_campaign()
-                    ? google::protobuf::util::MessageToJsonString(offer->signed_campaign(), &campaign_text, jo)
-                    : google::protobuf::util::MessageToJsonString(offer->campaign(), &campaign_text, jo);
+      auto st =
+          offer->has_signed_campaign()
+              ? google::protobuf::util::MessageToJsonString(offer->signed_campaign(), &campaign_text, jo)
+              : google::protobuf::util::MessageToJsonString(offer->campaign(), &campaign_text, jo);
       if (!st.ok()) return 1;
-      OTA_LOGI(kLog, "campaign offered by the platform (%s)", offer->has_signed_campaign() ? "signed" : "unsigned");
+      OTA_LOGI(kLog, "campaign offered by the platform (%s)",
+               offer->has_signed_campaign() ? "signed" : "unsigned");
       break;
     }
   } else if (campaign_file.empty()) {
@@ -318,14 +322,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ota-client: %s\n", content.status().to_string().c_str());
     return 2;
   }
-  const std::string campaign_source = campaign_file.empty() ? std::string("the platform's offer") : campaign_file;
+  const std::string campaign_source =
+      campaign_file.empty() ? std::string("the platform's offer") : campaign_file;
   v1::Campaign campaign;
   std::unique_ptr<trust::TrustStore> store;
   trust::SystemClock clock;
   uint64_t director_version = 0;
   Status st;
   if (!trust_root.empty()) {
-    auto opened = trust::TrustStore::open(trust_root, cfg["trust"]["dir"].value_or(state_dir + "/trust"), clock);
+    auto opened =
+        trust::TrustStore::open(trust_root, cfg["trust"]["dir"].value_or(state_dir + "/trust"), clock);
     if (!opened) {
       std::fprintf(stderr, "ota-client: trust: %s\n", opened.status().to_string().c_str());
       return 2;
@@ -338,8 +344,9 @@ int main(int argc, char** argv) {
       if (gate) {
         campaign = std::move(gate->campaign);
         director_version = gate->director_version;
-        OTA_LOGI(kLog, "campaign %s verified (director metadata version %llu%s)", campaign.campaign_id().c_str(),
-                 static_cast<unsigned long long>(director_version), gate->resumed ? ", resumed" : "");
+        OTA_LOGI(kLog, "campaign %s verified (director metadata version %llu%s)",
+                 campaign.campaign_id().c_str(), static_cast<unsigned long long>(director_version),
+                 gate->resumed ? ", resumed" : "");
       } else {
         st = gate.status().with_context("campaign refused");
       }
@@ -349,7 +356,8 @@ int main(int argc, char** argv) {
     OTA_LOGW(kLog, "trust.allow_unsigned is set: the campaign's signatures are NOT checked");
     st = parse_json(*content, &campaign, campaign_source);
     if (st.is_ok() && !vin.empty() && campaign.vin() != vin) {
-      st = Status(Code::kRejected, "campaign is for VIN '" + campaign.vin() + "', this vehicle is '" + vin + "'");
+      st = Status(Code::kRejected,
+                  "campaign is for VIN '" + campaign.vin() + "', this vehicle is '" + vin + "'");
     }
   } else {
     st = Status(Code::kInvalidArgument, "no [trust] root configured and trust.allow_unsigned is not set");
@@ -387,7 +395,8 @@ int main(int argc, char** argv) {
   (void)transport->publish(topics::kVehicleReport, report->SerializeAsString(), 1, true);
   (void)transport->flush(std::chrono::seconds(5));
   if (cloud) {
-    if (Status p = cloud->publish_report(*report); !p.is_ok()) OTA_LOGW(kLog, "cloud: %s", p.to_string().c_str());
+    if (Status p = cloud->publish_report(*report); !p.is_ok())
+      OTA_LOGW(kLog, "cloud: %s", p.to_string().c_str());
   }
   if (!report_file.empty()) {
     if (Status w = atomic_write_file(report_file, json); !w.is_ok()) {
@@ -395,8 +404,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  OTA_LOGI(kLog, "campaign %s: %s%s%s", report->campaign_id().c_str(), v1::CampaignResult_Name(report->result()).c_str(),
-           report->reason().empty() ? "" : ": ", report->reason().c_str());
+  OTA_LOGI(kLog, "campaign %s: %s%s%s", report->campaign_id().c_str(),
+           v1::CampaignResult_Name(report->result()).c_str(), report->reason().empty() ? "" : ": ",
+           report->reason().c_str());
   transport->disconnect(std::chrono::seconds(2));
   return report->result() == v1::CAMPAIGN_SUCCESS ? 0 : 3;
 }

@@ -21,9 +21,9 @@ constexpr const char* kLog = "transfer";
 struct AckState {
   std::mutex mu;
   std::condition_variable cv;
-  uint64_t acked = 0;          // agent's next_offset
-  bool rewind = false;         // the agent refused something: resend from acked
-  Status failure;              // the agent gave up on the transfer
+  uint64_t acked = 0;   // agent's next_offset
+  bool rewind = false;  // the agent refused something: resend from acked
+  Status failure;       // the agent gave up on the transfer
 };
 
 // Cuts the payload into chunks, skips what the agent already holds, and blocks while the window is
@@ -35,8 +35,15 @@ class ChunkSender : public ByteSink {
  public:
   ChunkSender(Transport& t, const TransferPlan& plan, AckState& acks, const std::atomic<bool>& cancel,
               TransferStats& stats, uint64_t start, uint64_t stream_pos)
-      : t_(t), plan_(plan), acks_(acks), cancel_(cancel), stats_(stats), topic_(topics::ecu(plan.ecu_id, topics::Leaf::kData)),
-        start_(start), pos_(stream_pos), room_(codec::chunk_header_bound(plan.transfer_id.size())) {}
+      : t_(t),
+        plan_(plan),
+        acks_(acks),
+        cancel_(cancel),
+        stats_(stats),
+        topic_(topics::ecu(plan.ecu_id, topics::Leaf::kData)),
+        start_(start),
+        pos_(stream_pos),
+        room_(codec::chunk_header_bound(plan.transfer_id.size())) {}
 
   // The stream path (a decompressed payload): bytes arrive in pieces of any size.
   Status write(const uint8_t* data, size_t n) override {
@@ -54,14 +61,16 @@ class ChunkSender : public ByteSink {
       data += take;
       n -= take;
       pos_ += take;
-      if (fill_ == plan_.chunk_size || pos_ == plan_.target.payload_size()) OTA_RETURN_IF_ERROR(flush_chunk());
+      if (fill_ == plan_.chunk_size || pos_ == plan_.target.payload_size())
+        OTA_RETURN_IF_ERROR(flush_chunk());
     }
     return Status::ok();
   }
 
   // The file path: reads the next chunk at pos_ (a chunk boundary) straight into place.
   Status send_next_from(RandomReader& file) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(plan_.chunk_size, plan_.target.payload_size() - pos_));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(plan_.chunk_size, plan_.target.payload_size() - pos_));
     OTA_RETURN_IF_ERROR(file.read_at(pos_, buffer() + room_, n));
     fill_ = n;
     pos_ += n;
@@ -98,7 +107,9 @@ class ChunkSender : public ByteSink {
       if (!acks_.failure.is_ok()) return acks_.failure;
       if (cancel_) return Status(Code::kAborted, "transfer cancelled");
       if (acks_.rewind) return Status(Code::kAborted, "rewind");
-      if (!ok) return Status(Code::kTimeout, "no acknowledgement for " + std::to_string(plan_.stall_timeout.count()) + " ms");
+      if (!ok)
+        return Status(Code::kTimeout,
+                      "no acknowledgement for " + std::to_string(plan_.stall_timeout.count()) + " ms");
     }
     wire_.resize(room_ + fill_);
     // The buffer goes to the transport, which sends and keeps it until the broker's PUBACK without
@@ -119,14 +130,14 @@ class ChunkSender : public ByteSink {
   std::string topic_;
   uint64_t start_;
   uint64_t pos_ = 0;
-  size_t room_;                // bytes reserved in front of the data for the header
+  size_t room_;  // bytes reserved in front of the data for the header
   // [room for the header][chunk data]; allocated for each chunk, handed to the transport with it.
   uint8_t* buffer() {
     if (wire_.size() != room_ + plan_.chunk_size) wire_.resize(room_ + plan_.chunk_size);
     return reinterpret_cast<uint8_t*>(&wire_[0]);
   }
   std::string wire_;
-  size_t fill_ = 0;            // data bytes in wire_
+  size_t fill_ = 0;  // data bytes in wire_
 };
 
 Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
@@ -139,7 +150,8 @@ Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
   }
   if ((*file)->size() != plan.target.payload_size()) {
     return Status(Code::kCorrupt, plan.payload_path + " has " + std::to_string((*file)->size()) +
-                                      " bytes, the payload should have " + std::to_string(plan.target.payload_size()));
+                                      " bytes, the payload should have " +
+                                      std::to_string(plan.target.payload_size()));
   }
   while (!sender.done()) OTA_RETURN_IF_ERROR(sender.send_next_from(**file));
   return Status::ok();
@@ -147,8 +159,9 @@ Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
 
 }  // namespace
 
-Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan, const std::atomic<bool>& cancel,
-                    TransferStats* stats, const std::function<void(uint64_t)>& progress) {
+Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan,
+                    const std::atomic<bool>& cancel, TransferStats* stats,
+                    const std::function<void(uint64_t)>& progress) {
   AckState acks;
   fleet.set_ack_listener(plan.ecu_id, [&](const v1::ChunkAck& ack) {
     if (ack.transfer_id() != plan.transfer_id) return;
@@ -196,7 +209,8 @@ Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan
         if (attempt < plan.max_resyncs && r.status().code() == Code::kTimeout) continue;
         return r.status();
       }
-      if (r->outcome() != v1::OUTCOME_OK) return codec::from_wire(r->error()).with_context(plan.ecu_id + ": start transfer");
+      if (r->outcome() != v1::OUTCOME_OK)
+        return codec::from_wire(r->error()).with_context(plan.ecu_id + ": start transfer");
       start = r->transfer_ready().resume_offset();
       if (start > total) return Status(Code::kCorrupt, plan.ecu_id + ": resume offset beyond the payload");
       if (attempt == 0) stats->first_resume_offset = start;

@@ -23,12 +23,12 @@ struct TransferPlan {
   std::string ecu_id;
   std::string campaign_id;
   std::string transfer_id;
-  v1::Target target;            // what the agent is told (payload size/hash are of what travels)
+  v1::Target target;  // what the agent is told (payload size/hash are of what travels)
   google::protobuf::RepeatedPtrField<std::string> root_updates;  // signed roots for the agent (StartTransfer)
   std::string payload_path;
   PayloadSource source = PayloadSource::kFile;
   uint32_t chunk_size = 256 * 1024;
-  uint32_t window = 3;          // chunks in flight (see kDefaultWindow in campaign.cpp)
+  uint32_t window = 3;                            // chunks in flight (see kDefaultWindow in campaign.cpp)
   std::chrono::milliseconds stall_timeout{5000};  // no ack progress for this long: resynchronise
   int max_resyncs = 20;
   // Called on the sending thread after each chunk is handed to the transport (for accounting).
@@ -36,14 +36,15 @@ struct TransferPlan {
 };
 
 struct TransferStats {
-  uint64_t bytes_sent = 0;      // chunk payload bytes published, resends included
+  uint64_t bytes_sent = 0;  // chunk payload bytes published, resends included
   uint64_t first_resume_offset = 0;
   int resyncs = 0;
 };
 
 // Blocks until the agent holds the whole payload, the transfer fails, or `cancel` becomes true
 // (kAborted). `progress` (may be null) is called with acknowledged bytes.
-Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan, const std::atomic<bool>& cancel,
-                    TransferStats* stats, const std::function<void(uint64_t acked)>& progress = nullptr);
+Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan,
+                    const std::atomic<bool>& cancel, TransferStats* stats,
+                    const std::function<void(uint64_t acked)>& progress = nullptr);
 
 }  // namespace ota::client

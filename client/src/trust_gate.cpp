@@ -30,7 +30,8 @@ Status apply_root_updates(trust::TrustStore& store, const v1::SignedCampaign& sc
 }
 
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& sc,
-                                          const std::string& vin, const std::map<std::string, AgentView>& agents) {
+                                          const std::string& vin,
+                                          const std::map<std::string, AgentView>& agents) {
   // A rotation first: the campaign may be signed by keys only the newer root names.
   OTA_RETURN_IF_ERROR(apply_root_updates(store, sc));
   trust::VehicleInfo vehicle;
@@ -48,7 +49,8 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
   for (const auto& loc : sc.payloads()) locations[loc.sha256()] = loc.uri();
   auto locate = [&](const Digest& sha, const std::string& what) -> Result<std::string> {
     auto it = locations.find(raw(sha));
-    if (it == locations.end()) return Status(Code::kNotFound, what + ": no location for payload " + to_hex(sha));
+    if (it == locations.end())
+      return Status(Code::kNotFound, what + ": no location for payload " + to_hex(sha));
     return it->second;
   };
 
@@ -92,7 +94,8 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
     auto full_uri = locate(t.image.full.sha256, who);
     if (!full_uri) return full_uri.status();
     auto* full = ct->mutable_full();
-    full->set_encoding(t.image.full.encoding == "raw" ? v1::PAYLOAD_ENCODING_RAW : v1::PAYLOAD_ENCODING_DELTA);
+    full->set_encoding(t.image.full.encoding == "raw" ? v1::PAYLOAD_ENCODING_RAW
+                                                      : v1::PAYLOAD_ENCODING_DELTA);
     full->set_uri(*full_uri);
     full->set_size(t.image.full.size);
     full->set_sha256(raw(t.image.full.sha256));
@@ -121,14 +124,15 @@ Status check_payload_file(const std::string& path, const v1::PayloadRef& ref) {
   auto reader = FileReader::open(path);
   if (!reader) return reader.status();
   if ((*reader)->size() != ref.size()) {
-    return Status(Code::kCorrupt, path + " has " + std::to_string((*reader)->size()) + " bytes, the signed size is " +
-                                      std::to_string(ref.size()));
+    return Status(Code::kCorrupt, path + " has " + std::to_string((*reader)->size()) +
+                                      " bytes, the signed size is " + std::to_string(ref.size()));
   }
   auto digest = sha256_reader(**reader, ref.size());
   if (!digest) return digest.status();
   if (raw(*digest) != ref.sha256()) {
-    return Status(Code::kHashMismatch, path + ": SHA-256 " + to_hex(*digest) + " is not the signed " +
-                                           to_hex(reinterpret_cast<const uint8_t*>(ref.sha256().data()), ref.sha256().size()));
+    return Status(Code::kHashMismatch,
+                  path + ": SHA-256 " + to_hex(*digest) + " is not the signed " +
+                      to_hex(reinterpret_cast<const uint8_t*>(ref.sha256().data()), ref.sha256().size()));
   }
   return Status::ok();
 }

@@ -30,7 +30,8 @@ Status apply_root_updates(trust::TrustStore& store, const v1::SignedCampaign& si
 // `signed_campaign.payloads`. Errors name the reason (kSignatureInvalid,
 // kRejected, kCorrupt, kNotFound for a payload without a location).
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& signed_campaign,
-                                          const std::string& vin, const std::map<std::string, AgentView>& agents);
+                                          const std::string& vin,
+                                          const std::map<std::string, AgentView>& agents);
 
 // Checks a payload file against its signed size and SHA-256 before a byte of it is sent: a truncated,
 // padded or corrupted download is refused here (kHashMismatch / kCorrupt naming both values).

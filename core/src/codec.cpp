@@ -20,8 +20,9 @@ uint64_t now_ms() {
 
 Status check_protocol(const v1::ProtocolVersion& v, std::string_view what) {
   if (v.major() == kProtocolMajor) return Status::ok();
-  return Status(Code::kUnsupported, std::string(what) + ": protocol version " + std::to_string(v.major()) + "." +
-                                        std::to_string(v.minor()) + " is not supported (this side speaks " +
+  return Status(Code::kUnsupported, std::string(what) + ": protocol version " + std::to_string(v.major()) +
+                                        "." + std::to_string(v.minor()) +
+                                        " is not supported (this side speaks " +
                                         std::to_string(kProtocolMajor) + ".x)");
 }
 
@@ -31,8 +32,8 @@ Status decode(std::string_view bytes, google::protobuf::MessageLite* msg, size_t
                                       " bytes exceeds the limit of " + std::to_string(cap));
   }
   if (!msg->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Status(Code::kCorrupt, std::string(what) + ": malformed protobuf (" + std::to_string(bytes.size()) +
-                                      " bytes)");
+    return Status(Code::kCorrupt,
+                  std::string(what) + ": malformed protobuf (" + std::to_string(bytes.size()) + " bytes)");
   }
   return Status::ok();
 }
@@ -62,17 +63,28 @@ Status from_wire(const v1::Error& err) {
 
 const char* phase_name(v1::Phase phase) {
   switch (phase) {
-    case v1::PHASE_IDLE: return "idle";
-    case v1::PHASE_TRANSFER: return "transfer";
-    case v1::PHASE_INSTALL: return "install";
-    case v1::PHASE_STAGED: return "staged";
-    case v1::PHASE_ACTIVATE: return "activate";
-    case v1::PHASE_HEALTH: return "health";
-    case v1::PHASE_TRIAL: return "trial";
-    case v1::PHASE_COMMIT: return "commit";
-    case v1::PHASE_ROLLBACK: return "rollback";
-    case v1::PHASE_DONE: return "done";
-    default: return "unspecified";
+    case v1::PHASE_IDLE:
+      return "idle";
+    case v1::PHASE_TRANSFER:
+      return "transfer";
+    case v1::PHASE_INSTALL:
+      return "install";
+    case v1::PHASE_STAGED:
+      return "staged";
+    case v1::PHASE_ACTIVATE:
+      return "activate";
+    case v1::PHASE_HEALTH:
+      return "health";
+    case v1::PHASE_TRIAL:
+      return "trial";
+    case v1::PHASE_COMMIT:
+      return "commit";
+    case v1::PHASE_ROLLBACK:
+      return "rollback";
+    case v1::PHASE_DONE:
+      return "done";
+    default:
+      return "unspecified";
   }
 }
 
@@ -92,7 +104,8 @@ constexpr uint32_t kTagCrc = tag_of(4, WireFormatLite::WIRETYPE_FIXED32);
 constexpr uint32_t kTagLast = tag_of(5, WireFormatLite::WIRETYPE_VARINT);
 
 Status corrupt_chunk(size_t size, const char* why) {
-  return Status(Code::kCorrupt, "chunk: malformed protobuf (" + std::to_string(size) + " bytes: " + why + ")");
+  return Status(Code::kCorrupt,
+                "chunk: malformed protobuf (" + std::to_string(size) + " bytes: " + why + ")");
 }
 
 }  // namespace
@@ -118,10 +131,18 @@ Status decode_chunk(std::string_view bytes, ChunkView* out) {
     if (tag == 0) break;  // the end, or a malformed tag (told apart below)
     bool ok = true;
     switch (tag) {
-      case kTagTransferId: ok = read_view(&out->transfer_id); break;
-      case kTagOffset: ok = in.ReadVarint64(&out->offset); break;
-      case kTagData: ok = read_view(&out->data); break;
-      case kTagCrc: ok = in.ReadLittleEndian32(&out->crc32c); break;
+      case kTagTransferId:
+        ok = read_view(&out->transfer_id);
+        break;
+      case kTagOffset:
+        ok = in.ReadVarint64(&out->offset);
+        break;
+      case kTagData:
+        ok = read_view(&out->data);
+        break;
+      case kTagCrc:
+        ok = in.ReadLittleEndian32(&out->crc32c);
+        break;
       case kTagLast: {
         uint64_t v = 0;
         ok = in.ReadVarint64(&v);
@@ -149,7 +170,8 @@ size_t chunk_header_bound(size_t transfer_id_size) {
 size_t encode_chunk_header(const ChunkView& c, uint8_t* out) {
   uint8_t* p = out;
   p = WireFormatLite::WriteTagToArray(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
-  p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(c.transfer_id.size()), p);
+  p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(c.transfer_id.size()), p);
   if (!c.transfer_id.empty()) std::memcpy(p, c.transfer_id.data(), c.transfer_id.size());
   p += c.transfer_id.size();
   p = WireFormatLite::WriteUInt64ToArray(2, c.offset, p);

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace ota {
@@ -110,7 +110,8 @@ Status make_dirs(const std::string& path) {
 Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, uint64_t offset, bool truncate) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return errno_status(errno, "open " + path);
-  if ((truncate && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) || ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
+  if ((truncate && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) ||
+      ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
     int err = errno;
     ::close(fd);
     return errno_status(err, "position " + path + " at " + std::to_string(offset));
@@ -153,8 +154,9 @@ FileReader::~FileReader() { ::close(fd_); }
 
 Status FileReader::read_at(uint64_t offset, uint8_t* buf, size_t n) {
   if (offset > size_ || n > size_ - offset) {
-    return Status(Code::kCorrupt, path_ + ": read of " + std::to_string(n) + " bytes at " + std::to_string(offset) +
-                                      " is beyond its size " + std::to_string(size_));
+    return Status(Code::kCorrupt, path_ + ": read of " + std::to_string(n) + " bytes at " +
+                                      std::to_string(offset) + " is beyond its size " +
+                                      std::to_string(size_));
   }
   size_t got = 0;
   while (got < n) {

@@ -37,10 +37,10 @@ LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
 
 bool parse_log_level(const std::string& text, LogLevel* out) {
   static const std::pair<const char*, LogLevel> kNames[] = {{"debug", LogLevel::kDebug},
-                                                           {"info", LogLevel::kInfo},
-                                                           {"warn", LogLevel::kWarn},
-                                                           {"error", LogLevel::kError},
-                                                           {"off", LogLevel::kOff}};
+                                                            {"info", LogLevel::kInfo},
+                                                            {"warn", LogLevel::kWarn},
+                                                            {"error", LogLevel::kError},
+                                                            {"off", LogLevel::kOff}};
   for (const auto& [name, level] : kNames) {
     if (text == name) {
       *out = level;

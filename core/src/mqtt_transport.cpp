@@ -24,12 +24,21 @@ constexpr const char* kLog = "mqtt";
 // What a refusing CONNACK or SUBACK code means (MQTT 3.1.1 return codes, MQTT 5 reason codes).
 std::string refusal_reason(int code) {
   switch (code) {
-    case 1: return "unacceptable protocol version, code 1";
-    case 2: case 0x85: return "client identifier rejected, code " + std::to_string(code);
-    case 4: case 0x86: return "bad user name or password, code " + std::to_string(code);
-    case 5: case 0x87: return "not authorized, code " + std::to_string(code);
-    case 0x80: return "refused, code 128";
-    default: return "code " + std::to_string(code);
+    case 1:
+      return "unacceptable protocol version, code 1";
+    case 2:
+    case 0x85:
+      return "client identifier rejected, code " + std::to_string(code);
+    case 4:
+    case 0x86:
+      return "bad user name or password, code " + std::to_string(code);
+    case 5:
+    case 0x87:
+      return "not authorized, code " + std::to_string(code);
+    case 0x80:
+      return "refused, code 128";
+    default:
+      return "code " + std::to_string(code);
   }
 }
 
@@ -91,7 +100,8 @@ std::string take_payload(const mqtt::message& msg) {
 class MqttTransport : public Transport {
  public:
   explicit MqttTransport(TransportOptions options) : options_(std::move(options)) {
-    mqtt::create_options create(options_.mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1, options_.offline_buffer);
+    mqtt::create_options create(options_.mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+                                options_.offline_buffer);
     create.set_send_while_disconnected(true);
     client_ = std::make_unique<mqtt::async_client>(options_.uri, options_.client_id, create, nullptr);
     client_->set_message_callback([this](mqtt::const_message_ptr msg) {
@@ -128,14 +138,14 @@ class MqttTransport : public Transport {
     }
     if (!options_.username.empty()) opts.set_user_name(options_.username);
     if (!options_.password.empty()) opts.set_password(options_.password);
-    opts.set_automatic_reconnect(
-        std::max<int>(1, static_cast<int>(options_.reconnect_min.count() / 1000)),
-        std::max<int>(1, static_cast<int>(options_.reconnect_max.count() / 1000)));
+    opts.set_automatic_reconnect(std::max<int>(1, static_cast<int>(options_.reconnect_min.count() / 1000)),
+                                 std::max<int>(1, static_cast<int>(options_.reconnect_max.count() / 1000)));
     opts.set_max_inflight(256);
-    opts.set_connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout) + std::chrono::seconds(1));
+    opts.set_connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout) +
+                             std::chrono::seconds(1));
     if (options_.will) {
-      mqtt::will_options will(options_.will->topic, options_.will->payload.data(), options_.will->payload.size(),
-                              options_.will->qos, options_.will->retain);
+      mqtt::will_options will(options_.will->topic, options_.will->payload.data(),
+                              options_.will->payload.size(), options_.will->qos, options_.will->retain);
       opts.set_will(will);
     }
     if (options_.tls) {
@@ -149,7 +159,8 @@ class MqttTransport : public Transport {
     }
     try {
       auto tok = client_->connect(opts);
-      if (!tok->wait_for(timeout)) return Status(Code::kTimeout, "connect to " + options_.uri + ": no CONNACK in time");
+      if (!tok->wait_for(timeout))
+        return Status(Code::kTimeout, "connect to " + options_.uri + ": no CONNACK in time");
     } catch (const mqtt::exception& e) {
       return status_from_exception(e, "connect to " + options_.uri + " as " + options_.username);
     }
@@ -175,7 +186,8 @@ class MqttTransport : public Transport {
       // Over MQTT 3.1.1 Paho throws on a refusing SUBACK (return code 0x80) rather than handing it back.
       if (e.get_return_code() >= 0x80 || e.get_reason_code() >= 0x80) {
         const int code = e.get_reason_code() >= 0x80 ? e.get_reason_code() : e.get_return_code();
-        return Status(Code::kRejected, "subscribe " + filter + ": refused by broker (" + refusal_reason(code) + ")");
+        return Status(Code::kRejected,
+                      "subscribe " + filter + ": refused by broker (" + refusal_reason(code) + ")");
       }
       return status_from_exception(e, "subscribe " + filter);
     }
@@ -194,9 +206,11 @@ class MqttTransport : public Transport {
   Status flush(std::chrono::milliseconds timeout) override {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (auto& tok : client_->get_pending_delivery_tokens()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       try {
-        if (left.count() <= 0 || !tok->wait_for(left)) return Status(Code::kTimeout, "flush: deliveries pending");
+        if (left.count() <= 0 || !tok->wait_for(left))
+          return Status(Code::kTimeout, "flush: deliveries pending");
       } catch (const mqtt::exception& e) {
         return Status(Code::kUnavailable, std::string("flush: ") + e.what());
       }

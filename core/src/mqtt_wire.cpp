@@ -13,7 +13,8 @@ Status corrupt(const std::string& what) { return Status(Code::kCorrupt, "MQTT: "
 // (MQTT-3.3.2-2, MQTT-1.5.3-2). A broker drops the connection of a client that sends one.
 bool valid_topic_name(std::string_view topic) {
   static constexpr std::string_view kForbidden("+#\0", 3);
-  return !topic.empty() && topic.size() <= kMaxString && topic.find_first_of(kForbidden) == std::string_view::npos;
+  return !topic.empty() && topic.size() <= kMaxString &&
+         topic.find_first_of(kForbidden) == std::string_view::npos;
 }
 
 void put_u16(std::string& out, size_t v) {
@@ -66,7 +67,8 @@ Result<Header> parse_fixed_header(const uint8_t* p, size_t n) {
   // Section 2.2.2: only PUBLISH carries flags; PUBREL, SUBSCRIBE and UNSUBSCRIBE must carry 0b0010.
   const auto t = static_cast<PacketType>(type);
   if (t == PacketType::kPubrel || t == PacketType::kSubscribe || t == PacketType::kUnsubscribe) {
-    if (flags != 0x2) return corrupt("packet type " + std::to_string(type) + " with flags " + std::to_string(flags));
+    if (flags != 0x2)
+      return corrupt("packet type " + std::to_string(type) + " with flags " + std::to_string(flags));
   } else if (t != PacketType::kPublish && flags != 0) {
     return corrupt("packet type " + std::to_string(type) + " with flags " + std::to_string(flags));
   }
@@ -87,7 +89,8 @@ Result<Header> parse_fixed_header(const uint8_t* p, size_t n) {
 
 Result<std::string> connect_packet(const ConnectFields& f) {
   if (f.client_id.size() > kMaxString || f.username.size() > kMaxString || f.password.size() > kMaxString) {
-    return Status(Code::kInvalidArgument, "MQTT CONNECT: client id, username or password longer than 65535 bytes");
+    return Status(Code::kInvalidArgument,
+                  "MQTT CONNECT: client id, username or password longer than 65535 bytes");
   }
   std::string body;
   put_string(body, "MQTT");
@@ -96,10 +99,12 @@ Result<std::string> connect_packet(const ConnectFields& f) {
   if (f.clean_session) flags |= 0x02;
   if (f.will) {
     if (!valid_topic_name(f.will->topic) || f.will->payload.size() > kMaxString) {
-      return Status(Code::kInvalidArgument,
-                    "MQTT CONNECT: will topic empty, with a wildcard or NUL, or will longer than 65535 bytes");
+      return Status(
+          Code::kInvalidArgument,
+          "MQTT CONNECT: will topic empty, with a wildcard or NUL, or will longer than 65535 bytes");
     }
-    if (f.will->qos < 0 || f.will->qos > 2) return Status(Code::kInvalidArgument, "MQTT CONNECT: will QoS not 0..2");
+    if (f.will->qos < 0 || f.will->qos > 2)
+      return Status(Code::kInvalidArgument, "MQTT CONNECT: will QoS not 0..2");
     flags |= 0x04 | static_cast<uint8_t>(f.will->qos << 3);
     if (f.will->retain) flags |= 0x20;
   }
@@ -124,7 +129,8 @@ Result<std::string> connect_packet(const ConnectFields& f) {
 }
 
 Result<uint8_t> parse_connack(const FixedHeader& h, const uint8_t* body, size_t n) {
-  if (h.type() != PacketType::kConnack) return corrupt("expected CONNACK, got packet type " + std::to_string(int(h.type())));
+  if (h.type() != PacketType::kConnack)
+    return corrupt("expected CONNACK, got packet type " + std::to_string(int(h.type())));
   if (h.remaining != 2 || n < 2) return corrupt("CONNACK of " + std::to_string(h.remaining) + " bytes");
   if ((body[0] & 0xfe) != 0) return corrupt("CONNACK with reserved flags set");
   return static_cast<uint8_t>(body[1]);
@@ -132,27 +138,36 @@ Result<uint8_t> parse_connack(const FixedHeader& h, const uint8_t* body, size_t 
 
 const char* connack_reason(uint8_t code) {
   switch (code) {
-    case 0: return "accepted";
-    case 1: return "unacceptable protocol version";
-    case 2: return "client identifier rejected";
-    case 3: return "server unavailable";
-    case 4: return "bad user name or password";
-    case 5: return "not authorized";
-    default: return "unknown CONNACK return code";
+    case 0:
+      return "accepted";
+    case 1:
+      return "unacceptable protocol version";
+    case 2:
+      return "client identifier rejected";
+    case 3:
+      return "server unavailable";
+    case 4:
+      return "bad user name or password";
+    case 5:
+      return "not authorized";
+    default:
+      return "unknown CONNACK return code";
   }
 }
 
-Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup, uint16_t id,
-                             size_t payload_size) {
+Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup,
+                             uint16_t id, size_t payload_size) {
   if (!valid_topic_name(topic)) {
-    return Status(Code::kInvalidArgument, "MQTT PUBLISH: topic empty, longer than 65535 bytes, or with a wildcard or NUL");
+    return Status(Code::kInvalidArgument,
+                  "MQTT PUBLISH: topic empty, longer than 65535 bytes, or with a wildcard or NUL");
   }
   if (qos != 0 && qos != 1) return Status(Code::kInvalidArgument, "MQTT PUBLISH: QoS " + std::to_string(qos));
   if (dup && qos == 0) return Status(Code::kInvalidArgument, "MQTT PUBLISH: DUP at QoS 0");
   if (qos == 1 && id == 0) return Status(Code::kInvalidArgument, "MQTT PUBLISH: QoS 1 without a packet id");
   const size_t variable = 2 + topic.size() + (qos > 0 ? 2 : 0);
   if (payload_size > kMaxRemainingLength - variable) {
-    return Status(Code::kInvalidArgument, "MQTT PUBLISH: payload of " + std::to_string(payload_size) + " bytes too long");
+    return Status(Code::kInvalidArgument,
+                  "MQTT PUBLISH: payload of " + std::to_string(payload_size) + " bytes too long");
   }
   uint8_t flags = static_cast<uint8_t>(qos << 1);
   if (retain) flags |= 0x01;
@@ -168,7 +183,8 @@ Status append_publish_header(std::string& out, std::string_view topic, int qos, 
 void set_publish_dup(std::string& packet) {
   if (packet.empty()) return;
   const auto first = static_cast<uint8_t>(packet[0]);
-  if ((first >> 4) != static_cast<uint8_t>(PacketType::kPublish) || (first & 0x06) == 0) return;  // QoS 0: never DUP
+  if ((first >> 4) != static_cast<uint8_t>(PacketType::kPublish) || (first & 0x06) == 0)
+    return;  // QoS 0: never DUP
   packet[0] = static_cast<char>(first | 0x08);
 }
 
@@ -191,7 +207,8 @@ Result<Publish> parse_publish_header(const FixedHeader& h, const uint8_t* p, siz
   if (n < out.variable_length) return Publish();
   if (topic_len == 0) return corrupt("PUBLISH with an empty topic");
   out.topic = std::string_view(reinterpret_cast<const char*>(p + 2), topic_len);
-  if (out.topic.find_first_of("+#") != std::string_view::npos) return corrupt("PUBLISH topic with a wildcard");
+  if (out.topic.find_first_of("+#") != std::string_view::npos)
+    return corrupt("PUBLISH topic with a wildcard");
   if (out.topic.find('\0') != std::string_view::npos) return corrupt("PUBLISH topic with a NUL character");
   if (out.qos > 0) {
     out.id = get_u16(p + 2 + topic_len);
@@ -204,7 +221,8 @@ Result<uint16_t> parse_ack(const FixedHeader& h, const uint8_t* body, size_t n) 
   if (h.type() != PacketType::kPuback && h.type() != PacketType::kUnsuback) {
     return corrupt("expected PUBACK or UNSUBACK, got packet type " + std::to_string(int(h.type())));
   }
-  if (h.remaining != 2 || n < 2) return corrupt("acknowledgement of " + std::to_string(h.remaining) + " bytes");
+  if (h.remaining != 2 || n < 2)
+    return corrupt("acknowledgement of " + std::to_string(h.remaining) + " bytes");
   const uint16_t id = get_u16(body);
   if (id == 0) return corrupt("acknowledgement of packet id 0");
   return id;
@@ -212,7 +230,8 @@ Result<uint16_t> parse_ack(const FixedHeader& h, const uint8_t* body, size_t n) 
 
 Result<Suback> parse_suback(const FixedHeader& h, const uint8_t* body, size_t n) {
   if (h.type() != PacketType::kSuback) return corrupt("expected SUBACK");
-  if (h.remaining < 3 || n < h.remaining) return corrupt("SUBACK of " + std::to_string(h.remaining) + " bytes");
+  if (h.remaining < 3 || n < h.remaining)
+    return corrupt("SUBACK of " + std::to_string(h.remaining) + " bytes");
   Suback s;
   s.id = get_u16(body);
   if (s.id == 0) return corrupt("SUBACK of packet id 0");

@@ -77,8 +77,8 @@ const char* connack_reason(uint8_t code);
 // follows it on the wire. kInvalidArgument for an empty or overlong topic, a wildcard or NUL in
 // it, a QoS other than 0/1 (QoS 2 is not spoken), a missing packet id at QoS 1, DUP at QoS 0, or a
 // packet longer than MQTT allows.
-Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup, uint16_t id,
-                             size_t payload_size);
+Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup,
+                             uint16_t id, size_t payload_size);
 // Sets the DUP flag of a QoS 1 PUBLISH packet built by append_publish_header (a re-delivery); a
 // QoS 0 packet is left as it is (DUP must stay 0 there).
 void set_publish_dup(std::string& packet);
@@ -88,7 +88,7 @@ struct PublishHeader {
   int qos = 0;
   bool retain = false;
   bool dup = false;
-  uint16_t id = 0;            // 0 at QoS 0
+  uint16_t id = 0;             // 0 at QoS 0
   size_t variable_length = 0;  // bytes of the body before the payload
 };
 

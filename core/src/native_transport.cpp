@@ -56,9 +56,7 @@ constexpr size_t kMaxControlPacket = 4096;
 constexpr size_t kCorkMax = 64u << 10;
 constexpr size_t kStagingCapacity = kStagingRead + mqtt::kMaxFixedHeader + 2 + mqtt::kMaxString + 2;
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count();
-}
+int64_t now_ms() { return std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count(); }
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -85,7 +83,8 @@ Result<Endpoint> parse_uri(const std::string& uri) {
   Endpoint e;
   if (!rest.empty() && rest[0] == '[') {  // [v6 address]:port
     auto close = rest.find(']');
-    if (close == std::string::npos) return Status(Code::kInvalidArgument, uri + ": unterminated IPv6 address");
+    if (close == std::string::npos)
+      return Status(Code::kInvalidArgument, uri + ": unterminated IPv6 address");
     e.host = rest.substr(1, close - 1);
     rest = rest.substr(close + 1);
     e.port = rest.rfind(':', 0) == 0 ? rest.substr(1) : "1883";
@@ -229,7 +228,8 @@ class NativeTransport : public Transport {
     std::shared_ptr<PendingSubscribe> pending;
     {
       std::lock_guard<std::mutex> send(send_mu_);
-      Result<std::string> pkt = Status(Code::kUnavailable, "subscribe " + filter + ": 65535 packets unacknowledged");
+      Result<std::string> pkt =
+          Status(Code::kUnavailable, "subscribe " + filter + ": 65535 packets unacknowledged");
       {
         std::lock_guard<std::mutex> lock(state_mu_);
         id = next_id_locked();
@@ -273,8 +273,10 @@ class NativeTransport : public Transport {
     return publish_packet(topic, std::move(pkt), data, n, qos, retain);
   }
 
-  Status publish_owned(const std::string& topic, std::string&& buffer, size_t offset, int qos, bool retain) override {
-    if (offset > buffer.size()) return Status(Code::kInvalidArgument, "publish " + topic + ": offset past the buffer");
+  Status publish_owned(const std::string& topic, std::string&& buffer, size_t offset, int qos,
+                       bool retain) override {
+    if (offset > buffer.size())
+      return Status(Code::kInvalidArgument, "publish " + topic + ": offset past the buffer");
     Packet pkt;
     pkt.offset = offset;
     pkt.body = std::make_shared<const std::string>(std::move(buffer));
@@ -319,7 +321,8 @@ class NativeTransport : public Transport {
 
   // A PUBLISH: the header in pkt.head, then either a copy of data[0..n) appended to it or, when
   // data is null, pkt.body[pkt.offset..] (n bytes) as it is.
-  Status publish_packet(const std::string& topic, Packet&& pkt, const void* data, size_t n, int qos, bool retain) {
+  Status publish_packet(const std::string& topic, Packet&& pkt, const void* data, size_t n, int qos,
+                        bool retain) {
     if (qos == 2) qos = 1;  // QoS 2 is not spoken; nothing in the project asks for it
     std::lock_guard<std::mutex> send(send_mu_);
     uint16_t id = 0;
@@ -333,9 +336,11 @@ class NativeTransport : public Transport {
     auto shared = std::make_shared<const Packet>(std::move(pkt));
     if (qos > 0 || !connected_) {
       std::lock_guard<std::mutex> lock(state_mu_);
-      if (qos > 0 && id == 0) return Status(Code::kUnavailable, "publish " + topic + ": 65535 messages unacknowledged");
+      if (qos > 0 && id == 0)
+        return Status(Code::kUnavailable, "publish " + topic + ": 65535 messages unacknowledged");
       if (!connected_ && unsent_ >= static_cast<size_t>(std::max(0, o_.offline_buffer))) {
-        return Status(Code::kUnavailable, "publish " + topic + ": disconnected and the offline buffer is full");
+        return Status(Code::kUnavailable,
+                      "publish " + topic + ": disconnected and the offline buffer is full");
       }
       Outgoing out{shared, id, !connected_};
       if (out.unsent) ++unsent_;
@@ -515,8 +520,9 @@ class NativeTransport : public Transport {
     while (!stopping_) {
       Status why = read_loop();
       if (silent_ms_ > 0) {
-        why = Status(Code::kTimeout, "no packet from the broker for " + std::to_string(silent_ms_.exchange(0)) +
-                                         " ms (twice the keepalive)");
+        why =
+            Status(Code::kTimeout, "no packet from the broker for " + std::to_string(silent_ms_.exchange(0)) +
+                                       " ms (twice the keepalive)");
       }
       shutdown_socket();  // a writer blocked on a full socket gives up now
       {
@@ -565,7 +571,8 @@ class NativeTransport : public Transport {
         const uint16_t id = next_id_locked();
         if (id == 0) break;
         auto pkt = mqtt::subscribe_packet(id, filter, qos);
-        if (pkt.is_ok()) packets.push_back(std::make_shared<const Packet>(Packet{std::move(*pkt), nullptr, 0}));
+        if (pkt.is_ok())
+          packets.push_back(std::make_shared<const Packet>(Packet{std::move(*pkt), nullptr, 0}));
       }
       for (auto it = outbox_.begin(); it != outbox_.end();) {
         Outgoing& out = it->second;
@@ -646,7 +653,8 @@ class NativeTransport : public Transport {
       }
       if (h.remaining > kMaxIncomingPacket) {
         return Status(Code::kCorrupt, "MQTT: incoming packet of " + std::to_string(h.remaining) +
-                                          " bytes, more than the " + std::to_string(kMaxIncomingPacket) + " allowed");
+                                          " bytes, more than the " + std::to_string(kMaxIncomingPacket) +
+                                          " allowed");
       }
       begin += h.length;
 
@@ -694,8 +702,8 @@ class NativeTransport : public Transport {
 
       // The broker sends small control packets only (PUBACK, SUBACK of one filter, PINGRESP).
       if (h.remaining > kMaxControlPacket) {
-        return Status(Code::kCorrupt, "MQTT: control packet of type " + std::to_string(int(h.type())) + " of " +
-                                          std::to_string(h.remaining) + " bytes");
+        return Status(Code::kCorrupt, "MQTT: control packet of type " + std::to_string(int(h.type())) +
+                                          " of " + std::to_string(h.remaining) + " bytes");
       }
       OTA_RETURN_IF_ERROR(fill(h.remaining));
       const uint8_t* body = buf.data() + begin;
@@ -745,7 +753,8 @@ class NativeTransport : public Transport {
       case mqtt::PacketType::kUnsuback:
         return Status::ok();
       default:
-        return Status(Code::kCorrupt, "MQTT: unexpected packet type " + std::to_string(int(h.type())) + " from the broker");
+        return Status(Code::kCorrupt,
+                      "MQTT: unexpected packet type " + std::to_string(int(h.type())) + " from the broker");
     }
   }
 
@@ -768,7 +777,8 @@ class NativeTransport : public Transport {
   // nothing arrived for half the keepalive, and the socket shut down when nothing arrived for twice
   // the keepalive (a broker that stopped answering).
   void keeper_main() {
-    const int64_t keepalive = std::max<int64_t>(1000, std::chrono::duration_cast<milliseconds>(o_.keepalive).count());
+    const int64_t keepalive =
+        std::max<int64_t>(1000, std::chrono::duration_cast<milliseconds>(o_.keepalive).count());
     int64_t last_ping_ms = 0;
     while (pause(milliseconds(std::min<int64_t>(keepalive / 4, 500)))) {
       if (!connected_) continue;
@@ -785,8 +795,9 @@ class NativeTransport : public Transport {
       }
       if (!in_callback_ && now - last_received_ms_ > 2 * keepalive) {
         const int64_t silent = now - last_received_ms_.load();
-        OTA_LOGW(kLog, "%s: no packet from the broker for %lld ms", o_.client_id.c_str(), static_cast<long long>(silent));
-        silent_ms_ = silent;  // the reader's reason for the loss
+        OTA_LOGW(kLog, "%s: no packet from the broker for %lld ms", o_.client_id.c_str(),
+                 static_cast<long long>(silent));
+        silent_ms_ = silent;      // the reader's reason for the loss
         last_received_ms_ = now;  // once per silence
         shutdown_socket();
       }
@@ -847,16 +858,20 @@ MqttClient resolve_mqtt_client(const TransportOptions& options) {
 
 const char* mqtt_client_name(MqttClient client) {
   switch (client) {
-    case MqttClient::kNative: return "native";
-    case MqttClient::kPaho: return "paho";
-    case MqttClient::kAuto: return "auto";
+    case MqttClient::kNative:
+      return "native";
+    case MqttClient::kPaho:
+      return "paho";
+    case MqttClient::kAuto:
+      return "auto";
   }
   return "auto";
 }
 
 std::unique_ptr<Transport> make_transport(TransportOptions options) {
   const MqttClient client = resolve_mqtt_client(options);
-  OTA_LOGI(kLog, "%s: MQTT client %s for %s", options.client_id.c_str(), mqtt_client_name(client), options.uri.c_str());
+  OTA_LOGI(kLog, "%s: MQTT client %s for %s", options.client_id.c_str(), mqtt_client_name(client),
+           options.uri.c_str());
   return client == MqttClient::kNative ? make_native_transport(std::move(options))
                                        : make_paho_transport(std::move(options));
 }

@@ -4,20 +4,34 @@ namespace ota {
 
 const char* code_name(Code code) noexcept {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kInvalidArgument: return "INVALID_ARGUMENT";
-    case Code::kNotFound: return "NOT_FOUND";
-    case Code::kCorrupt: return "CORRUPT";
-    case Code::kIoError: return "IO_ERROR";
-    case Code::kHashMismatch: return "HASH_MISMATCH";
-    case Code::kSignatureInvalid: return "SIGNATURE_INVALID";
-    case Code::kUnsupported: return "UNSUPPORTED";
-    case Code::kTimeout: return "TIMEOUT";
-    case Code::kRejected: return "REJECTED";
-    case Code::kAborted: return "ABORTED";
-    case Code::kUnavailable: return "UNAVAILABLE";
-    case Code::kInternal: return "INTERNAL";
-    case Code::kNoSpace: return "NO_SPACE";
+    case Code::kOk:
+      return "OK";
+    case Code::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case Code::kNotFound:
+      return "NOT_FOUND";
+    case Code::kCorrupt:
+      return "CORRUPT";
+    case Code::kIoError:
+      return "IO_ERROR";
+    case Code::kHashMismatch:
+      return "HASH_MISMATCH";
+    case Code::kSignatureInvalid:
+      return "SIGNATURE_INVALID";
+    case Code::kUnsupported:
+      return "UNSUPPORTED";
+    case Code::kTimeout:
+      return "TIMEOUT";
+    case Code::kRejected:
+      return "REJECTED";
+    case Code::kAborted:
+      return "ABORTED";
+    case Code::kUnavailable:
+      return "UNAVAILABLE";
+    case Code::kInternal:
+      return "INTERNAL";
+    case Code::kNoSpace:
+      return "NO_SPACE";
   }
   return "UNKNOWN";
 }

@@ -4,14 +4,22 @@ namespace ota::topics {
 
 const char* leaf_name(Leaf leaf) {
   switch (leaf) {
-    case Leaf::kHello: return "up/hello";
-    case Leaf::kState: return "up/state";
-    case Leaf::kAck: return "up/ack";
-    case Leaf::kResult: return "up/result";
-    case Leaf::kDtc: return "up/dtc";
-    case Leaf::kCmd: return "down/cmd";
-    case Leaf::kData: return "down/data";
-    case Leaf::kUnknown: break;
+    case Leaf::kHello:
+      return "up/hello";
+    case Leaf::kState:
+      return "up/state";
+    case Leaf::kAck:
+      return "up/ack";
+    case Leaf::kResult:
+      return "up/result";
+    case Leaf::kDtc:
+      return "up/dtc";
+    case Leaf::kCmd:
+      return "down/cmd";
+    case Leaf::kData:
+      return "down/data";
+    case Leaf::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -36,7 +44,8 @@ bool parse_ecu_topic(std::string_view topic, std::string* ecu_id, Leaf* leaf) {
   std::string_view id = topic.substr(0, slash);
   std::string_view rest = topic.substr(slash + 1);
   if (!valid_ecu_id(id)) return false;
-  for (Leaf l : {Leaf::kHello, Leaf::kState, Leaf::kAck, Leaf::kResult, Leaf::kDtc, Leaf::kCmd, Leaf::kData}) {
+  for (Leaf l :
+       {Leaf::kHello, Leaf::kState, Leaf::kAck, Leaf::kResult, Leaf::kDtc, Leaf::kCmd, Leaf::kData}) {
     if (rest == leaf_name(l)) {
       *ecu_id = std::string(id);
       *leaf = l;
@@ -49,8 +58,8 @@ bool parse_ecu_topic(std::string_view topic, std::string* ecu_id, Leaf* leaf) {
 bool valid_ecu_id(std::string_view ecu_id) {
   if (ecu_id.empty() || ecu_id.size() > 64) return false;
   for (char c : ecu_id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-              c == '.';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.';
     if (!ok) return false;
   }
   return true;

@@ -23,11 +23,11 @@ using ota::Status;
 using ota::agent::Bank;
 
 struct Knobs {
-  double write_mbps = 0;           // 0 = unthrottled
-  std::string fail_phase;          // transfer, sync, install, activate, health, commit
-  uint64_t fail_offset = 0;        // write fails when it reaches this payload offset (0 = off)
-  std::string crash_phase;         // same phases: the process kills itself there
-  uint64_t crash_offset = 0;       // or when a write reaches this offset
+  double write_mbps = 0;      // 0 = unthrottled
+  std::string fail_phase;     // transfer, sync, install, activate, health, commit
+  uint64_t fail_offset = 0;   // write fails when it reaches this payload offset (0 = off)
+  std::string crash_phase;    // same phases: the process kills itself there
+  uint64_t crash_offset = 0;  // or when a write reaches this offset
   int dtcs = 0;
   std::chrono::milliseconds health_delay{0};
   std::chrono::milliseconds sync_delay{0};  // a slow flash: every sync takes this long
@@ -51,7 +51,8 @@ class SimWriter : public ota::agent::BankWriter {
   Status write(const uint8_t* data, size_t n) override {
     if (k_.fail_phase == "transfer") return simulated("flash write");
     if (k_.fail_offset && offset_ + n > k_.fail_offset) {
-      return Status(Code::kIoError, "simulated flash write failure at byte " + std::to_string(k_.fail_offset));
+      return Status(Code::kIoError,
+                    "simulated flash write failure at byte " + std::to_string(k_.fail_offset));
     }
     if (k_.crash_offset && offset_ + n > k_.crash_offset) crash("write offset");
     OTA_RETURN_IF_ERROR(inner_->write(data, n));
@@ -84,7 +85,8 @@ class SimDevice : public ota::agent::FileDevice {
   SimDevice(const std::string& dir, uint64_t bank_size, Knobs knobs)
       : FileDevice(dir + "/bank_a.img", dir + "/bank_b.img", dir + "/boot", bank_size), k_(std::move(knobs)) {
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch()).count();
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
     for (int i = 0; i < k_.dtcs; ++i) {
       ota::agent::Dtc d;
       d.code = 0xC10000u + static_cast<uint32_t>(i);
@@ -115,7 +117,8 @@ class SimDevice : public ota::agent::FileDevice {
   Status health_check(Bank, std::chrono::milliseconds) override {
     if (k_.health_delay.count() > 0) std::this_thread::sleep_for(k_.health_delay);
     if (k_.crash_phase == "health") crash("health");
-    if (k_.fail_phase == "health") return Status(Code::kRejected, "simulated health check failure: service did not start");
+    if (k_.fail_phase == "health")
+      return Status(Code::kRejected, "simulated health check failure: service did not start");
     return Status::ok();
   }
   // A commit failure is transient (a busy flash controller): the first attempt fails.
@@ -163,19 +166,23 @@ int main(int argc, char** argv) {
   app.add_option("--broker", cfg.broker_uri, "broker URI, e.g. tcp://127.0.0.1:1883")->required();
   app.add_option("--password-file", password_file, "file holding this agent's MQTT password");
   app.add_option("--ecu-key", cfg.ecu_key_file, "this ECU's private key (PEM): results are signed with it");
-  app.add_option("--trust-root", cfg.trust_root_file, "root metadata (SignedMetadata) provisioned in this ECU");
+  app.add_option("--trust-root", cfg.trust_root_file,
+                 "root metadata (SignedMetadata) provisioned in this ECU");
   app.add_option("--tls-ca", cfg.tls_ca_file, "CA certificate of the broker (ssl:// URIs)");
   app.add_option("--tls-cert", cfg.tls_cert_file, "this agent's certificate");
   app.add_option("--tls-key", cfg.tls_key_file, "this agent's private key");
-  app.add_option("--dir", dir, "directory of the simulated flash (bank_a.img, bank_b.img, boot) and state")->required();
+  app.add_option("--dir", dir, "directory of the simulated flash (bank_a.img, bank_b.img, boot) and state")
+      ->required();
   app.add_option("--bank-size", bank_size, "capacity of one bank in bytes");
   app.add_option("--factory-version", cfg.factory_version, "version of the image in bank A on first start");
   app.add_option("--max-chunk", cfg.max_chunk_size, "largest chunk accepted, bytes");
-  app.add_option("--durable-interval", cfg.durable_interval_bytes, "make the transfer offset durable every N bytes");
+  app.add_option("--durable-interval", cfg.durable_interval_bytes,
+                 "make the transfer offset durable every N bytes");
   app.add_flag("--no-delta", no_delta, "do not declare delta capability");
   app.add_option("--write-speed", k.write_mbps, "flash write speed in MB/s (0: as fast as the disk)");
-  app.add_option("--fail", k.fail_phase,
-                 "fail at a phase (commit: the first attempt only; sync: every flash sync, so no checkpoint holds)")
+  app.add_option(
+         "--fail", k.fail_phase,
+         "fail at a phase (commit: the first attempt only; sync: every flash sync, so no checkpoint holds)")
       ->check(CLI::IsMember({"transfer", "sync", "install", "activate", "health", "commit"}));
   app.add_option("--fail-offset", k.fail_offset, "fail the flash write that reaches this byte offset");
   app.add_option("--crash", k.crash_phase, "kill the process (SIGKILL) at a phase")

@@ -26,7 +26,6 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-
 }  // namespace
 
 Result<std::unique_ptr<CloudBroker>> CloudBroker::start(CloudBrokerOptions options) {
@@ -42,7 +41,8 @@ Result<std::unique_ptr<CloudBroker>> CloudBroker::start(CloudBrokerOptions optio
   if (options.vehicles.empty()) return make_error(Code::kInvalidArgument, "cloud broker: no vehicle ids");
   std::unique_ptr<CloudBroker> b(new CloudBroker());
   b->mosquitto_ = find_executable("mosquitto", {"/usr/sbin", "/usr/local/sbin", "/sbin"});
-  if (b->mosquitto_.empty()) return make_error(Code::kNotFound, "mosquitto binary not found in PATH or /usr/sbin");
+  if (b->mosquitto_.empty())
+    return make_error(Code::kNotFound, "mosquitto binary not found in PATH or /usr/sbin");
   if (options.dir.empty()) {
     auto temp = TempDir::create("ota-cloud-broker-");
     if (!temp) return temp.status();
@@ -73,8 +73,8 @@ Result<std::unique_ptr<CloudBroker>> CloudBroker::start(CloudBrokerOptions optio
     if (!port) return port.status();
     b->port_ = port.value();
     OTA_RETURN_IF_ERROR(run_script(options.config_dir + "/render-cloud",
-                                   {"--dir", b->dir_, "--port", std::to_string(b->port_), "--pki", b->pki_dir_,
-                                    "--vehicles", join(options.vehicles, ','), "-q"},
+                                   {"--dir", b->dir_, "--port", std::to_string(b->port_), "--pki",
+                                    b->pki_dir_, "--vehicles", join(options.vehicles, ','), "-q"},
                                    b->dir_ + "/render-cloud.log"));
     last = b->launch();
     if (last.is_ok()) return b;
@@ -104,7 +104,8 @@ Status CloudBroker::launch() {
   std::string why = exited ? "exited during start-up" : "did not log that it runs in time";
   process_.reset();
   return make_error(Code::kUnavailable, "cloud broker mosquitto " + why + "; " + log_path() + ":\n" +
-                                            tail_file(log_path(), 15) + tail_file(dir_ + "/mosquitto.out", 5));
+                                            tail_file(log_path(), 15) +
+                                            tail_file(dir_ + "/mosquitto.out", 5));
 }
 
 void CloudBroker::stop(milliseconds grace) {

@@ -3,14 +3,15 @@
 // Connects as CN ota-cloud (MQTT v5 over TLS), publishes a campaign to a vehicle (retained on
 // ota/v1/cloud/{vehicle}/down/campaign; --campaign plain or --signed-campaign), serves
 // DownloadRequests for the files in --packages, and writes every VehicleReport it receives as JSON
-// into --reports-dir. One line per event on stdout. Exits on SIGINT/SIGTERM, or after the first report with --exit-after-report.
-#include <CLI/CLI.hpp>
+// into --reports-dir. One line per event on stdout. Exits on SIGINT/SIGTERM, or after the first report with
+// --exit-after-report.
 #include <google/protobuf/util/json_util.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <condition_variable>
-#include <cstdarg>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -30,8 +31,8 @@ namespace {
 using namespace ota;
 using std::chrono::milliseconds;
 
-constexpr size_t kMaxQueue = 4096;             // queued requests/messages beyond this are dropped
-constexpr size_t kMaxReport = 4u << 20;        // largest VehicleReport accepted
+constexpr size_t kMaxQueue = 4096;       // queued requests/messages beyond this are dropped
+constexpr size_t kMaxReport = 4u << 20;  // largest VehicleReport accepted
 constexpr size_t kMaxInventory = 1u << 20;
 
 std::atomic<bool> g_stop{false};
@@ -51,8 +52,8 @@ void event(const char* fmt, ...) {
 bool valid_name(const std::string& s, size_t max_len) {
   if (s.empty() || s.size() > max_len || s[0] == '.') return false;
   for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-          c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return false;
   }
   return true;
@@ -169,7 +170,8 @@ class CloudSim {
       const std::string scheme = "cloud://";
       if (ref->uri().compare(0, scheme.size(), scheme) != 0) return Status::ok();
       const std::string name = ref->uri().substr(scheme.size());
-      if (!valid_name(name, 128)) return make_error(Code::kInvalidArgument, what + ": bad package name '" + name + "'");
+      if (!valid_name(name, 128))
+        return make_error(Code::kInvalidArgument, what + ": bad package name '" + name + "'");
       const std::string path = cfg_.packages + "/" + name;
       std::error_code ec;
       if (!std::filesystem::is_regular_file(path, ec))
@@ -205,7 +207,8 @@ class CloudSim {
       const std::string scheme = "cloud://";
       if (loc.uri().compare(0, scheme.size(), scheme) != 0) continue;
       const std::string name = loc.uri().substr(scheme.size());
-      if (!valid_name(name, 128)) return make_error(Code::kInvalidArgument, "bad package name '" + name + "'");
+      if (!valid_name(name, 128))
+        return make_error(Code::kInvalidArgument, "bad package name '" + name + "'");
       const std::string path = cfg_.packages + "/" + name;
       std::error_code ec;
       if (!std::filesystem::is_regular_file(path, ec))
@@ -214,7 +217,8 @@ class CloudSim {
         auto digest = sha256_file(path);
         if (!digest) return digest.status();
         if (loc.sha256() != std::string(reinterpret_cast<const char*>(digest->data()), digest->size()))
-          return make_error(Code::kHashMismatch, path + " does not have the SHA-256 its payload location names");
+          return make_error(Code::kHashMismatch,
+                            path + " does not have the SHA-256 its payload location names");
       }
     }
     return Status::ok();
@@ -282,13 +286,15 @@ class CloudSim {
             st.is_ok() ? "request_id is not a valid topic segment" : st.to_string().c_str());
       return;
     }
-    if (!dropped_download_.empty() && req.download_id() == dropped_download_) return;  // --drop-download-after
+    if (!dropped_download_.empty() && req.download_id() == dropped_download_)
+      return;  // --drop-download-after
     v1::DownloadChunk chunk;
     chunk.set_request_id(req.request_id());
     chunk.set_package(req.package());
     chunk.set_offset(req.offset());
     if (!valid_name(req.package(), 128)) {
-      return refuse(vehicle, chunk, make_error(Code::kInvalidArgument, "bad package name '" + req.package() + "'"));
+      return refuse(vehicle, chunk,
+                    make_error(Code::kInvalidArgument, "bad package name '" + req.package() + "'"));
     }
     FileReader* reader = open_package(req.package());
     if (reader == nullptr) {
@@ -297,25 +303,28 @@ class CloudSim {
     const uint64_t size = reader->size();
     chunk.set_total_size(size);
     if (req.length() == 0 || req.length() > codec::kMaxChunkSize) {
-      return refuse(vehicle, chunk,
-                    make_error(Code::kInvalidArgument, "length " + std::to_string(req.length()) +
-                                                           " not in 1.." + std::to_string(codec::kMaxChunkSize)));
+      return refuse(
+          vehicle, chunk,
+          make_error(Code::kInvalidArgument, "length " + std::to_string(req.length()) + " not in 1.." +
+                                                 std::to_string(codec::kMaxChunkSize)));
     }
     if (req.offset() >= size) {
-      return refuse(vehicle, chunk, make_error(Code::kInvalidArgument, "offset " + std::to_string(req.offset()) +
-                                                                           " is not below the size " +
-                                                                           std::to_string(size)));
+      return refuse(vehicle, chunk,
+                    make_error(Code::kInvalidArgument, "offset " + std::to_string(req.offset()) +
+                                                           " is not below the size " + std::to_string(size)));
     }
     if (cfg_.drop_after > 0 && dropped_download_.empty() && served_[req.package()] >= cfg_.drop_after) {
       dropped_download_ = req.download_id().empty() ? "-" : req.download_id();
-      event("dropping download %s of %s after %llu bytes served (--drop-download-after)", dropped_download_.c_str(),
-            req.package().c_str(), static_cast<unsigned long long>(served_[req.package()]));
+      event("dropping download %s of %s after %llu bytes served (--drop-download-after)",
+            dropped_download_.c_str(), req.package().c_str(),
+            static_cast<unsigned long long>(served_[req.package()]));
       return;
     }
     if (seen_downloads_.insert(req.download_id()).second) {
       if (seen_downloads_.size() > 10000) seen_downloads_.clear();
-      event("download %s of %s by %s from offset %llu of %llu", req.download_id().c_str(), req.package().c_str(),
-            vehicle.c_str(), static_cast<unsigned long long>(req.offset()), static_cast<unsigned long long>(size));
+      event("download %s of %s by %s from offset %llu of %llu", req.download_id().c_str(),
+            req.package().c_str(), vehicle.c_str(), static_cast<unsigned long long>(req.offset()),
+            static_cast<unsigned long long>(size));
     }
     const size_t n = static_cast<size_t>(std::min<uint64_t>(req.length(), size - req.offset()));
     std::string* data = chunk.mutable_data();
@@ -366,8 +375,8 @@ class CloudSim {
     event("report from %s: campaign %s %s (%d ECUs) -> %s", vehicle.c_str(), report.campaign_id().c_str(),
           v1::CampaignResult_Name(report.result()).c_str(), report.ecus_size(), path.c_str());
     // A final report withdraws the offer, so that the vehicle does not run it again after a restart.
-    if (offered_ && (campaign_id_.empty() || report.campaign_id() == campaign_id_) && vehicle == cfg_.vehicle &&
-        report.result() != v1::CAMPAIGN_POSTPONED) {
+    if (offered_ && (campaign_id_.empty() || report.campaign_id() == campaign_id_) &&
+        vehicle == cfg_.vehicle && report.result() != v1::CAMPAIGN_POSTPONED) {
       offered_ = false;
       (void)transport_->publish("ota/v1/cloud/" + vehicle + "/down/campaign", std::string(), 1, true);
       event("campaign %s withdrawn from %s", campaign_id_.c_str(), vehicle.c_str());

@@ -59,11 +59,16 @@ bool parse_size(const std::string& text, uint64_t* out) {
   }
   std::string unit = text.substr(pos);
   uint64_t mul = 1;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "KiB" || unit == "K") mul = 1ull << 10;
-  else if (unit == "MiB" || unit == "M") mul = 1ull << 20;
-  else if (unit == "GiB" || unit == "G") mul = 1ull << 30;
-  else return false;
+  if (unit.empty() || unit == "B")
+    mul = 1;
+  else if (unit == "KiB" || unit == "K")
+    mul = 1ull << 10;
+  else if (unit == "MiB" || unit == "M")
+    mul = 1ull << 20;
+  else if (unit == "GiB" || unit == "G")
+    mul = 1ull << 30;
+  else
+    return false;
   *out = v * mul;
   return true;
 }

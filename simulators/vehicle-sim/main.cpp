@@ -2,8 +2,8 @@
 // (ota-agent-sim) and the vehicle client (ota-client) as child processes, has the client run one
 // campaign (full images, or deltas where the ECU can take them), and prints a per-ECU summary.
 // Exits 0 only if every ECU was updated.
-#include <CLI/CLI.hpp>
 #include <google/protobuf/util/json_util.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
@@ -16,7 +16,6 @@
 
 #include "campaign.hpp"
 #include "images.hpp"
-#include "signing.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
@@ -25,10 +24,11 @@
 #include "ota/core/trust.hpp"
 #include "ota/sim/broker.hpp"
 #include "ota/sim/cloud_broker.hpp"
-#include "ota/sim/wait.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
+#include "ota/sim/wait.hpp"
 #include "ota/v1/ota.pb.h"
+#include "signing.hpp"
 
 namespace {
 
@@ -53,7 +53,9 @@ std::string self_dir() {
   return p.substr(0, p.rfind('/'));
 }
 
-std::string bytes_field(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+std::string bytes_field(const Digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 
 // "ECU:VALUE" options, repeatable.
 std::map<std::string, std::string> per_ecu(const std::vector<std::string>& items, const std::string& flag) {
@@ -84,16 +86,16 @@ struct Options {
   bool not_parked = false;
   bool ignition_on = false;
   std::vector<std::string> consent;
-  int cancel_at = -1;       // percent of bytes acknowledged overall
-  int kill_client_at = -1;  // percent: kill -9 the client there and start it again
+  int cancel_at = -1;          // percent of bytes acknowledged overall
+  int kill_client_at = -1;     // percent: kill -9 the client there and start it again
   int restart_broker_at = -1;  // percent of every ECU: kill -9 the broker there, restart it on its port
   bool non_atomic = false;
   int health_timeout_ms = 10000;
   int timeout_s = 600;
   bool quiet = false;
-  std::string attack;   // sign (or tamper) as this attack does; see signing.hpp
+  std::string attack;  // sign (or tamper) as this attack does; see signing.hpp
   bool unsigned_campaign = false;
-  bool no_cloud = false;  // hand the client the campaign file instead of going through the platform
+  bool no_cloud = false;     // hand the client the campaign file instead of going through the platform
   bool rotate_root = false;  // the platform rotates its root to v2 and ships it with the campaign
 };
 
@@ -156,7 +158,9 @@ class Observer {
     for (const auto& e : s.ecus()) {
       done += std::min(e.bytes_done(), e.bytes_total());
       total += e.bytes_total();
-      int pct = e.bytes_total() ? static_cast<int>(std::min(e.bytes_done(), e.bytes_total()) * 100 / e.bytes_total()) : 0;
+      int pct = e.bytes_total()
+                    ? static_cast<int>(std::min(e.bytes_done(), e.bytes_total()) * 100 / e.bytes_total())
+                    : 0;
       lowest = std::min(lowest, pct);
       acked_[e.ecu_id()] = e.bytes_done();
       line += "  " + e.ecu_id() + " " + std::to_string(pct) + "%";
@@ -212,8 +216,9 @@ int run(const Options& opt) {
     return 2;
   }
   // Without --report, the report goes where it outlives a temporary work directory.
-  const std::string report_path =
-      !opt.report.empty() ? opt.report : opt.work_dir.empty() ? std::string("ota-sim-report.json") : work + "/report.json";
+  const std::string report_path = !opt.report.empty()    ? opt.report
+                                  : opt.work_dir.empty() ? std::string("ota-sim-report.json")
+                                                         : work + "/report.json";
   const std::string bin = self_dir();
   auto fail = per_ecu(opt.fail, "--fail");
   auto crash = per_ecu(opt.crash, "--crash");
@@ -223,8 +228,9 @@ int run(const Options& opt) {
   for (int i = 0; i < opt.agents; ++i) ecus.push_back(ecu_name(i));
 
   // 1. Images: version 1.0.0 in each ECU's bank A, version 1.1.0 to install.
-  if (!opt.quiet) std::fprintf(stderr, "ota-sim: preparing %d ECU(s) with %s images in %s\n", opt.agents,
-                               opt.image_size.c_str(), work.c_str());
+  if (!opt.quiet)
+    std::fprintf(stderr, "ota-sim: preparing %d ECU(s) with %s images in %s\n", opt.agents,
+                 opt.image_size.c_str(), work.c_str());
   v1::Campaign campaign;
   codec::set_protocol(campaign.mutable_protocol());
   campaign.set_campaign_id("sim-campaign-1");
@@ -244,10 +250,12 @@ int run(const Options& opt) {
     const std::string pkg = work + "/packages/" + ecus[i];
     Status st = make_dirs(dir);
     if (st.is_ok()) st = make_dirs(pkg);
-    auto base = st.is_ok() ? sim::write_base_image(dir + "/bank_a.img", image_size, i + 1) : Result<sim::ImageFile>(st);
+    auto base = st.is_ok() ? sim::write_base_image(dir + "/bank_a.img", image_size, i + 1)
+                           : Result<sim::ImageFile>(st);
     if (base) st = sim::copy_image(*base, dir + "/bank_b.img");
     if (!st.is_ok()) base = st;
-    auto next = base ? sim::write_next_image(*base, pkg + "/image-1.1.0.bin", i + 1) : Result<sim::ImageFile>(base.status());
+    auto next = base ? sim::write_next_image(*base, pkg + "/image-1.1.0.bin", i + 1)
+                     : Result<sim::ImageFile>(base.status());
     if (!next) {
       std::fprintf(stderr, "ota-sim: %s\n", next.status().to_string().c_str());
       return 2;
@@ -308,16 +316,18 @@ int run(const Options& opt) {
   // MQTT v5 + TLS and serves the payloads, which the client downloads. Payload tampering attacks
   // alter the vehicle's copy, and oversized metadata would already be refused by the cloud broker's
   // packet limit, so these skip the platform to reach the client's own checks.
-  const bool payload_attack = attack == sim::Attack::kCorruptPayload || attack == sim::Attack::kTruncatedPayload ||
-                              attack == sim::Attack::kOversized;
+  const bool payload_attack = attack == sim::Attack::kCorruptPayload ||
+                              attack == sim::Attack::kTruncatedPayload || attack == sim::Attack::kOversized;
   const bool use_cloud = !opt.no_cloud && !opt.unsigned_campaign && !payload_attack;
   std::map<std::string, std::string> cloud_names;  // local payload path -> cloud://name
   const std::string cloud_packages = work + "/cloud-packages";
   if (use_cloud) {
     for (const auto& t : campaign.targets()) {
-      cloud_names[t.full().uri()] = "cloud://" + t.ecu_id() + "-" + t.full().uri().substr(t.full().uri().rfind('/') + 1);
+      cloud_names[t.full().uri()] =
+          "cloud://" + t.ecu_id() + "-" + t.full().uri().substr(t.full().uri().rfind('/') + 1);
       if (t.has_delta()) {
-        cloud_names[t.delta().uri()] = "cloud://" + t.ecu_id() + "-" + t.delta().uri().substr(t.delta().uri().rfind('/') + 1);
+        cloud_names[t.delta().uri()] =
+            "cloud://" + t.ecu_id() + "-" + t.delta().uri().substr(t.delta().uri().rfind('/') + 1);
       }
     }
   }
@@ -353,8 +363,8 @@ int run(const Options& opt) {
   // 3. Client configuration.
   std::string ecu_list;
   for (size_t i = 0; i < ecus.size(); ++i) ecu_list += (i ? ", \"" : "\"") + ecus[i] + "\"";
-  std::string toml = "# written by ota-sim\n[vehicle]\nvin = \"" + campaign.vin() + "\"\necus = [" + ecu_list +
-                     "]\n[broker]\nuri = \"" + b.uri() +
+  std::string toml = "# written by ota-sim\n[vehicle]\nvin = \"" + campaign.vin() + "\"\necus = [" +
+                     ecu_list + "]\n[broker]\nuri = \"" + b.uri() +
                      "\"\nusername = \"ota-client\"\npassword_file = \"" + b.credentials_file("ota-client") +
                      "\"\n[state]\ndir = \"" + work + "/client-state\"\n[conditions]\nfile = \"" + work +
                      "/vehicle-state.json\"\n[report]\nfile = \"" + work + "/client-report.json\"\n";
@@ -372,22 +382,24 @@ int run(const Options& opt) {
     sim::SpawnOptions so;
     so.log_path = work + "/cloud-sim.log";
     so.name = "cloud-sim";
-    auto cs = sim::ChildProcess::spawn({bin + "/ota-cloud-sim", "--broker", cloud_broker->uri(), "--pki",
-                                        cloud_broker->pki_dir(), "--packages", cloud_packages, "--signed-campaign",
-                                        client_campaign, "--reports-dir", work + "/cloud-reports", "--exit-after-report"},
-                                       so);
+    auto cs = sim::ChildProcess::spawn(
+        {bin + "/ota-cloud-sim", "--broker", cloud_broker->uri(), "--pki", cloud_broker->pki_dir(),
+         "--packages", cloud_packages, "--signed-campaign", client_campaign, "--reports-dir",
+         work + "/cloud-reports", "--exit-after-report"},
+        so);
     if (!cs) {
       std::fprintf(stderr, "ota-sim: %s\n", cs.status().to_string().c_str());
       return 2;
     }
     cloud_sim.emplace(std::move(*cs));
     if (!sim::wait_for_file_contains(so.log_path, "serving packages", std::chrono::seconds(15))) {
-      std::fprintf(stderr, "ota-sim: ota-cloud-sim did not start:\n%s\n", sim::tail_file(so.log_path).c_str());
+      std::fprintf(stderr, "ota-sim: ota-cloud-sim did not start:\n%s\n",
+                   sim::tail_file(so.log_path).c_str());
       return 2;
     }
-    toml += "[cloud]\nuri = \"" + cloud_broker->uri() + "\"\nca = \"" + cloud_broker->ca_file() + "\"\ncert = \"" +
-            cloud_broker->cert_file("ota-client") + "\"\nkey = \"" + cloud_broker->key_file("ota-client") +
-            "\"\nvehicle = \"ota-client\"\n";
+    toml += "[cloud]\nuri = \"" + cloud_broker->uri() + "\"\nca = \"" + cloud_broker->ca_file() +
+            "\"\ncert = \"" + cloud_broker->cert_file("ota-client") + "\"\nkey = \"" +
+            cloud_broker->key_file("ota-client") + "\"\nvehicle = \"ota-client\"\n";
   }
   // Each ECU has its own key pair and signs its results; the client knows the public halves.
   const std::string ecu_keys = work + "/keys/ecus";
@@ -424,10 +436,23 @@ int run(const Options& opt) {
   std::vector<v1::ProcessStats> stats;
   for (size_t i = 0; i < ecus.size(); ++i) {
     const std::string& e = ecus[i];
-    std::vector<std::string> argv = {bin + "/ota-agent-sim", "--ecu", e, "--hardware-id", e + "-hw1",
-                                     "--serial", "SN-" + e, "--broker", b.uri(),
-                                     "--password-file", b.credentials_file(e), "--dir", work + "/ecu/" + e,
-                                     "--factory-version", "1.0.0", "--bank-size", std::to_string(image_size * 2)};
+    std::vector<std::string> argv = {bin + "/ota-agent-sim",
+                                     "--ecu",
+                                     e,
+                                     "--hardware-id",
+                                     e + "-hw1",
+                                     "--serial",
+                                     "SN-" + e,
+                                     "--broker",
+                                     b.uri(),
+                                     "--password-file",
+                                     b.credentials_file(e),
+                                     "--dir",
+                                     work + "/ecu/" + e,
+                                     "--factory-version",
+                                     "1.0.0",
+                                     "--bank-size",
+                                     std::to_string(image_size * 2)};
     if (static_cast<int>(i) < opt.full_only) argv.push_back("--no-delta");
     if (!trust_root.empty()) argv.insert(argv.end(), {"--trust-root", trust_root});
     argv.insert(argv.end(), {"--ecu-key", work + "/keys/ecus/" + e + ".key"});
@@ -581,21 +606,27 @@ int run(const Options& opt) {
   std::printf("campaign %s: %s in %.2f s%s%s\n", report.campaign_id().c_str(),
               v1::CampaignResult_Name(report.result()).c_str(), report.duration_ms() / 1000.0,
               report.reason().empty() ? "" : " - ", report.reason().c_str());
-  std::printf("  %-10s %-12s %-8s %-8s %-6s %12s  %s\n", "ECU", "result", "before", "after", "kind", "bytes", "error");
+  std::printf("  %-10s %-12s %-8s %-8s %-6s %12s  %s\n", "ECU", "result", "before", "after", "kind", "bytes",
+              "error");
   for (const auto& e : report.ecus()) {
     bytes += e.bytes_transferred();
-    std::printf("  %-10s %-12s %-8s %-8s %-6s %12llu  %s\n", e.ecu_id().c_str(), v1::EcuResult_Name(e.result()).c_str(),
-                e.version_before().c_str(), e.version_after().c_str(),
-                e.encoding() == v1::PAYLOAD_ENCODING_DELTA ? "delta" : "full",
-                static_cast<unsigned long long>(e.bytes_transferred()),
-                e.error().message().empty() ? "" : (std::string(codec::phase_name(e.error().phase())) + ": " + e.error().message()).c_str());
+    std::printf(
+        "  %-10s %-12s %-8s %-8s %-6s %12llu  %s\n", e.ecu_id().c_str(),
+        v1::EcuResult_Name(e.result()).c_str(), e.version_before().c_str(), e.version_after().c_str(),
+        e.encoding() == v1::PAYLOAD_ENCODING_DELTA ? "delta" : "full",
+        static_cast<unsigned long long>(e.bytes_transferred()),
+        e.error().message().empty()
+            ? ""
+            : (std::string(codec::phase_name(e.error().phase())) + ": " + e.error().message()).c_str());
   }
   if (report.duration_ms() > 0) {
-    std::printf("  %.1f MB sent, %.1f MB/s\n", bytes / 1e6, bytes / 1e3 / static_cast<double>(report.duration_ms()));
+    std::printf("  %.1f MB sent, %.1f MB/s\n", bytes / 1e6,
+                bytes / 1e3 / static_cast<double>(report.duration_ms()));
   }
   if (opt.restart_broker_at >= 0) {
     if (!broker_restarted) {
-      std::printf("  the broker was not restarted: the slowest ECU never reached %d%%\n", opt.restart_broker_at);
+      std::printf("  the broker was not restarted: the slowest ECU never reached %d%%\n",
+                  opt.restart_broker_at);
     } else {
       // Where each transfer went on after the broker came back: the resume offset of the first
       // StartTransfer answered after it, or none if the transfer went on without a resync.
@@ -629,21 +660,25 @@ int main(int argc, char** argv) {
   app.add_flag("--delta", o.delta, "offer deltas (ECUs that can take them get them)");
   app.add_option("--full-only", o.full_only, "the first K ECUs do not accept deltas (mixed campaign)");
   app.add_option("--fail", o.fail, "ECU:PHASE - make an ECU fail at transfer|install|activate|health|commit");
-  app.add_option("--crash", o.crash, "ECU:PHASE - make an ECU's agent crash (SIGKILL) at install|activate|health|commit");
+  app.add_option("--crash", o.crash,
+                 "ECU:PHASE - make an ECU's agent crash (SIGKILL) at install|activate|health|commit");
   app.add_option("--fail-offset", o.fail_offset, "ECU:BYTES - fail an ECU's flash write at this offset");
   app.add_option("--write-speed", o.write_speed, "flash write speed of every ECU, MB/s (0: disk speed)");
   app.add_option("--dtcs", o.dtcs, "active DTCs per ECU before the update (the campaign resolves the first)");
   app.add_option("--chunk-size", o.chunk_size, "chunk size in bytes");
-  app.add_option("--window", o.window, "chunks in flight per ECU (0: the client shares 4 among the ECUs of a group)");
+  app.add_option("--window", o.window,
+                 "chunks in flight per ECU (0: the client shares 4 among the ECUs of a group)");
   app.add_option("--soc", o.soc, "battery state of charge, percent");
   app.add_option("--min-soc", o.min_soc, "the campaign's minimum state of charge, percent");
   app.add_flag("--not-parked", o.not_parked, "the vehicle is moving");
   app.add_flag("--ignition-on", o.ignition_on, "the ignition is on");
-  app.add_option("--consent", o.consent, "owner's answers in order: accept, decline, postpone:MS")->delimiter(',');
+  app.add_option("--consent", o.consent, "owner's answers in order: accept, decline, postpone:MS")
+      ->delimiter(',');
   app.add_option("--cancel-at", o.cancel_at, "cancel the campaign when this percent is transferred");
   app.add_option("--kill-client-at", o.kill_client_at, "kill -9 the client at this percent, then restart it");
-  app.add_option("--restart-broker-at", o.restart_broker_at,
-                 "kill -9 the broker when every ECU has this percent acknowledged, then restart it on the same port")
+  app.add_option(
+         "--restart-broker-at", o.restart_broker_at,
+         "kill -9 the broker when every ECU has this percent acknowledged, then restart it on the same port")
       ->check(CLI::Range(0, 100));
   app.add_flag("--non-atomic", o.non_atomic, "ECUs commit independently (default: one atomic group)");
   app.add_option("--health-timeout-ms", o.health_timeout_ms, "health check timeout per ECU");
@@ -651,11 +686,14 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
   app.add_option("--attack", o.attack, "sign or tamper as an attacker would; the campaign must be refused")
       ->check(CLI::IsMember(ota::sim::attack_names()));
-  auto* rotate = app.add_flag("--rotate-root", o.rotate_root,
-               "the platform rotates its root to version 2 (new root and director keys) and ships it with "
-               "the campaign; vehicle and ECUs are provisioned with version 1");
-  app.add_flag("--no-cloud", o.no_cloud, "give the client the campaign file directly (no platform, no downloads)");
-  app.add_flag("--unsigned", o.unsigned_campaign, "do not sign the campaign (the client allows unsigned: development only)");
+  auto* rotate = app.add_flag(
+      "--rotate-root", o.rotate_root,
+      "the platform rotates its root to version 2 (new root and director keys) and ships it with "
+      "the campaign; vehicle and ECUs are provisioned with version 1");
+  app.add_flag("--no-cloud", o.no_cloud,
+               "give the client the campaign file directly (no platform, no downloads)");
+  app.add_flag("--unsigned", o.unsigned_campaign,
+               "do not sign the campaign (the client allows unsigned: development only)");
   rotate->excludes("--unsigned");
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::kWarn);

@@ -15,12 +15,18 @@ namespace {
 
 const std::map<std::string, Attack>& attack_table() {
   static const std::map<std::string, Attack> table = {
-      {"bad-signature", Attack::kBadSignature},   {"untrusted-key", Attack::kUntrustedKey},
-      {"threshold", Attack::kThresholdNotMet},    {"revoked-key", Attack::kRevokedKey},
-      {"expired", Attack::kExpired},              {"wrong-vin", Attack::kWrongVin},
-      {"wrong-hardware", Attack::kWrongHardware}, {"mix-and-match", Attack::kMixAndMatch},
-      {"rollback", Attack::kRollback},            {"oversized", Attack::kOversized},
-      {"corrupt-payload", Attack::kCorruptPayload}, {"truncated-payload", Attack::kTruncatedPayload},
+      {"bad-signature", Attack::kBadSignature},
+      {"untrusted-key", Attack::kUntrustedKey},
+      {"threshold", Attack::kThresholdNotMet},
+      {"revoked-key", Attack::kRevokedKey},
+      {"expired", Attack::kExpired},
+      {"wrong-vin", Attack::kWrongVin},
+      {"wrong-hardware", Attack::kWrongHardware},
+      {"mix-and-match", Attack::kMixAndMatch},
+      {"rollback", Attack::kRollback},
+      {"oversized", Attack::kOversized},
+      {"corrupt-payload", Attack::kCorruptPayload},
+      {"truncated-payload", Attack::kTruncatedPayload},
       {"rotation-unsigned-by-old", Attack::kRotationUnsignedByOld},
       {"rotation-withheld", Attack::kRotationWithheld},
   };
@@ -73,9 +79,9 @@ std::vector<std::string> attack_names() {
   return names;
 }
 
-Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir, uint64_t director_version,
-                                    Attack attack, const std::map<std::string, std::string>& locations,
-                                    bool rotate_root) {
+Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir,
+                                    uint64_t director_version, Attack attack,
+                                    const std::map<std::string, std::string>& locations, bool rotate_root) {
   OTA_RETURN_IF_ERROR(make_dirs(key_dir));
   auto root_key = make_key(key_dir, "root");
   auto image_key = make_key(key_dir, "image");

@@ -74,8 +74,10 @@ struct CloudFixture {
     int i = 0;
     for (const auto& p : package_names) {
       if (i > 0) json += ",";
-      json += "{\"ecu_id\": \"ecu-" + std::to_string(i++) + "\", \"version\": \"2.0\", \"full\": {\"encoding\": "
-              "\"PAYLOAD_ENCODING_RAW\", \"uri\": \"cloud://" + p + "\"}}";
+      json += "{\"ecu_id\": \"ecu-" + std::to_string(i++) +
+              "\", \"version\": \"2.0\", \"full\": {\"encoding\": "
+              "\"PAYLOAD_ENCODING_RAW\", \"uri\": \"cloud://" +
+              p + "\"}}";
     }
     json += "]}";
     const std::string path = tmp->file("campaign.json");
@@ -84,8 +86,8 @@ struct CloudFixture {
   }
 
   void start_sim(std::vector<std::string> extra) {
-    std::vector<std::string> argv{OTA_CLOUD_SIM, "--broker", broker->uri(), "--pki", broker->pki_dir(),
-                                  "--packages", packages, "--reports-dir", reports};
+    std::vector<std::string> argv{OTA_CLOUD_SIM, "--broker", broker->uri(),   "--pki", broker->pki_dir(),
+                                  "--packages",  packages,   "--reports-dir", reports};
     argv.insert(argv.end(), extra.begin(), extra.end());
     sim_log = tmp->file("cloud-sim.log");
     auto child = ota::sim::ChildProcess::spawn(argv, {sim_log, {}, "ota-cloud-sim", {}});
@@ -131,11 +133,14 @@ struct CloudFixture {
   std::string packages, reports, cache, sim_log;
 };
 
-std::string digest_bytes(const ota::Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+std::string digest_bytes(const ota::Digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 
 }  // namespace
 
-TEST_CASE_METHOD(CloudFixture, "CloudLink receives the campaign published by ota-cloud-sim", "[integration][cloud]") {
+TEST_CASE_METHOD(CloudFixture, "CloudLink receives the campaign published by ota-cloud-sim",
+                 "[integration][cloud]") {
   const ota::Digest digest = write_package("brake-2.0.bin", 100000);
   start_sim({"--campaign", write_campaign("camp-offer", {"brake-2.0.bin"})});
   auto link = connect(link_options());
@@ -171,7 +176,8 @@ TEST_CASE_METHOD(CloudFixture, "A signed campaign reaches the link as signed", "
   CHECK_FALSE(offer->has_campaign());
 }
 
-TEST_CASE_METHOD(CloudFixture, "CloudLink downloads a package and its SHA-256 matches", "[integration][cloud]") {
+TEST_CASE_METHOD(CloudFixture, "CloudLink downloads a package and its SHA-256 matches",
+                 "[integration][cloud]") {
   const uint64_t size = 48u << 20;
   const ota::Digest digest = write_package("gateway-2.0.bin", size);
   write_package("small.bin", 1000);
@@ -186,8 +192,8 @@ TEST_CASE_METHOD(CloudFixture, "CloudLink downloads a package and its SHA-256 ma
   REQUIRE(local.is_ok());
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
-  std::cout << "cloud download: " << (size + 1000) / 1e6 / secs << " MB/s (" << (size >> 20) << " MiB in " << secs
-            << " s), peak RSS of the test process " << ru.ru_maxrss / 1024 << " MiB\n";
+  std::cout << "cloud download: " << (size + 1000) / 1e6 / secs << " MB/s (" << (size >> 20) << " MiB in "
+            << secs << " s), peak RSS of the test process " << ru.ru_maxrss / 1024 << " MiB\n";
   const std::string path = local->targets(0).full().uri();
   CHECK(path == cache + "/gateway-2.0.bin");
   auto got = ota::sha256_file(path);
@@ -259,7 +265,8 @@ TEST_CASE_METHOD(CloudFixture, "An interrupted download resumes from its part fi
   CHECK(got.value() == digest);
 }
 
-TEST_CASE_METHOD(CloudFixture, "A CA that did not issue the broker certificate is refused", "[integration][cloud]") {
+TEST_CASE_METHOD(CloudFixture, "A CA that did not issue the broker certificate is refused",
+                 "[integration][cloud]") {
   const std::string other = tmp->file("other-pki");
   auto r = ota::sim::run_command({std::string(OTA_BROKER_CONFIG_DIR_FOR_TESTS) + "/make-pki", other, "-q"});
   REQUIRE(r.is_ok());
@@ -368,7 +375,8 @@ struct FakePlatform {
     t.uri = f.broker->uri();
     t.client_id = "fake-platform";
     t.mqtt_v5 = true;
-    t.tls = ota::TlsOptions{f.broker->ca_file(), f.broker->cert_file("ota-cloud"), f.broker->key_file("ota-cloud")};
+    t.tls = ota::TlsOptions{f.broker->ca_file(), f.broker->cert_file("ota-cloud"),
+                            f.broker->key_file("ota-cloud")};
     transport = ota::make_transport(t);
     transport->on_message([this](const ota::TransportMessage& m) {
       ota::v1::DownloadRequest req;
@@ -437,7 +445,8 @@ TEST_CASE_METHOD(CloudFixture, "Chunks from a hostile platform are refused with 
     CHECK(st.message().find("CRC-32C") != std::string::npos);
   }
   SECTION("bytes that are not a DownloadChunk") {
-    FakePlatform fake(*this, [](ota::v1::DownloadChunk&, std::string& bytes) { bytes = std::string(64, '\xff'); });
+    FakePlatform fake(*this,
+                      [](ota::v1::DownloadChunk&, std::string& bytes) { bytes = std::string(64, '\xff'); });
     auto st = link->download(ref_4k(), dest);
     CHECK(st.code() == Code::kCorrupt);
     CHECK(st.message().find("DownloadChunk") != std::string::npos);
@@ -465,7 +474,8 @@ TEST_CASE_METHOD(CloudFixture, "Download rate of a large package", "[.][cloud-be
   CHECK(got.value() == digest);
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
-  std::cout << "cloud download: " << (size >> 20) << " MiB in " << st.seconds << " s = " << size / 1e6 / st.seconds
-            << " MB/s (chunk " << link->options().chunk_size << ", window " << link->options().window
-            << "), peak RSS of the test process " << ru.ru_maxrss / 1024 << " MiB\n";
+  std::cout << "cloud download: " << (size >> 20) << " MiB in " << st.seconds
+            << " s = " << size / 1e6 / st.seconds << " MB/s (chunk " << link->options().chunk_size
+            << ", window " << link->options().window << "), peak RSS of the test process "
+            << ru.ru_maxrss / 1024 << " MiB\n";
 }

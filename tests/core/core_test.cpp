@@ -19,7 +19,8 @@
 namespace {
 
 std::string temp_dir() {
-  std::string tmpl = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : "/tmp") + "/ota-core-XXXXXX";
+  std::string tmpl =
+      (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : "/tmp") + "/ota-core-XXXXXX";
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
   return tmpl;
 }
@@ -41,8 +42,10 @@ TEST_CASE("Status carries code and message, with context", "[unit][core]") {
 }
 
 TEST_CASE("SHA-256 matches known vectors, incremental and one-shot", "[unit][core]") {
-  CHECK(ota::to_hex(ota::Sha256::of("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(ota::to_hex(ota::Sha256::of("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(ota::to_hex(ota::Sha256::of("")) ==
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(ota::to_hex(ota::Sha256::of("abc")) ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   ota::Sha256 h;
   h.update("a", 1);
   h.update("bc", 2);
@@ -79,8 +82,8 @@ TEST_CASE("CRC-32C agrees with a bitwise reference at every length and alignment
     b = static_cast<uint8_t>(x >> 56);
   }
   for (size_t off : {size_t{0}, size_t{1}, size_t{7}}) {
-    for (size_t n : {size_t{0}, size_t{1}, size_t{8}, size_t{4095}, size_t{12288}, size_t{12289}, size_t{24576 + 13},
-                     buf.size() - off}) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{8}, size_t{4095}, size_t{12288}, size_t{12289},
+                     size_t{24576 + 13}, buf.size() - off}) {
       CAPTURE(off, n);
       CHECK(ota::crc32c(buf.data() + off, n) == reference(buf.data() + off, n));
       // Chained: the CRC of the whole is the CRC of the rest continued from the first part's.

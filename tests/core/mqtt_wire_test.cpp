@@ -98,14 +98,8 @@ TEST_CASE("MQTT remaining length round-trips at every varint boundary", "[unit][
     const char* encoded;
   };
   const Case cases[] = {
-      {0, "00"},
-      {127, "7f"},
-      {128, "80 01"},
-      {16383, "ff 7f"},
-      {16384, "80 80 01"},
-      {2097151, "ff ff 7f"},
-      {2097152, "80 80 80 01"},
-      {268435455, "ff ff ff 7f"},
+      {0, "00"},           {127, "7f"},           {128, "80 01"},           {16383, "ff 7f"},
+      {16384, "80 80 01"}, {2097151, "ff ff 7f"}, {2097152, "80 80 80 01"}, {268435455, "ff ff ff 7f"},
   };
   static_assert(mqtt::kMaxRemainingLength == 268435455);
   for (const Case& c : cases) {
@@ -149,7 +143,8 @@ TEST_CASE("MQTT fixed header is not written for a length MQTT cannot carry", "[u
   CHECK(mqtt::put_fixed_header(out, 0x30, mqtt::kMaxRemainingLength) == 5);
 }
 
-TEST_CASE("MQTT fixed header with a fifth length byte is corrupt, its prefixes need more", "[unit][core][mqtt]") {
+TEST_CASE("MQTT fixed header with a fifth length byte is corrupt, its prefixes need more",
+          "[unit][core][mqtt]") {
   const std::string five = hx("30 80 80 80 80 01");
   CHECK(fixed_header_code(five) == Code::kCorrupt);
   CHECK(fixed_header_code(five.substr(0, 5)) == Code::kCorrupt);  // the fourth length byte says "more"
@@ -169,10 +164,10 @@ TEST_CASE("MQTT fixed header refuses reserved types and flags a type forbids", "
   CHECK(fixed_header_code(hx("40 02 00 01")) == Code::kOk);       // PUBACK
   CHECK(fixed_header_code(hx("41 02 00 01")) == Code::kCorrupt);  // PUBACK with a flag
   CHECK(fixed_header_code(hx("48 02 00 01")) == Code::kCorrupt);
-  CHECK(fixed_header_code(hx("82 00")) == Code::kOk);             // SUBSCRIBE with 0b0010
-  CHECK(fixed_header_code(hx("80 00")) == Code::kCorrupt);        // SUBSCRIBE without
+  CHECK(fixed_header_code(hx("82 00")) == Code::kOk);       // SUBSCRIBE with 0b0010
+  CHECK(fixed_header_code(hx("80 00")) == Code::kCorrupt);  // SUBSCRIBE without
   CHECK(fixed_header_code(hx("83 00")) == Code::kCorrupt);
-  CHECK(fixed_header_code(hx("c1 00")) == Code::kCorrupt);        // PINGREQ with a flag
+  CHECK(fixed_header_code(hx("c1 00")) == Code::kCorrupt);  // PINGREQ with a flag
 
   // Section 2.2.2, table 2.2, for every first byte: PUBLISH carries any flags (its QoS is judged
   // by parse_publish_header), PUBREL, SUBSCRIBE and UNSUBSCRIBE exactly 0b0010, the rest none.
@@ -227,14 +222,15 @@ TEST_CASE("MQTT CONNECT with will, username and password puts every field in ord
   f.will = ota::WillMessage{"v/s", "gone", 1, true};
   auto pkt = mqtt::connect_packet(f);
   REQUIRE(pkt.is_ok());
-  const std::string expected = hx("10 2a") + hx("00 04") + "MQTT" + hx("04") +
-                               hx("ec")  // username, password, will retain, will QoS 1, will; no clean session
-                               + hx("12 34")                //
-                               + hx("00 05") + "vin-7"      // client id
-                               + hx("00 03") + "v/s"        // will topic
-                               + hx("00 04") + "gone"       // will message
-                               + hx("00 04") + "user"       // username
-                               + hx("00 06") + "secret";    // password
+  const std::string expected =
+      hx("10 2a") + hx("00 04") + "MQTT" + hx("04") +
+      hx("ec")                   // username, password, will retain, will QoS 1, will; no clean session
+      + hx("12 34")              //
+      + hx("00 05") + "vin-7"    // client id
+      + hx("00 03") + "v/s"      // will topic
+      + hx("00 04") + "gone"     // will message
+      + hx("00 04") + "user"     // username
+      + hx("00 06") + "secret";  // password
   CHECK(hex(*pkt) == hex(expected));
 }
 
@@ -527,7 +523,8 @@ TEST_CASE("MQTT incoming PUBLISH with a bad QoS, id or topic is corrupt", "[unit
   CHECK(code(hx("40 02 00 01"), 2) == Code::kCorrupt);
 }
 
-TEST_CASE("MQTT SUBACK with granted QoS 0, 1, 2 and a refusal, and a bad code is corrupt", "[unit][core][mqtt]") {
+TEST_CASE("MQTT SUBACK with granted QoS 0, 1, 2 and a refusal, and a bad code is corrupt",
+          "[unit][core][mqtt]") {
   auto parse = [](std::string_view packet) {
     const mqtt::FixedHeader h = header_of(packet);
     auto body = prefix(packet.substr(h.length), packet.size() - h.length);

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "ota/core/delta.hpp"
 #include "format.hpp"
+#include "ota/core/delta.hpp"
 #include "transform.hpp"
 
 namespace {
@@ -22,7 +22,8 @@ class MemoryReader : public ota::RandomReader {
   explicit MemoryReader(const Bytes& b) : b_(b) {}
   uint64_t size() const override { return b_.size(); }
   ota::Status read_at(uint64_t off, uint8_t* buf, size_t n) override {
-    if (off > b_.size() || n > b_.size() - off) return ota::make_error(ota::Code::kCorrupt, "read beyond base");
+    if (off > b_.size() || n > b_.size() - off)
+      return ota::make_error(ota::Code::kCorrupt, "read beyond base");
     if (n) std::memcpy(buf, b_.data() + off, n);
     return ota::Status::ok();
   }
@@ -148,8 +149,9 @@ Bytes fake_elf_x86(size_t nfuncs, size_t insert_at_func, size_t shift, uint32_t 
   for (size_t k = 0; k < nfuncs; ++k) {
     size_t p = func_start(k);
     std::mt19937 body(static_cast<uint32_t>(k));  // same body in every version
-    for (size_t i = 0; i < func_size; ++i) f[p + i] = static_cast<uint8_t>(body() % 0x40);  // no opcodes we use
-    f[p] = 0xe8;  // call another function
+    for (size_t i = 0; i < func_size; ++i)
+      f[p + i] = static_cast<uint8_t>(body() % 0x40);  // no opcodes we use
+    f[p] = 0xe8;                                       // call another function
     size_t target = func_start(body() % nfuncs);
     put32(p + 1, static_cast<uint32_t>(target - (p + 5)));
     f[p + 10] = 0x48;  // lea rax, [rip + data]
@@ -168,15 +170,17 @@ Bytes fake_elf_x86(size_t nfuncs, size_t insert_at_func, size_t shift, uint32_t 
   const uint64_t segs[2][2] = {{0, data_off}, {data_off, data_size}};
   for (int k = 0; k < 2; ++k) {
     size_t ph = 64 + 56 * static_cast<size_t>(k);
-    put32(ph, 1);                         // PT_LOAD
-    put32(ph + 4, k == 0 ? 5u : 6u);      // R+X, R+W
-    put64(ph + 8, segs[k][0]);            // p_offset
-    put64(ph + 16, segs[k][0] + bias);    // p_vaddr
-    put64(ph + 32, segs[k][1]);           // p_filesz
-    put64(ph + 40, segs[k][1]);           // p_memsz
+    put32(ph, 1);                       // PT_LOAD
+    put32(ph + 4, k == 0 ? 5u : 6u);    // R+X, R+W
+    put64(ph + 8, segs[k][0]);          // p_offset
+    put64(ph + 16, segs[k][0] + bias);  // p_vaddr
+    put64(ph + 32, segs[k][1]);         // p_filesz
+    put64(ph + 40, segs[k][1]);         // p_memsz
   }
-  for (size_t j = 0; j + 8 <= data_size / 2; j += 16) put64(data_off + j, bias + func_start((j / 16) * 7 % nfuncs));
-  for (size_t i = 0; i < shift; ++i) f[func_start(insert_at_func) - shift + i] = static_cast<uint8_t>(rng() % 0x40);
+  for (size_t j = 0; j + 8 <= data_size / 2; j += 16)
+    put64(data_off + j, bias + func_start((j / 16) * 7 % nfuncs));
+  for (size_t i = 0; i < shift; ++i)
+    f[func_start(insert_at_func) - shift + i] = static_cast<uint8_t>(rng() % 0x40);
   return f;
 }
 
@@ -229,7 +233,8 @@ TEST_CASE("random data with edits round-trips", "[unit][delta]") {
 
 TEST_CASE("structured text-like data round-trips", "[unit][delta]") {
   std::string a, b;
-  for (int i = 0; i < 20000; ++i) a += "record " + std::to_string(i) + " value " + std::to_string(i * 37 % 1000) + "\n";
+  for (int i = 0; i < 20000; ++i)
+    a += "record " + std::to_string(i) + " value " + std::to_string(i * 37 % 1000) + "\n";
   for (int i = 0; i < 20000; ++i) {
     if (i % 97 == 0) continue;
     b += "record " + std::to_string(i) + " value " + std::to_string(i * 37 % 1001) + "\n";
@@ -316,11 +321,13 @@ TEST_CASE("AArch64 ELF-like executable with moved code round-trips with the tran
 
 TEST_CASE("the executable transform is exactly invertible on arbitrary bytes", "[unit][delta]") {
   std::mt19937 rng(5);
-  const uint8_t interesting[] = {0xe8, 0xe9, 0x48, 0x4c, 0x8d, 0x8b, 0x89, 0x05, 0x3d, 0x83, 0x80, 0x00, 0xff, 0x94, 0x90};
+  const uint8_t interesting[] = {0xe8, 0xe9, 0x48, 0x4c, 0x8d, 0x8b, 0x89, 0x05,
+                                 0x3d, 0x83, 0x80, 0x00, 0xff, 0x94, 0x90};
   for (auto t : {delta::Transform::kX86_64, delta::Transform::kAArch64}) {
     for (int round = 0; round < 20; ++round) {
       Bytes b(3 * delta::detail::kTransformBlock + 123);
-      for (auto& x : b) x = (rng() % 2) ? interesting[rng() % sizeof(interesting)] : static_cast<uint8_t>(rng());
+      for (auto& x : b)
+        x = (rng() % 2) ? interesting[rng() % sizeof(interesting)] : static_cast<uint8_t>(rng());
       std::vector<delta::Region> regions = {{5, 5000}, {6000, b.size() - 6001}};
       Bytes t1 = b;
       delta::detail::transform_span(t, true, t1.data(), 0, t1.size(), regions);
@@ -532,9 +539,15 @@ TEST_CASE("random corruption soak", "[.][soak][delta]") {
     for (int k = 0; k < edits; ++k) {
       size_t at = rng() % bad.size();
       switch (rng() % 3) {
-        case 0: bad[at] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
-        case 1: bad[at] = static_cast<uint8_t>(rng()); break;
-        default: bad.resize(at); break;
+        case 0:
+          bad[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          bad[at] = static_cast<uint8_t>(rng());
+          break;
+        default:
+          bad.resize(at);
+          break;
       }
       if (bad.empty()) break;
     }

@@ -64,7 +64,8 @@ class MemReader : public ota::RandomReader {
   explicit MemReader(std::string data) : d_(std::move(data)) {}
   uint64_t size() const override { return d_.size(); }
   ota::Status read_at(uint64_t off, uint8_t* buf, size_t n) override {
-    if (off > d_.size() || n > d_.size() - off) return ota::make_error(ota::Code::kCorrupt, "read beyond end");
+    if (off > d_.size() || n > d_.size() - off)
+      return ota::make_error(ota::Code::kCorrupt, "read beyond end");
     std::memcpy(buf, d_.data() + off, n);
     return ota::Status::ok();
   }

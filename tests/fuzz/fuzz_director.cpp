@@ -31,7 +31,8 @@ void check_campaign(ota::trust::VerifiedCampaign& c) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ota_fuzz::init();
   const auto& k = trust_test::Keys::get();
-  std::string root = trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
+  std::string root =
+      trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
   g_root = new d::RootInfo(d::verify_self_signed_root(root, g_limits).value());
   g_images = new ota::trust::VerifiedImages(
       d::decode_image(trust_test::image_body(1, trust_test::default_images()), g_limits).value());

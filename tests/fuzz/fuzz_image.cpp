@@ -18,9 +18,11 @@ void match_all(const ota::trust::VerifiedImages& images) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ota_fuzz::init();
   const auto& k = trust_test::Keys::get();
-  std::string root = trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
+  std::string root =
+      trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
   g_root = new d::RootInfo(d::verify_self_signed_root(root, g_limits).value());
-  auto dir = d::decode_director(trust_test::director_body(1, trust_test::default_targets()), g_limits).value();
+  auto dir =
+      d::decode_director(trust_test::director_body(1, trust_test::default_targets()), g_limits).value();
   g_targets = new std::vector<ota::trust::CampaignTarget>(dir.campaign.targets);
   return 0;
 }

@@ -97,7 +97,8 @@ void publish(const mqtt::FixedHeader& h, const uint8_t* body, size_t avail) {
   check(p.variable_length <= own);
   check(p.qos == 0 || p.qos == 1);
   check((p.qos == 1) == (p.id != 0));
-  check(p.qos == ((h.flags() >> 1) & 3) && p.retain == ((h.flags() & 1) != 0) && p.dup == ((h.flags() & 8) != 0));
+  check(p.qos == ((h.flags() >> 1) & 3) && p.retain == ((h.flags() & 1) != 0) &&
+        p.dup == ((h.flags() & 8) != 0));
   check(!p.topic.empty() && p.variable_length == 2 + p.topic.size() + (p.qos > 0 ? 2 : 0));
   const auto* t = reinterpret_cast<const uint8_t*>(p.topic.data());
   check(t == body + 2 && t + p.topic.size() <= body + avail);
@@ -118,7 +119,8 @@ void publish(const mqtt::FixedHeader& h, const uint8_t* body, size_t avail) {
   std::string built;
   const size_t payload = h.remaining - p.variable_length;
   if (p.dup && p.qos == 0) {
-    check(mqtt::append_publish_header(built, p.topic, 0, p.retain, true, 0, payload).code() == ota::Code::kInvalidArgument);
+    check(mqtt::append_publish_header(built, p.topic, 0, p.retain, true, 0, payload).code() ==
+          ota::Code::kInvalidArgument);
     return;
   }
   auto st = mqtt::append_publish_header(built, p.topic, p.qos, p.retain, p.dup, p.id, payload);
@@ -127,7 +129,8 @@ void publish(const mqtt::FixedHeader& h, const uint8_t* body, size_t avail) {
   auto bh = mqtt::parse_fixed_header(b.data(), b.size);
   check(bh.is_ok() && bh->has_value());
   const mqtt::FixedHeader h2 = **bh;
-  check(h2.first_byte == h.first_byte && h2.remaining == h.remaining && h2.length + p.variable_length == b.size);
+  check(h2.first_byte == h.first_byte && h2.remaining == h.remaining &&
+        h2.length + p.variable_length == b.size);
   auto p2 = mqtt::parse_publish_header(h2, b.data() + h2.length, b.size - h2.length);
   check(p2.is_ok() && p2->has_value() && same(**p2, p));
 }

@@ -13,7 +13,8 @@ d::RootInfo* g_root = nullptr;
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ota_fuzz::init();
   const auto& k = trust_test::Keys::get();
-  std::string root = trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
+  std::string root =
+      trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
   g_root = new d::RootInfo(d::verify_self_signed_root(root, g_limits).value());
   return 0;
 }

@@ -1,18 +1,18 @@
 // One libFuzzer target per wire (or on-disk state) message: compiled once per message type with
-// -DOTA_WIRE_TYPE=<ota::v1 message> -DOTA_WIRE_CAP_KIND=<0|1|2: the cap the real receiver uses>. Decodes through
-// ota::codec exactly as the receivers do, then exercises what a receiver touches first: the protocol
+// -DOTA_WIRE_TYPE=<ota::v1 message> -DOTA_WIRE_CAP_KIND=<0|1|2: the cap the real receiver uses>. Decodes
+// through ota::codec exactly as the receivers do, then exercises what a receiver touches first: the protocol
 // version, the error mapping, and the trust layer for signed targets and ECU signatures.
 #include <cstring>
 #include <type_traits>
 #include <utility>
 
 #include "fuzz_common.hpp"
+#include "internal.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/crc32c.hpp"
+#include "ota/core/trust_wire.hpp"
 #include "ota/v1/ota.pb.h"
 #include "ota/v1/state.pb.h"
-#include "internal.hpp"
-#include "ota/core/trust_wire.hpp"
 
 #ifndef OTA_WIRE_TYPE
 #error "OTA_WIRE_TYPE must name an ota::v1 message"
@@ -131,7 +131,8 @@ void receive(std::string_view in) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ota_fuzz::init();
   const auto& k = trust_test::Keys::get();
-  std::string root = trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
+  std::string root =
+      trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
   g_agent = new ota::trust::AgentVerifier(ota::trust::AgentVerifier::from_root(root).value());
   g_ecu = new ota::trust::PublicKey(k.ecu.public_key());
   // The signed campaign the default seeds describe, for the wire/signed agreement check.
@@ -139,13 +140,16 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ota::trust::Limits limits;
   auto images = d::decode_image(trust_test::image_body(1, trust_test::default_images()), limits).value();
   g_campaign = new ota::trust::VerifiedCampaign(
-      d::decode_director(trust_test::director_body(1, trust_test::default_targets()), limits).value().campaign);
+      d::decode_director(trust_test::director_body(1, trust_test::default_targets()), limits)
+          .value()
+          .campaign);
   for (auto& t : g_campaign->targets) (void)d::match_image(&t, images);
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   receive<Msg>(std::string_view(reinterpret_cast<const char*>(data), size));
-  if constexpr (std::is_same_v<Msg, ota::v1::Chunk>) agree_on_chunk(std::string_view(reinterpret_cast<const char*>(data), size));
+  if constexpr (std::is_same_v<Msg, ota::v1::Chunk>)
+    agree_on_chunk(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

@@ -40,7 +40,8 @@ void put(const std::string& target, const std::string& name, const std::string& 
 template <class T, class = void>
 struct HasSignedImage : std::false_type {};
 template <class T>
-struct HasSignedImage<T, std::void_t<decltype(std::declval<T&>().set_signed_image(std::string()))>> : std::true_type {};
+struct HasSignedImage<T, std::void_t<decltype(std::declval<T&>().set_signed_image(std::string()))>>
+    : std::true_type {};
 template <class T>
 void set_signed_image(T* t, const std::string& image) {
   if constexpr (HasSignedImage<T>::value) t->set_signed_image(image);
@@ -82,7 +83,8 @@ int main(int argc, char** argv) {
   const std::string director = signed_by(director_body(1, default_targets()), {k.director1});
   put("fuzz_director", "director-v1", director);
   put("fuzz_director", "director-v1-body", director_body(1, default_targets()));
-  put("fuzz_director", "director-2sigs", signed_by(director_body(2, default_targets()), {k.director1, k.director2}));
+  put("fuzz_director", "director-2sigs",
+      signed_by(director_body(2, default_targets()), {k.director1, k.director2}));
 
   put("fuzz_report", "report", ota::trust::sign_report("ecu-brake INSTALLED 2.0.0", k.ecu).value());
   put("fuzz_report", "pem", k.ecu.public_pem());
@@ -210,7 +212,8 @@ int main(int argc, char** argv) {
       return 1;
     put("fuzz_delta", "delta", d.s);
     StringSink f;
-    if (!ota::delta::make_delta(nullptr, 0, reinterpret_cast<const uint8_t*>(next.data()), next.size(), f).is_ok())
+    if (!ota::delta::make_delta(nullptr, 0, reinterpret_cast<const uint8_t*>(next.data()), next.size(), f)
+             .is_ok())
       return 1;
     put("fuzz_delta", "full", f.s);
   }
@@ -221,7 +224,8 @@ int main(int argc, char** argv) {
     namespace mqtt = ota::mqtt;
     auto publish = [](std::string_view topic, int qos, bool retain, uint16_t id, const std::string& payload) {
       std::string p;
-      if (!mqtt::append_publish_header(p, topic, qos, retain, false, id, payload.size()).is_ok()) std::exit(1);
+      if (!mqtt::append_publish_header(p, topic, qos, retain, false, id, payload.size()).is_ok())
+        std::exit(1);
       return p + payload;
     };
     const std::string connack("\x20\x02\x00\x00", 4);
@@ -236,7 +240,8 @@ int main(int argc, char** argv) {
     put("fuzz_mqtt", "publish-qos0", q0);
     put("fuzz_mqtt", "publish-qos1-retain-dup", q1);
     put("fuzz_mqtt", "puback", mqtt::puback_packet(7));
-    put("fuzz_mqtt", "stream", connack + suback + q0 + q1 + mqtt::puback_packet(0x1234) + pingresp + unsuback);
+    put("fuzz_mqtt", "stream",
+        connack + suback + q0 + q1 + mqtt::puback_packet(0x1234) + pingresp + unsuback);
   }
 #endif
   return 0;

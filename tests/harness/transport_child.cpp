@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
   options.username = argv[2];
   options.password = password.value();
   options.will = ota::WillMessage{argv[5], argv[6], 1, true};
-  std::unique_ptr<ota::Transport> transport = engine == "native" ? ota::make_native_transport(options)
-                                                                 : ota::make_paho_transport(options);
+  std::unique_ptr<ota::Transport> transport =
+      engine == "native" ? ota::make_native_transport(options) : ota::make_paho_transport(options);
   if (auto st = transport->connect(std::chrono::seconds(5)); !st) fail("connect", st);
   if (argc == 8) {
     if (auto st = transport->publish(argv[5], std::string(argv[7]), 1, true); !st) fail("publish", st);

@@ -68,7 +68,9 @@ struct Engine {
 };
 const Engine kEngines[] = {{MqttClient::kNative, "native"}, {MqttClient::kPaho, "paho"}};
 
-std::string up(const std::string& ecu, const std::string& leaf) { return "ota/v1/ecu/" + ecu + "/up/" + leaf; }
+std::string up(const std::string& ecu, const std::string& leaf) {
+  return "ota/v1/ecu/" + ecu + "/up/" + leaf;
+}
 std::string down(const std::string& ecu, const std::string& leaf) {
   return "ota/v1/ecu/" + ecu + "/down/" + leaf;
 }
@@ -155,7 +157,8 @@ class PahoWaker {
       const Status st = waker_->connect(kConnectTimeout);
       if (!st) return st.with_context("Paho waker");
     }
-    auto pending = std::async(std::launch::async, [&transport] { return transport.connect(kConnectTimeout); });
+    auto pending =
+        std::async(std::launch::async, [&transport] { return transport.connect(kConnectTimeout); });
     while (pending.wait_for(10ms) != std::future_status::ready) {
       if (waker_->connected()) (void)waker_->publish("ota-test/wake", "", 1, false);
     }
@@ -232,7 +235,9 @@ struct TransportFixture : BrokerFixture {
     return o;
   }
 
-  Status connect_transport(MqttClient engine, Transport& transport) { return waker_->connect(engine, transport); }
+  Status connect_transport(MqttClient engine, Transport& transport) {
+    return waker_->connect(engine, transport);
+  }
   std::unique_ptr<Peer> connect_peer(MqttClient engine, TransportOptions options) {
     return ::connect_peer(*waker_, engine, std::move(options));
   }
@@ -253,7 +258,8 @@ class DynsecBroker {
     auto temp = ota::sim::TempDir::create("ota-dynsec-broker-");
     REQUIRE(temp.is_ok());
     dir_.emplace(std::move(temp.value()));
-    const std::string mosquitto = ota::sim::find_executable("mosquitto", {"/usr/sbin", "/usr/local/sbin", "/sbin"});
+    const std::string mosquitto =
+        ota::sim::find_executable("mosquitto", {"/usr/sbin", "/usr/local/sbin", "/sbin"});
     const std::string ctrl = ota::sim::find_executable("mosquitto_ctrl");
     const std::string plugin = find_plugin();
     INFO("mosquitto: '" << mosquitto << "', mosquitto_ctrl: '" << ctrl << "', plugin: '" << plugin << "'");
@@ -277,10 +283,11 @@ class DynsecBroker {
       REQUIRE(std::regex_search(json, salt, std::regex(R"re("salt":\s*"([^"]+)")re")));
       REQUIRE(std::regex_search(json, iterations, std::regex(R"re("iterations":\s*(\d+))re")));
       clients += std::string(clients.empty() ? "" : ",") + R"({"username":")" + user + R"(","password":")" +
-                 hash[1].str() + R"(","salt":")" + salt[1].str() + R"(","iterations":)" + iterations[1].str() +
-                 R"(,"roles":[{"rolename":")" + user + R"("}]})";
+                 hash[1].str() + R"(","salt":")" + salt[1].str() + R"(","iterations":)" +
+                 iterations[1].str() + R"(,"roles":[{"rolename":")" + user + R"("}]})";
     }
-    std::ofstream(dir_->file("dynsec.json")) << R"({"clients":[)" << clients << R"(],"roles":[)"
+    std::ofstream(dir_->file("dynsec.json"))
+        << R"({"clients":[)" << clients << R"(],"roles":[)"
         << R"({"rolename":"ecu-a","acls":[)"
         << R"({"acltype":"subscribePattern","topic":"ota/v1/ecu/ecu-a/down/#","allow":true},)"
         << R"({"acltype":"publishClientSend","topic":"ota/v1/ecu/ecu-a/up/#","allow":true}]},)"
@@ -354,7 +361,8 @@ class DynsecBroker {
                                         "/usr/local/lib/mosquitto_dynamic_security.so"};
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/usr/lib", ec)) {
-      if (entry.is_directory(ec)) candidates.push_back(entry.path().string() + "/mosquitto_dynamic_security.so");
+      if (entry.is_directory(ec))
+        candidates.push_back(entry.path().string() + "/mosquitto_dynamic_security.so");
     }
     for (const auto& c : candidates) {
       if (std::filesystem::exists(c, ec)) return c;
@@ -426,11 +434,11 @@ struct JoinAll {
 
 }  // namespace
 
-#define REQUIRE_OK(expr)             \
-  do {                               \
-    const Status st_ = (expr);       \
-    INFO(st_.to_string());           \
-    REQUIRE(st_.is_ok());            \
+#define REQUIRE_OK(expr)       \
+  do {                         \
+    const Status st_ = (expr); \
+    INFO(st_.to_string());     \
+    REQUIRE(st_.is_ok());      \
   } while (0)
 
 TEST_CASE_METHOD(TransportFixture, "Transport connect: accepted, refused, unreachable, unanswered",
@@ -457,7 +465,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport connect: accepted, refused, unreac
         CHECK(contains(st.message(), broker().uri()));
         // It says it was refused, or why.
         const std::string msg = lower(st.message());
-        CHECK((contains(msg, "refused") || contains(msg, "not authori") || contains(msg, "bad user name or password")));
+        CHECK((contains(msg, "refused") || contains(msg, "not authori") ||
+               contains(msg, "bad user name or password")));
         CHECK_FALSE(refused->connected());
       }
 
@@ -493,9 +502,10 @@ TEST_CASE_METHOD(TransportFixture, "Transport connect: accepted, refused, unreac
   }
 }
 
-TEST_CASE_METHOD(TransportFixture,
-                 "Transport round trip: payloads across the remaining-length boundaries, binary bytes, QoS 0 and 1",
-                 "[integration][transport]") {
+TEST_CASE_METHOD(
+    TransportFixture,
+    "Transport round trip: payloads across the remaining-length boundaries, binary bytes, QoS 0 and 1",
+    "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
       auto client = connect_peer(engine.client, "ota-client");
@@ -544,7 +554,8 @@ TEST_CASE_METHOD(TransportFixture,
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport order: 1000 QoS 1 messages each way arrive complete and in order",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport order: 1000 QoS 1 messages each way arrive complete and in order",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -564,7 +575,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport order: 1000 QoS 1 messages each wa
         REQUIRE(got.size() == static_cast<std::size_t>(kCount));
         std::string out_of_order;
         for (int i = 0; i < kCount && out_of_order.empty(); ++i) {
-          if (got[i].payload != std::to_string(i)) out_of_order = "#" + std::to_string(i) + " is " + got[i].payload;
+          if (got[i].payload != std::to_string(i))
+            out_of_order = "#" + std::to_string(i) + " is " + got[i].payload;
         }
         CHECK(out_of_order == "");
       }
@@ -572,7 +584,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport order: 1000 QoS 1 messages each wa
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport retained: a later subscriber gets retained=true, a live message retained=false",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport retained: a later subscriber gets retained=true, a live message retained=false",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -608,7 +621,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport retained: a later subscriber gets 
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport subscribe: another agent's down/ subtree never reaches an agent",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport subscribe: another agent's down/ subtree never reaches an agent",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -653,7 +667,8 @@ TEST_CASE("Transport subscribe: a filter the broker refuses is kRejected, the co
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport flush: returns once the broker acknowledged every QoS 1 publish",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport flush: returns once the broker acknowledged every QoS 1 publish",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -666,7 +681,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport flush: returns once the broker ack
       {
         // A stopped broker acknowledges nothing: flush has to wait, and gives up at its deadline.
         FrozenBroker frozen(broker());
-        for (int i = 0; i < kCount; ++i) REQUIRE_OK(agent->publish(up("ecu-a", "ack"), std::to_string(i), 1, false));
+        for (int i = 0; i < kCount; ++i)
+          REQUIRE_OK(agent->publish(up("ecu-a", "ack"), std::to_string(i), 1, false));
         const auto start = std::chrono::steady_clock::now();
         const Status st = agent->flush(500ms);
         INFO(st.to_string());
@@ -675,12 +691,14 @@ TEST_CASE_METHOD(TransportFixture, "Transport flush: returns once the broker ack
       }
       // Running again: the PUBACKs come and flush returns OK.
       REQUIRE_OK(agent->flush(kDeadline));
-      CHECK(client->inbox.wait_for_count(up("ecu-a", "ack"), kCount, kDeadline).size() == static_cast<std::size_t>(kCount));
+      CHECK(client->inbox.wait_for_count(up("ecu-a", "ack"), kCount, kDeadline).size() ==
+            static_cast<std::size_t>(kCount));
     }
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport disconnect: an orderly disconnect does not publish the Last Will",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport disconnect: an orderly disconnect does not publish the Last Will",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -723,8 +741,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport Last Will: a killed process's will
       REQUIRE(dir.is_ok());
       const std::string log = dir->file("transport_child.log");
       auto child = ota::sim::ChildProcess::spawn(
-          {kChild, broker().uri(), "ecu-a", broker().credentials_file("ecu-a"), engine.name, up("ecu-a", "hello"),
-           "offline (will)", "online"},
+          {kChild, broker().uri(), "ecu-a", broker().credentials_file("ecu-a"), engine.name,
+           up("ecu-a", "hello"), "offline (will)", "online"},
           ota::sim::SpawnOptions{log, {}, std::string("transport_child ") + engine.name, ""});
       INFO(child.status().to_string());
       REQUIRE(child.is_ok());
@@ -749,9 +767,10 @@ TEST_CASE_METHOD(TransportFixture, "Transport Last Will: a killed process's will
   }
 }
 
-TEST_CASE_METHOD(TransportFixture,
-                 "Transport broker restart: connection false then true, subscriptions restored, offline publish delivered",
-                 "[integration][transport]") {
+TEST_CASE_METHOD(
+    TransportFixture,
+    "Transport broker restart: connection false then true, subscriptions restored, offline publish delivered",
+    "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
       auto client = connect_peer(engine.client, "ota-client");
@@ -791,7 +810,8 @@ TEST_CASE_METHOD(TransportFixture,
       CHECK(agent->connected());
       for (const auto& leaf : offline_leaves) {
         INFO(leaf);
-        REQUIRE(client->inbox.wait_for_payload(up("ecu-a", leaf), "published while the broker was down", kDeadline));
+        REQUIRE(client->inbox.wait_for_payload(up("ecu-a", leaf), "published while the broker was down",
+                                               kDeadline));
       }
 
       // The client's subscription is back when on_connection(true) runs: its own publish on the
@@ -813,7 +833,8 @@ TEST_CASE_METHOD(TransportFixture,
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport callbacks: publishing from on_message echoes every message in order",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport callbacks: publishing from on_message echoes every message in order",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -846,7 +867,8 @@ TEST_CASE_METHOD(TransportFixture, "Transport callbacks: publishing from on_mess
   }
 }
 
-TEST_CASE_METHOD(TransportFixture, "Transport threads: 4 threads publishing 300 messages each all arrive, each in order",
+TEST_CASE_METHOD(TransportFixture,
+                 "Transport threads: 4 threads publishing 300 messages each all arrive, each in order",
                  "[integration][transport]") {
   for (const Engine& engine : kEngines) {
     DYNAMIC_SECTION(engine.name) {
@@ -915,7 +937,9 @@ TEST_CASE_METHOD(TransportFixture, "Transport keepalive: a broker that stops ans
         const auto start = std::chrono::steady_clock::now();
         // The socket stays open: only the missing PINGRESP tells. Allowed: five keepalive periods.
         lost = agent->inbox.wait_connection(false, from, 5s);
-        INFO("waited " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()
+        INFO("waited " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - start)
+                              .count()
                        << " ms");
         REQUIRE(lost);
         CHECK_FALSE(agent->connected());
@@ -929,7 +953,9 @@ TEST_CASE_METHOD(TransportFixture, "Transport keepalive: a broker that stops ans
 
 TEST_CASE("Transport choice: kAuto takes native for MQTT 3.1.1 over tcp://, Paho for MQTT 5 and ssl://",
           "[unit][transport]") {
-  auto resolved = [](const TransportOptions& o) { return std::string(ota::mqtt_client_name(ota::resolve_mqtt_client(o))); };
+  auto resolved = [](const TransportOptions& o) {
+    return std::string(ota::mqtt_client_name(ota::resolve_mqtt_client(o)));
+  };
   CHECK(std::string(ota::mqtt_client_name(MqttClient::kNative)) == "native");
   CHECK(std::string(ota::mqtt_client_name(MqttClient::kPaho)) == "paho");
 
@@ -980,4 +1006,3 @@ TEST_CASE("Transport choice: kAuto takes native for MQTT 3.1.1 over tcp://, Paho
     }
   }
 }
-

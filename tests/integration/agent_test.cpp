@@ -8,9 +8,9 @@
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
-#include "ota/sim/wait.hpp"
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/sim/wait.hpp"
 #include "ota/test/broker_fixture.hpp"
 #include "support.hpp"
 #include "transfer.hpp"
@@ -20,7 +20,9 @@ namespace v1 = ota::v1;
 
 namespace {
 
-std::string bytes_of(const ota::Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+std::string bytes_of(const ota::Digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 
 ota::sim::TempDir make_temp() {
   auto t = ota::sim::TempDir::create("ota-agent-it-");
@@ -69,9 +71,19 @@ struct Vehicle : ota::test::BrokerFixture {
   }
 
   void start_agent(const std::string& ecu, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {ota::test::bin("ota-agent-sim"), "--ecu", ecu, "--hardware-id", "hw-1",
-                                     "--broker", broker().uri(), "--password-file", broker().credentials_file(ecu),
-                                     "--dir", ecu_dir(ecu), "--factory-version", "1.0.0"};
+    std::vector<std::string> argv = {ota::test::bin("ota-agent-sim"),
+                                     "--ecu",
+                                     ecu,
+                                     "--hardware-id",
+                                     "hw-1",
+                                     "--broker",
+                                     broker().uri(),
+                                     "--password-file",
+                                     broker().credentials_file(ecu),
+                                     "--dir",
+                                     ecu_dir(ecu),
+                                     "--factory-version",
+                                     "1.0.0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ota::sim::SpawnOptions so;
     so.log_path = ecu_dir(ecu) + "/agent.log";
@@ -216,8 +228,8 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   ota::client::TransferStats stats;
   ota::Status result;
   std::thread sender([&] {
-    result = ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats,
-                                       [&](uint64_t a) { acked = a; });
+    result =
+        ota::client::run_transfer(*fleet, *transport, plan, cancel, &stats, [&](uint64_t a) { acked = a; });
   });
   // Kill the agent once it holds more than half of the image.
   bool half = ota::sim::wait_until([&] { return acked > image.size / 2; }, 30s);
@@ -242,7 +254,9 @@ TEST_CASE_METHOD(Vehicle, "kill -9 of an agent mid-transfer resumes from its dur
   check_bank_b("ecu-a", image);
 }
 
-TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its last checkpoint refuses Install until the transfer resumes",
+TEST_CASE_METHOD(Vehicle,
+                 "An agent killed after the last ack but before its last checkpoint refuses Install until "
+                 "the transfer resumes",
                  "[integration][sdk][fault]") {
   const auto image = factory_and_next_image(2 << 20, 9);
   // A slow flash sync: the last checkpoint is still running when the last chunk is acknowledged.
@@ -278,7 +292,8 @@ TEST_CASE_METHOD(Vehicle, "An agent killed after the last ack but before its las
   check_bank_b("ecu-a", image);
 }
 
-TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error and records nothing as durable",
+TEST_CASE_METHOD(Vehicle,
+                 "A failing flash sync ends the transfer with its error and records nothing as durable",
                  "[integration][sdk][fault]") {
   const auto image = factory_and_next_image(2 << 20, 5);
   // Checkpoints every 256 KiB run on the agent's checkpoint thread (a file bank syncs beside writes).
@@ -309,8 +324,9 @@ TEST_CASE_METHOD(Vehicle, "A failing flash sync ends the transfer with its error
   CHECK(r.transfer_ready().resume_offset() == 0);
 }
 
-TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself and a crash during the trial rolls back on restart",
-                 "[integration][sdk][fault]") {
+TEST_CASE_METHOD(
+    Vehicle, "A failed health check rolls back by itself and a crash during the trial rolls back on restart",
+    "[integration][sdk][fault]") {
   auto base_a = factory_image("ecu-a", 256 * 1024);
   auto base_b = factory_image("ecu-b", 256 * 1024);
   auto image = ota::sim::write_next_image(base_a, dir.file("image-2.bin"), 5);
@@ -365,7 +381,8 @@ TEST_CASE_METHOD(Vehicle, "A failed health check rolls back by itself and a cras
   CHECK(reported);
 }
 
-TEST_CASE_METHOD(Vehicle, "DTCs are reported with their details and cleared on command", "[integration][sdk]") {
+TEST_CASE_METHOD(Vehicle, "DTCs are reported with their details and cleared on command",
+                 "[integration][sdk]") {
   factory_image("ecu-a", 64 * 1024);
   start_agent("ecu-a", {"--dtcs", "3"});
   wait_online("ecu-a");
@@ -389,7 +406,8 @@ TEST_CASE_METHOD(Vehicle, "DTCs are reported with their details and cleared on c
   REQUIRE(ota::sim::wait_until([&] { return fleet->agent("ecu-a")->dtcs.dtcs_size() == 2; }, 5s));
 }
 
-TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent and the image arrives intact", "[integration][sdk][fault]") {
+TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent and the image arrives intact",
+                 "[integration][sdk][fault]") {
   auto base = factory_image("ecu-a", 256 * 1024);
   auto image = ota::sim::write_next_image(base, dir.file("image-2.bin"), 9);
   REQUIRE(image.is_ok());

@@ -62,8 +62,9 @@ TEST_CASE("kill -9 of the broker mid-transfer resumes every transfer where it st
   auto dir = temp();
   // Slow flash (4 MB/s per ECU) and 8 MiB images: the broker dies once the slowest ECU has
   // acknowledged half of its image: a transfer that started over would send 1.5 images or more.
-  auto run = run_sim(dir, {"--agents", "3", "--image-size", "8MiB", "--write-speed", "4", "--restart-broker-at", "50",
-                           "--timeout", "60"},
+  auto run = run_sim(dir,
+                     {"--agents", "3", "--image-size", "8MiB", "--write-speed", "4", "--restart-broker-at",
+                      "50", "--timeout", "60"},
                      90);
   INFO(run.output << run.client_log());
   REQUIRE(run.exit_code == 0);
@@ -90,7 +91,8 @@ TEST_CASE("kill -9 of the broker mid-transfer resumes every transfer where it st
   // Same port, same configuration: mosquitto started twice on one port, and after the second start
   // every agent and the client connected again with their own credentials.
   std::smatch port_match;
-  REQUIRE(std::regex_search(run.output, port_match, std::regex(R"(broker killed at \d+% and restarted on port (\d+))")));
+  REQUIRE(std::regex_search(run.output, port_match,
+                            std::regex(R"(broker killed at \d+% and restarted on port (\d+))")));
   const std::string port = port_match[1].str();
   auto broker_log = ota::read_small_file(run.work + "/broker/mosquitto.log", 16 << 20);
   REQUIRE(broker_log.is_ok());

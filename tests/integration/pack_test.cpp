@@ -29,11 +29,11 @@ TEST_CASE("ota-pack pack writes image metadata signed by the image role", "[inte
   REQUIRE((root_key.is_ok() && image_key.is_ok() && director_key.is_ok()));
   REQUIRE(image_key->save(dir.file("image.key")).is_ok());
 
-  auto run = ota::sim::run_command({ota::test::bin("ota-pack"), "pack", "--image", "bcm=" + next->path, "--base",
-                                    "bcm=" + base->path, "--version", "bcm=1.1.0", "--base-version", "bcm=1.0.0",
-                                    "--hardware", "bcm=bcm-hw1", "--keep-full", "--sign-key", dir.file("image.key"),
-                                    "-o", dir.file("pkg")},
-                                   120s);
+  auto run = ota::sim::run_command(
+      {ota::test::bin("ota-pack"), "pack", "--image", "bcm=" + next->path, "--base", "bcm=" + base->path,
+       "--version", "bcm=1.1.0", "--base-version", "bcm=1.0.0", "--hardware", "bcm=bcm-hw1", "--keep-full",
+       "--sign-key", dir.file("image.key"), "-o", dir.file("pkg")},
+      120s);
   REQUIRE(run.is_ok());
   INFO(run->output);
   REQUIRE(run->exit.success());

@@ -32,9 +32,11 @@ TEST_CASE("A full-image campaign updates every ECU and reports it", "[integratio
     auto key = ota::trust::PublicKey::load(run.work + "/keys/ecus/" + e.ecu_id() + ".pub");
     REQUIRE(key.is_ok());
     CHECK(ota::trust::verify_result_signature(e.ecu_signed_result(), *key).is_ok());
-    auto other = ota::trust::PublicKey::load(run.work + "/keys/ecus/" + (e.ecu_id() == "bcm" ? "tcu" : "bcm") + ".pub");
+    auto other = ota::trust::PublicKey::load(run.work + "/keys/ecus/" +
+                                             (e.ecu_id() == "bcm" ? "tcu" : "bcm") + ".pub");
     REQUIRE(other.is_ok());
-    CHECK(ota::trust::verify_result_signature(e.ecu_signed_result(), *other).code() == ota::Code::kSignatureInvalid);
+    CHECK(ota::trust::verify_result_signature(e.ecu_signed_result(), *other).code() ==
+          ota::Code::kSignatureInvalid);
   }
   CHECK(run.report.duration_ms() > 0);
   // One entry per child: client, 3 agents, cloud-sim, broker; each with its peak RSS.
@@ -57,7 +59,8 @@ TEST_CASE("A full-image campaign updates every ECU and reports it", "[integratio
 
 // The vehicle's MQTT connections use the native client by default; Paho carries them when asked
 // (and always for MQTT 5 and TLS), so both stay able to run a whole campaign.
-TEST_CASE("The same campaign succeeds with every vehicle connection on either MQTT client", "[integration][client]") {
+TEST_CASE("The same campaign succeeds with every vehicle connection on either MQTT client",
+          "[integration][client]") {
   for (const std::string client : {"native", "paho"}) {
     DYNAMIC_SECTION("MQTT client " << client) {
       auto dir = temp();
@@ -99,7 +102,8 @@ TEST_CASE("A failed health check rolls the whole atomic group back", "[integrati
   CHECK(run.report.reason().find("tcu") != std::string::npos);
 }
 
-TEST_CASE("A mixed campaign sends deltas to capable ECUs and full images to the others", "[integration][client]") {
+TEST_CASE("A mixed campaign sends deltas to capable ECUs and full images to the others",
+          "[integration][client]") {
   auto dir = temp();
   auto run = run_sim(dir, {"--agents", "4", "--image-size", "2MiB", "--delta", "--full-only", "2"});
   INFO(run.output << run.client_log());
@@ -161,7 +165,8 @@ TEST_CASE("Consent postponed then accepted updates and declined does not", "[int
 TEST_CASE("Cancel before activation leaves every ECU on its old version", "[integration][client]") {
   auto dir = temp();
   // Slow flash so that the cancel lands mid-transfer.
-  auto run = run_sim(dir, {"--agents", "4", "--image-size", "8MiB", "--write-speed", "8", "--cancel-at", "10"});
+  auto run =
+      run_sim(dir, {"--agents", "4", "--image-size", "8MiB", "--write-speed", "8", "--cancel-at", "10"});
   INFO(run.output << run.client_log());
   CHECK(run.exit_code != 0);
   REQUIRE(run.has_report);
@@ -206,7 +211,8 @@ TEST_CASE("kill -9 of the client mid-transfer resumes without re-sending what ag
     CHECK(offset < e.image_size());
   }
   bool killed = false;
-  for (const auto& p : run.report.processes()) killed |= p.name().find("killed") != std::string::npos && p.exit_code() == -9;
+  for (const auto& p : run.report.processes())
+    killed |= p.name().find("killed") != std::string::npos && p.exit_code() == -9;
   CHECK(killed);
 }
 

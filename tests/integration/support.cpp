@@ -1,7 +1,7 @@
 #include "support.hpp"
 
-#include <catch2/catch.hpp>
 #include <google/protobuf/util/json_util.h>
+#include <catch2/catch.hpp>
 
 #include "ota/core/file.hpp"
 #include "ota/sim/broker.hpp"
@@ -32,8 +32,8 @@ SimRun run_sim(const ota::sim::TempDir& dir, std::vector<std::string> args, int 
                std::vector<std::string> env) {
   SimRun run;
   run.work = dir.file("work");
-  std::vector<std::string> argv = {bin("ota-sim"), "--quiet", "--work-dir", run.work, "--report",
-                                   dir.file("report.json")};
+  std::vector<std::string> argv = {bin("ota-sim"), "--quiet",  "--work-dir",
+                                   run.work,       "--report", dir.file("report.json")};
   argv.insert(argv.end(), args.begin(), args.end());
   ota::sim::SpawnOptions so;
   so.log_path = dir.file("ota-sim.out");
@@ -80,13 +80,15 @@ Rerun rerun_vehicle(const SimRun& first, const ota::sim::TempDir& dir, const std
   Rerun out;
   {
     auto agent = ota::sim::ChildProcess::spawn(
-        {bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", (*b)->uri(), "--password-file",
-         (*b)->credentials_file("bcm"), "--dir", first.work + "/ecu/bcm", "--trust-root", first.work + "/keys/root.signed"},
+        {bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", (*b)->uri(),
+         "--password-file", (*b)->credentials_file("bcm"), "--dir", first.work + "/ecu/bcm", "--trust-root",
+         first.work + "/keys/root.signed"},
         ota::sim::SpawnOptions{dir.file(tag + "-agent.log"), {}, "agent", ""});
     REQUIRE(agent.is_ok());
-    auto client = ota::sim::ChildProcess::spawn({bin("ota-client"), "--config", dir.file(tag + ".toml"), "--campaign",
-                                                 campaign_json, "--report", dir.file(tag + ".json")},
-                                                ota::sim::SpawnOptions{dir.file(tag + ".log"), {}, "client", ""});
+    auto client =
+        ota::sim::ChildProcess::spawn({bin("ota-client"), "--config", dir.file(tag + ".toml"), "--campaign",
+                                       campaign_json, "--report", dir.file(tag + ".json")},
+                                      ota::sim::SpawnOptions{dir.file(tag + ".log"), {}, "client", ""});
     REQUIRE(client.is_ok());
     auto exit = client->wait_for(std::chrono::seconds(60));
     REQUIRE(exit.has_value());

@@ -19,8 +19,8 @@ struct SimRun {
   int exit_code = -1;
   v1::VehicleReport report;
   bool has_report = false;
-  std::string work;     // the run's work directory (kept until the SimRun is destroyed)
-  std::string output;   // ota-sim's stdout and stderr
+  std::string work;    // the run's work directory (kept until the SimRun is destroyed)
+  std::string output;  // ota-sim's stdout and stderr
   std::string client_log() const;
   const v1::EcuReport* ecu(const std::string& id) const;
 };

@@ -29,7 +29,9 @@ struct CAgentSetup {
   ota_agent_config_t cfg;
 
   CAgentSetup(ota::test::BrokerFixture& f, const char* prefix)
-      : dir(make_dir(prefix)), state_dir(dir.file("state")), password(f.broker().password("ecu-a")),
+      : dir(make_dir(prefix)),
+        state_dir(dir.file("state")),
+        password(f.broker().password("ecu-a")),
         uri(f.broker().uri()) {
     ota_agent_config_init(&cfg);
     cfg.ecu_id = "ecu-a";
@@ -265,7 +267,8 @@ TEST_CASE("ota_agent_create refuses an invalid ecu_id, broker_uri or state_dir",
   const ota_agent_callbacks_t cb = mem_callbacks(&dev);
   ota_agent_config_t cfg = valid_config();
   const std::string too_long(65, 'e');
-  for (const char* bad : {static_cast<const char*>(nullptr), "", "ecu/a", "ecu a", "ecu+", "ecu#", too_long.c_str()}) {
+  for (const char* bad :
+       {static_cast<const char*>(nullptr), "", "ecu/a", "ecu a", "ecu+", "ecu#", too_long.c_str()}) {
     cfg.ecu_id = bad;
     INFO("ecu_id " << (bad ? bad : "NULL"));
     CHECK(contains(create_fails(&cfg, &cb), "ecu_id '"));
@@ -298,7 +301,6 @@ TEST_CASE("a created agent can be destroyed without starting, and NULL is a no-o
 
 #ifdef OTA_SDK_TEST_HAS_HARNESS
 #include <chrono>
-
 
 using namespace std::chrono_literals;
 
@@ -517,7 +519,8 @@ ota_agent_callbacks_t recording_callbacks(RecordingDevice* dev) {
     std::lock_guard<std::mutex> lock(d->mu);
     d->cleared.assign(codes, codes + count);
     for (size_t i = 0; i < count; ++i) {
-      d->dtcs.erase(std::remove_if(d->dtcs.begin(), d->dtcs.end(), [&](const ota_dtc_t& x) { return x.code == codes[i]; }),
+      d->dtcs.erase(std::remove_if(d->dtcs.begin(), d->dtcs.end(),
+                                   [&](const ota_dtc_t& x) { return x.code == codes[i]; }),
                     d->dtcs.end());
     }
     return OTA_OK;

@@ -2,13 +2,13 @@
 // straight at the broker and an agent.
 #include <catch2/catch.hpp>
 
+#include "images.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
-#include "ota/test/broker_fixture.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/sim/netns.hpp"
+#include "ota/test/broker_fixture.hpp"
 #include "signing.hpp"
-#include "images.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -157,8 +157,8 @@ TEST_CASE("An agent on another SoC updates over TLS with its certificate and can
   const std::string tls_uri = "ssl://" + ns->host_ip() + ":" + std::to_string(b.tls_port());
 
   // From inside the namespace the plain listener (loopback of the host) is out of reach.
-  auto probe = ota::sim::run_command(ns->wrap({"bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(b.port())}),
-                                     5s);
+  auto probe = ota::sim::run_command(
+      ns->wrap({"bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(b.port())}), 5s);
   CHECK_FALSE((probe.is_ok() && probe->exit.success()));
 
   // Signed campaign material for this single ECU.
@@ -184,24 +184,26 @@ TEST_CASE("An agent on another SoC updates over TLS with its certificate and can
   REQUIRE(ota::atomic_write_file(dir.file("signed.json"), material->signed_campaign_json).is_ok());
 
   auto agent = ota::sim::ChildProcess::spawn(
-      ns->wrap({ota::test::bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker", tls_uri,
-                "--tls-ca", pki + "/ca.crt", "--tls-cert", pki + "/clients/bcm.crt", "--tls-key",
+      ns->wrap({ota::test::bin("ota-agent-sim"), "--ecu", "bcm", "--hardware-id", "bcm-hw1", "--broker",
+                tls_uri, "--tls-ca", pki + "/ca.crt", "--tls-cert", pki + "/clients/bcm.crt", "--tls-key",
                 pki + "/clients/bcm.key", "--dir", ecu_dir, "--factory-version", "1.0.0", "--trust-root",
                 material->root_path}),
       ota::sim::SpawnOptions{ecu_dir + "/agent.log", {}, "agent", ""});
   REQUIRE(agent.is_ok());
-  const std::string cfg = "[vehicle]\nvin = \"SIMVIN0000000001\"\necus = [\"bcm\"]\n[broker]\nuri = \"" + b.uri() +
-                          "\"\nusername = \"ota-client\"\npassword_file = \"" + b.credentials_file("ota-client") +
-                          "\"\n[state]\ndir = \"" + dir.file("client-state") + "\"\n[trust]\nroot = \"" +
-                          material->root_path + "\"\n";
+  const std::string cfg = "[vehicle]\nvin = \"SIMVIN0000000001\"\necus = [\"bcm\"]\n[broker]\nuri = \"" +
+                          b.uri() + "\"\nusername = \"ota-client\"\npassword_file = \"" +
+                          b.credentials_file("ota-client") + "\"\n[state]\ndir = \"" +
+                          dir.file("client-state") + "\"\n[trust]\nroot = \"" + material->root_path + "\"\n";
   REQUIRE(ota::atomic_write_file(dir.file("client.toml"), cfg).is_ok());
-  auto client = ota::sim::ChildProcess::spawn({ota::test::bin("ota-client"), "--config", dir.file("client.toml"),
-                                               "--campaign", dir.file("signed.json"), "--report", dir.file("r.json")},
-                                              ota::sim::SpawnOptions{dir.file("client.log"), {}, "client", ""});
+  auto client =
+      ota::sim::ChildProcess::spawn({ota::test::bin("ota-client"), "--config", dir.file("client.toml"),
+                                     "--campaign", dir.file("signed.json"), "--report", dir.file("r.json")},
+                                    ota::sim::SpawnOptions{dir.file("client.log"), {}, "client", ""});
   REQUIRE(client.is_ok());
   auto exit = client->wait_for(120s);
   REQUIRE(exit.has_value());
-  INFO(ota::sim::tail_file(dir.file("client.log"), 20) << "\n" << ota::sim::tail_file(ecu_dir + "/agent.log", 20));
+  INFO(ota::sim::tail_file(dir.file("client.log"), 20) << "\n"
+                                                       << ota::sim::tail_file(ecu_dir + "/agent.log", 20));
   CHECK(exit->exit_code == 0);
   auto bank = ota::sha256_file(ecu_dir + "/bank_b.img");
   REQUIRE(bank.is_ok());

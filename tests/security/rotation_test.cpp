@@ -1,7 +1,7 @@
 // Root rotation over the air: the platform ships root v2 in SignedCampaign.root_updates, through the
 // cloud link, to a vehicle and ECUs provisioned with v1 (ota-sim --rotate-root), and the attacks on it.
-#include <catch2/catch.hpp>
 #include <google/protobuf/util/json_util.h>
+#include <catch2/catch.hpp>
 
 #include "ota/core/file.hpp"
 #include "ota/core/trust.hpp"

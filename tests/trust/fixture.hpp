@@ -113,7 +113,8 @@ inline std::vector<ImageDef> default_images() {
   return v;
 }
 
-inline std::string image_body(uint64_t version, const std::vector<ImageDef>& images, int64_t expires = kFuture) {
+inline std::string image_body(uint64_t version, const std::vector<ImageDef>& images,
+                              int64_t expires = kFuture) {
   ota::v1::ImageMetadata m;
   m.set_type(ota::v1::METADATA_TYPE_IMAGE);
   m.set_version(version);

@@ -44,8 +44,8 @@ TEST_CASE("an agent verifies its own target with the provisioned keys", "[unit][
   CHECK_FALSE(t->image_verified);
 
   SECTION("with image metadata too (full verification)") {
-    auto full = agent.verify_target(director(4), signed_by(image_body(1, default_images()), {K().image1}), brake(),
-                                    &clock);
+    auto full = agent.verify_target(director(4), signed_by(image_body(1, default_images()), {K().image1}),
+                                    brake(), &clock);
     REQUIRE(full.is_ok());
     CHECK(full->image_verified);
     CHECK(full->target.image.has_full);
@@ -71,10 +71,12 @@ TEST_CASE("an agent from bare keys works the same", "[unit][trust][agent]") {
   auto r = agent->verify_target(director(1), "", brake());
   CHECK(r.status().code() == Code::kSignatureInvalid);
   CHECK_THAT(r.status().message(), Contains("(1 of 2 valid)"));
-  CHECK(agent->verify_target(signed_by(director_body(1, default_targets()), {K().director1, K().director2}), "",
-                             brake())
+  CHECK(agent
+            ->verify_target(signed_by(director_body(1, default_targets()), {K().director1, K().director2}),
+                            "", brake())
             .is_ok());
-  CHECK(AgentVerifier::from_keys({K().director1.public_pem()}, 2, {}, 0).status().code() == Code::kInvalidArgument);
+  CHECK(AgentVerifier::from_keys({K().director1.public_pem()}, 2, {}, 0).status().code() ==
+        Code::kInvalidArgument);
 }
 
 TEST_CASE("agents refuse forged, foreign, stale and downgrading targets", "[unit][trust][agent][attack]") {
@@ -134,8 +136,8 @@ TEST_CASE("agents refuse forged, foreign, stale and downgrading targets", "[unit
   SECTION("mix-and-match when image metadata is given") {
     auto t = default_targets();
     t[0].sha_fill = 'X';
-    auto r = agent.verify_target(director(4, t), signed_by(image_body(1, default_images()), {K().image1}), brake(),
-                                 &clock);
+    auto r = agent.verify_target(director(4, t), signed_by(image_body(1, default_images()), {K().image1}),
+                                 brake(), &clock);
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("mix-and-match"));
   }
@@ -207,7 +209,8 @@ TEST_CASE("downgrades by version string are refused by agent and client", "[unit
   auto store = v.open();
   auto vehicle = default_vehicle();
   vehicle.ecu_active_versions["ecu-gw"] = "5.2.0";
-  auto c = store->verify_campaign(director(1), signed_by(image_body(1, default_images()), {K().image1}), vehicle);
+  auto c =
+      store->verify_campaign(director(1), signed_by(image_body(1, default_images()), {K().image1}), vehicle);
   CHECK(c.status().code() == Code::kRejected);
   CHECK_THAT(c.status().message(), Contains("ECU ecu-gw: downgrade from 5.2.0 to 5.1.0 refused"));
 }

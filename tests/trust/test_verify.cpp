@@ -12,7 +12,9 @@ namespace {
 
 const Keys& K() { return Keys::get(); }
 
-std::string good_image(uint64_t version = 1) { return signed_by(image_body(version, default_images()), {K().image1}); }
+std::string good_image(uint64_t version = 1) {
+  return signed_by(image_body(version, default_images()), {K().image1});
+}
 std::string good_director(uint64_t version = 1) {
   return signed_by(director_body(version, default_targets()), {K().director1});
 }
@@ -51,10 +53,11 @@ TEST_CASE("bad signatures are refused", "[unit][trust][attack]") {
   auto store = v.open();
 
   SECTION("arbitrary software: signed by a key the root does not know") {
-    auto r = store->verify_campaign(signed_by(director_body(1, default_targets()), {K().attacker}), good_image(),
-                                    default_vehicle());
+    auto r = store->verify_campaign(signed_by(director_body(1, default_targets()), {K().attacker}),
+                                    good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
-    CHECK_THAT(r.status().message(), Contains("director metadata: signature threshold not met (0 of 1 valid)"));
+    CHECK_THAT(r.status().message(),
+               Contains("director metadata: signature threshold not met (0 of 1 valid)"));
     CHECK_THAT(r.status().message(), Contains("is not a director key"));
   }
   SECTION("body changed after signing") {
@@ -66,8 +69,8 @@ TEST_CASE("bad signatures are refused", "[unit][trust][attack]") {
     CHECK_THAT(r.status().message(), Contains("is invalid"));
   }
   SECTION("image metadata signed by an unknown key") {
-    auto r = store->verify_campaign(good_director(1), signed_by(image_body(1, default_images()), {K().attacker}),
-                                    default_vehicle());
+    auto r = store->verify_campaign(
+        good_director(1), signed_by(image_body(1, default_images()), {K().attacker}), default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
     CHECK_THAT(r.status().message(), Contains("image metadata: signature threshold not met"));
   }
@@ -98,32 +101,38 @@ TEST_CASE("a signature threshold must be met by distinct authorised keys", "[uni
   SECTION("one of two") {
     auto r = store->verify_campaign(signed_by(body, {K().director1}), good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
-    CHECK_THAT(r.status().message(), Contains("director metadata: signature threshold not met (1 of 2 valid)"));
+    CHECK_THAT(r.status().message(),
+               Contains("director metadata: signature threshold not met (1 of 2 valid)"));
   }
   SECTION("the same key twice counts once") {
-    auto r = store->verify_campaign(signed_by(body, {K().director1, K().director1}), good_image(), default_vehicle());
+    auto r = store->verify_campaign(signed_by(body, {K().director1, K().director1}), good_image(),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
     CHECK_THAT(r.status().message(), Contains("(1 of 2 valid)"));
     CHECK_THAT(r.status().message(), Contains("duplicate signature"));
   }
   SECTION("a key of another role does not count") {
-    auto r = store->verify_campaign(signed_by(body, {K().director1, K().image1}), good_image(), default_vehicle());
+    auto r =
+        store->verify_campaign(signed_by(body, {K().director1, K().image1}), good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
     CHECK_THAT(r.status().message(), Contains("is not a director key"));
   }
   SECTION("director metadata signed only by image keys") {
-    auto r = store->verify_campaign(signed_by(body, {K().image1, K().image2}), good_image(), default_vehicle());
+    auto r =
+        store->verify_campaign(signed_by(body, {K().image1, K().image2}), good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
     CHECK_THAT(r.status().message(), Contains("(0 of 2 valid)"));
   }
   SECTION("image metadata signed by a director key") {
     auto r = store->verify_campaign(signed_by(body, {K().director1, K().director2}),
-                                    signed_by(image_body(1, default_images()), {K().director1}), default_vehicle());
+                                    signed_by(image_body(1, default_images()), {K().director1}),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kSignatureInvalid);
     CHECK_THAT(r.status().message(), Contains("is not a image key"));
   }
   SECTION("two distinct keys pass") {
-    auto r = store->verify_campaign(signed_by(body, {K().director3, K().director1}), good_image(), default_vehicle());
+    auto r = store->verify_campaign(signed_by(body, {K().director3, K().director1}), good_image(),
+                                    default_vehicle());
     CHECK(r.is_ok());
   }
 }
@@ -156,7 +165,8 @@ TEST_CASE("too many signatures and oversized metadata are refused before parsing
   SECTION("an image claiming an endless size") {
     auto imgs = default_images();
     imgs[0].size = uint64_t{1} << 40;
-    auto r = store->verify_campaign(good_director(1), signed_by(image_body(1, imgs), {K().image1}), default_vehicle());
+    auto r = store->verify_campaign(good_director(1), signed_by(image_body(1, imgs), {K().image1}),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("above the cap"));
   }
@@ -166,7 +176,8 @@ TEST_CASE("garbage and type confusion are corrupt", "[unit][trust][attack]") {
   Vehicle v;
   auto store = v.open();
   SECTION("garbage bytes") {
-    auto r = store->verify_campaign(std::string("\x0a\xff\xff\xff\xff\x0f", 6), good_image(), default_vehicle());
+    auto r =
+        store->verify_campaign(std::string("\x0a\xff\xff\xff\xff\x0f", 6), good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kCorrupt);
   }
   SECTION("image metadata body presented as director metadata, signed by a key holding both roles") {
@@ -193,7 +204,8 @@ TEST_CASE("garbage and type confusion are corrupt", "[unit][trust][attack]") {
   SECTION("two targets for one ECU") {
     auto t = default_targets();
     t[1] = t[0];
-    auto r = store->verify_campaign(signed_by(director_body(1, t), {K().director1}), good_image(), default_vehicle());
+    auto r = store->verify_campaign(signed_by(director_body(1, t), {K().director1}), good_image(),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kCorrupt);
     CHECK_THAT(r.status().message(), Contains("listed twice"));
   }
@@ -216,7 +228,8 @@ TEST_CASE("rollback and replay of director metadata are refused, across restarts
   SECTION("same version, other content") {
     auto t = default_targets();
     t.pop_back();
-    auto r = store->verify_campaign(signed_by(director_body(5, t), {K().director1}), good_image(), default_vehicle());
+    auto r = store->verify_campaign(signed_by(director_body(5, t), {K().director1}), good_image(),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("version counter 5 is not above 5"));
   }
@@ -234,8 +247,9 @@ TEST_CASE("rollback and replay of director metadata are refused, across restarts
     CHECK(again->verify_campaign(good_director(6), good_image(), default_vehicle()).is_ok());
   }
   SECTION("a failed verification does not advance the counter") {
-    auto r = store->verify_campaign(signed_by(director_body(9, default_targets(), "OTHERVIN"), {K().director1}),
-                                    good_image(), default_vehicle());
+    auto r =
+        store->verify_campaign(signed_by(director_body(9, default_targets(), "OTHERVIN"), {K().director1}),
+                               good_image(), default_vehicle());
     CHECK_FALSE(r.is_ok());
     CHECK(store->director_version() == 5);
   }
@@ -262,14 +276,14 @@ TEST_CASE("expired metadata is refused against the trusted clock (freeze)", "[un
   auto store = v.open();
   SECTION("director") {
     auto r = store->verify_campaign(
-        signed_by(director_body(1, default_targets(), "VIN0000000000001", kNow - 1), {K().director1}), good_image(),
-        default_vehicle());
+        signed_by(director_body(1, default_targets(), "VIN0000000000001", kNow - 1), {K().director1}),
+        good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("director metadata v1 expired at 2027-01-15T07:59:59Z"));
   }
   SECTION("image") {
-    auto r = store->verify_campaign(good_director(1), signed_by(image_body(1, default_images(), kNow), {K().image1}),
-                                    default_vehicle());
+    auto r = store->verify_campaign(
+        good_director(1), signed_by(image_body(1, default_images(), kNow), {K().image1}), default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("image metadata v1 expired at"));
   }
@@ -285,8 +299,9 @@ TEST_CASE("a campaign for another vehicle or hardware is refused", "[unit][trust
   Vehicle v;
   auto store = v.open();
   SECTION("wrong VIN") {
-    auto r = store->verify_campaign(signed_by(director_body(1, default_targets(), "WRONGVIN"), {K().director1}),
-                                    good_image(), default_vehicle());
+    auto r =
+        store->verify_campaign(signed_by(director_body(1, default_targets(), "WRONGVIN"), {K().director1}),
+                               good_image(), default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK(r.status().message() == "campaign is for VIN WRONGVIN, this vehicle is VIN0000000000001");
   }
@@ -295,8 +310,10 @@ TEST_CASE("a campaign for another vehicle or hardware is refused", "[unit][trust
     vehicle.ecu_hardware_ids["ecu-brake"] = "hw-brake-b";
     auto r = store->verify_campaign(good_director(1), good_image(), vehicle);
     CHECK(r.status().code() == Code::kRejected);
-    CHECK_THAT(r.status().message(),
-               Contains("ECU ecu-brake reports hardware id hw-brake-b, the campaign targets hardware id hw-brake-a"));
+    CHECK_THAT(
+        r.status().message(),
+        Contains(
+            "ECU ecu-brake reports hardware id hw-brake-b, the campaign targets hardware id hw-brake-a"));
   }
   SECTION("image not allowed on the targeted hardware") {
     auto t = default_targets();
@@ -322,7 +339,8 @@ TEST_CASE("mix-and-match of director targets and image metadata is refused", "[u
   SECTION("director hash differs from the image metadata") {
     auto t = default_targets();
     t[1].sha_fill = 'X';
-    auto r = store->verify_campaign(signed_by(director_body(1, t), {K().director1}), good_image(), default_vehicle());
+    auto r = store->verify_campaign(signed_by(director_body(1, t), {K().director1}), good_image(),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("(mix-and-match)"));
     CHECK_THAT(r.status().message(), Contains("director sha256 5858"));
@@ -330,14 +348,16 @@ TEST_CASE("mix-and-match of director targets and image metadata is refused", "[u
   SECTION("director size differs") {
     auto t = default_targets();
     t[0].size = 1;
-    auto r = store->verify_campaign(signed_by(director_body(1, t), {K().director1}), good_image(), default_vehicle());
+    auto r = store->verify_campaign(signed_by(director_body(1, t), {K().director1}), good_image(),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("director size 1 differs from image metadata size 4096"));
   }
   SECTION("image of another campaign's image metadata") {
     auto imgs = default_images();
     imgs[0].version_number = 300;  // the image metadata of another release
-    auto r = store->verify_campaign(good_director(1), signed_by(image_body(1, imgs), {K().image1}), default_vehicle());
+    auto r = store->verify_campaign(good_director(1), signed_by(image_body(1, imgs), {K().image1}),
+                                    default_vehicle());
     CHECK(r.status().code() == Code::kRejected);
     CHECK_THAT(r.status().message(), Contains("image \"brake-fw\" v200 is not in the image metadata"));
   }
@@ -367,8 +387,9 @@ TEST_CASE("root rotation: good chains are accepted and persisted", "[unit][trust
 
   auto reopened = v.open();
   CHECK(reopened->root_version() == 3);
-  CHECK(reopened->verify_campaign(signed_by(director_body(1, default_targets()), {K().director2}), good_image(),
-                                  default_vehicle())
+  CHECK(reopened
+            ->verify_campaign(signed_by(director_body(1, default_targets()), {K().director2}), good_image(),
+                              default_vehicle())
             .is_ok());
 }
 
@@ -382,7 +403,8 @@ TEST_CASE("root rotation: bad updates are refused", "[unit][trust][root][attack]
   SECTION("signed only by the new keys") {
     Status s = store->update_root(signed_by(root_body(r2), {K().attacker}));
     CHECK(s.code() == Code::kSignatureInvalid);
-    CHECK_THAT(s.message(), Contains("root metadata v2 (previous root keys): signature threshold not met (0 of 2 valid)"));
+    CHECK_THAT(s.message(),
+               Contains("root metadata v2 (previous root keys): signature threshold not met (0 of 2 valid)"));
   }
   SECTION("signed by a threshold of the old keys but not by the new ones") {
     Status s = store->update_root(signed_by(root_body(r2), {K().root1, K().root2}));
@@ -443,8 +465,8 @@ TEST_CASE("a key dropped from its role by a newer root is revoked", "[unit][trus
   CHECK_THAT(r.status().message(), Contains("director metadata: signature threshold not met (0 of 1 valid)"));
   CHECK_THAT(r.status().message(), Contains("key " + K().director1.key_id().substr(0, 16) + " is revoked"));
 
-  auto r2 = store->verify_campaign(signed_by(director_body(1, default_targets()), {K().director2}), good_image(),
-                                   default_vehicle());
+  auto r2 = store->verify_campaign(signed_by(director_body(1, default_targets()), {K().director2}),
+                                   good_image(), default_vehicle());
   CHECK(r2.status().code() == Code::kSignatureInvalid);
   CHECK_THAT(r2.status().message(), Contains("image metadata"));
   CHECK_THAT(r2.status().message(), Contains("is revoked"));
@@ -519,7 +541,8 @@ TEST_CASE("metadata built from plain structs verifies end to end", "[unit][trust
 
   ota::trust::VehicleInfo vehicle{"VIN-X", {{"ecu-seat", "hw-seat"}}, {}};
   auto v = store->verify_campaign(signed_by(ota::trust::make_director_body(c), {K().director1}),
-                                  signed_by(ota::trust::make_image_body(1, kFuture, {img}), {K().image1}), vehicle);
+                                  signed_by(ota::trust::make_image_body(1, kFuture, {img}), {K().image1}),
+                                  vehicle);
   REQUIRE(v.is_ok());
   REQUIRE(v->targets.size() == 1);
   CHECK(v->targets[0].clear_dtcs == std::vector<uint32_t>{0xC14187});

@@ -123,7 +123,8 @@ TEST_CASE("a wire campaign that departs from the signed one is refused", "[unit]
 
 TEST_CASE("an agent's wire target must be the signed one", "[unit][trust][agent][attack]") {
   auto agent =
-      ota::trust::AgentVerifier::from_root(signed_by(root_body(default_root()), {K().root1, K().root2})).value();
+      ota::trust::AgentVerifier::from_root(signed_by(root_body(default_root()), {K().root1, K().root2}))
+          .value();
   ota::trust::AgentIdentity me;
   me.ecu_id = "ecu-brake";
   me.hardware_id = "hw-brake-a";

@@ -15,8 +15,10 @@ int main(int argc, char** argv) {
   std::string out_dir;
   std::string name;
   bool force = false;
-  app.add_option("--out", out_dir, "Directory to write NAME.key and NAME.pub into (created if needed)")->required();
-  app.add_option("--name", name, "Base name of the key files, e.g. root-1, director-1, ecu-brake")->required();
+  app.add_option("--out", out_dir, "Directory to write NAME.key and NAME.pub into (created if needed)")
+      ->required();
+  app.add_option("--name", name, "Base name of the key files, e.g. root-1, director-1, ecu-brake")
+      ->required();
   app.add_flag("--force", force, "Overwrite existing key files");
   CLI11_PARSE(app, argc, argv);
 

@@ -30,8 +30,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int cmd_diff(const std::string& base_path, const std::string& new_path, const std::string& out_path, int level,
-             bool no_transform, bool verify, bool verbose) {
+int cmd_diff(const std::string& base_path, const std::string& new_path, const std::string& out_path,
+             int level, bool no_transform, bool verify, bool verbose) {
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<ota::pack::MappedFile> base;
   if (!base_path.empty()) {
@@ -60,18 +60,19 @@ int cmd_diff(const std::string& base_path, const std::string& new_path, const st
   }
   if (verbose) {
     double pct = img.value()->size() ? 100.0 * st.delta_size / img.value()->size() : 0.0;
-    std::fprintf(stderr,
-                 "%s -> %s: %llu bytes (%.3f%% of new), kinds %s/%s, transform %s, %llu entries, "
-                 "copied %llu, new %llu; compressed ctrl %llu diff %llu extra %llu map %llu (%llu points%s); %.2f s\n",
-                 base_path.empty() ? "(none)" : base_path.c_str(), new_path.c_str(),
-                 static_cast<unsigned long long>(st.delta_size), pct, delta::image_kind_name(st.base_kind),
-                 delta::image_kind_name(st.image_kind), delta::transform_name(st.transform),
-                 static_cast<unsigned long long>(st.entries), static_cast<unsigned long long>(st.diff_bytes),
-                 static_cast<unsigned long long>(st.extra_bytes), static_cast<unsigned long long>(st.ctrl_compressed),
-                 static_cast<unsigned long long>(st.diff_compressed),
-                 static_cast<unsigned long long>(st.extra_compressed), static_cast<unsigned long long>(st.map_compressed),
-                 static_cast<unsigned long long>(st.map_entries), st.data_pointers ? ", data pointers" : "",
-                 seconds_since(t0));
+    std::fprintf(
+        stderr,
+        "%s -> %s: %llu bytes (%.3f%% of new), kinds %s/%s, transform %s, %llu entries, "
+        "copied %llu, new %llu; compressed ctrl %llu diff %llu extra %llu map %llu (%llu points%s); %.2f s\n",
+        base_path.empty() ? "(none)" : base_path.c_str(), new_path.c_str(),
+        static_cast<unsigned long long>(st.delta_size), pct, delta::image_kind_name(st.base_kind),
+        delta::image_kind_name(st.image_kind), delta::transform_name(st.transform),
+        static_cast<unsigned long long>(st.entries), static_cast<unsigned long long>(st.diff_bytes),
+        static_cast<unsigned long long>(st.extra_bytes), static_cast<unsigned long long>(st.ctrl_compressed),
+        static_cast<unsigned long long>(st.diff_compressed),
+        static_cast<unsigned long long>(st.extra_compressed),
+        static_cast<unsigned long long>(st.map_compressed), static_cast<unsigned long long>(st.map_entries),
+        st.data_pointers ? ", data pointers" : "", seconds_since(t0));
   }
   return 0;
 }
@@ -89,7 +90,8 @@ int cmd_patch(const std::string& base_path, const std::string& delta_path, const
   }
   delta::ApplyStats st;
   Status s = write_file_atomically(out_path, [&](ota::ByteSink& sink) {
-    return base ? delta::apply_delta(*base, *d.value(), sink, {}, &st) : delta::apply_full(*d.value(), sink, &st);
+    return base ? delta::apply_delta(*base, *d.value(), sink, {}, &st)
+                : delta::apply_full(*d.value(), sink, &st);
   });
   if (!s.is_ok()) return fail(s.with_context(delta_path));
   if (verbose) {
@@ -105,12 +107,13 @@ int cmd_info(const std::string& delta_path) {
   auto h = delta::read_delta_header(*d.value());
   if (!h) return fail(h.status().with_context(delta_path));
   const auto& x = h.value();
-  std::printf("format_version: %u\nkind: %s\ntransform: %s\nbase_size: %llu\nbase_sha256: %s\n"
-              "image_size: %llu\nimage_sha256: %s\ndelta_size: %llu\n",
-              x.format_version, x.is_full() ? "full" : "delta", delta::transform_name(x.transform),
-              static_cast<unsigned long long>(x.base_size), ota::to_hex(x.base_sha256).c_str(),
-              static_cast<unsigned long long>(x.image_size), ota::to_hex(x.image_sha256).c_str(),
-              static_cast<unsigned long long>(d.value()->size()));
+  std::printf(
+      "format_version: %u\nkind: %s\ntransform: %s\nbase_size: %llu\nbase_sha256: %s\n"
+      "image_size: %llu\nimage_sha256: %s\ndelta_size: %llu\n",
+      x.format_version, x.is_full() ? "full" : "delta", delta::transform_name(x.transform),
+      static_cast<unsigned long long>(x.base_size), ota::to_hex(x.base_sha256).c_str(),
+      static_cast<unsigned long long>(x.image_size), ota::to_hex(x.image_sha256).c_str(),
+      static_cast<unsigned long long>(d.value()->size()));
   for (const auto* list : {&x.base_regions, &x.image_regions}) {
     for (const auto& r : *list) {
       std::printf("%s_region: offset %llu size %llu\n", list == &x.base_regions ? "base" : "image",

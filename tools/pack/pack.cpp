@@ -37,7 +37,8 @@ Status verify_delta_file(const std::string& base_path, const std::string& delta_
   } null_sink;
   auto d = FileReader::open(delta_path);
   if (!d) return d.status();
-  if (base_path.empty()) return delta::apply_full(*d.value(), null_sink).with_context("verifying " + delta_path);
+  if (base_path.empty())
+    return delta::apply_full(*d.value(), null_sink).with_context("verifying " + delta_path);
   auto b = FileReader::open(base_path);
   if (!b) return b.status();
   return delta::apply_delta(*b.value(), *d.value(), null_sink).with_context("verifying " + delta_path);
@@ -54,7 +55,8 @@ bool valid_ecu_id(const std::string& id) {
 }
 
 // "ID=VALUE" pairs into a map; kInvalidArgument naming the bad one.
-Status parse_pairs(const std::vector<std::string>& in, const char* what, std::map<std::string, std::string>* out) {
+Status parse_pairs(const std::vector<std::string>& in, const char* what,
+                   std::map<std::string, std::string>* out) {
   for (const auto& s : in) {
     auto eq = s.find('=');
     if (eq == std::string::npos || eq + 1 == s.size()) {
@@ -83,8 +85,8 @@ Status build_payload(const std::string& path, const MappedFile* base, const Mapp
   opt.level = level;
   return write_file_atomically(path, [&](ByteSink& sink) {
     HashingSink hashing(&sink);
-    OTA_RETURN_IF_ERROR(delta::make_delta(base ? base->data() : nullptr, base ? base->size() : 0, image.data(),
-                                          image.size(), hashing, opt, &built->stats));
+    OTA_RETURN_IF_ERROR(delta::make_delta(base ? base->data() : nullptr, base ? base->size() : 0,
+                                          image.data(), image.size(), hashing, opt, &built->stats));
     built->size = hashing.bytes();
     built->sha256 = hashing.finish();
     return Status::ok();
@@ -92,25 +94,29 @@ Status build_payload(const std::string& path, const MappedFile* base, const Mapp
 }
 
 Status pack_one(const PackArgs& args, const std::string& id, const std::string& image_path,
-                const std::string* base_path, const std::string* version, v1::PackagedImage* out, bool verbose) {
+                const std::string* base_path, const std::string* version, v1::PackagedImage* out,
+                bool verbose) {
   auto image = MappedFile::open(image_path);
   if (!image) return image.status();
   const std::string full_name = id + ".full", delta_name = id + ".delta";
   Built full, dlt;
-  OTA_RETURN_IF_ERROR(build_payload(args.out_dir + "/" + full_name, nullptr, *image.value(), args.level, &full));
+  OTA_RETURN_IF_ERROR(
+      build_payload(args.out_dir + "/" + full_name, nullptr, *image.value(), args.level, &full));
   OTA_RETURN_IF_ERROR(verify_delta_file("", args.out_dir + "/" + full_name));
   std::unique_ptr<MappedFile> base;
   if (base_path) {
     auto b = MappedFile::open(*base_path);
     if (!b) return b.status();
     base = std::move(b.value());
-    OTA_RETURN_IF_ERROR(build_payload(args.out_dir + "/" + delta_name, base.get(), *image.value(), args.level, &dlt));
+    OTA_RETURN_IF_ERROR(
+        build_payload(args.out_dir + "/" + delta_name, base.get(), *image.value(), args.level, &dlt));
     OTA_RETURN_IF_ERROR(verify_delta_file(*base_path, args.out_dir + "/" + delta_name));
   }
   bool use_delta = base && dlt.size < full.size;
   // Keep only the payload that travels (and the full one too when asked: the fallback for ECUs
   // that do not run the delta's base).
-  if (!use_delta || !args.keep_full) ::unlink((args.out_dir + "/" + (use_delta ? full_name : delta_name)).c_str());
+  if (!use_delta || !args.keep_full)
+    ::unlink((args.out_dir + "/" + (use_delta ? full_name : delta_name)).c_str());
   const Built& chosen = use_delta ? dlt : full;
   Digest image_sha = Sha256::of(image.value()->data(), image.value()->size());
 
@@ -135,11 +141,11 @@ Status pack_one(const PackArgs& args, const std::string& id, const std::string& 
   out->set_image_kind(delta::image_kind_name(full.stats.image_kind));
   out->set_full_size(full.size);
   out->set_delta_size(dlt.size);
-  std::printf("%s: %s %s, %llu bytes (image %llu bytes; full %llu, delta %s)\n", id.c_str(),
-              use_delta ? "delta" : "full", out->payload_file().c_str(),
-              static_cast<unsigned long long>(chosen.size), static_cast<unsigned long long>(image.value()->size()),
-              static_cast<unsigned long long>(full.size),
-              base ? std::to_string(dlt.size).c_str() : "not built (no base)");
+  std::printf(
+      "%s: %s %s, %llu bytes (image %llu bytes; full %llu, delta %s)\n", id.c_str(),
+      use_delta ? "delta" : "full", out->payload_file().c_str(), static_cast<unsigned long long>(chosen.size),
+      static_cast<unsigned long long>(image.value()->size()), static_cast<unsigned long long>(full.size),
+      base ? std::to_string(dlt.size).c_str() : "not built (no base)");
   if (verbose) {
     std::fprintf(stderr, "%s: kind %s, transform %s\n", id.c_str(), out->image_kind().c_str(),
                  delta::transform_name(use_delta ? dlt.stats.transform : full.stats.transform));
@@ -153,7 +159,8 @@ uint64_t version_number(const std::string& v) {
   size_t pos = 0;
   for (int part = 0; part < 3; ++part) {
     uint64_t x = 0;
-    while (pos < v.size() && std::isdigit(static_cast<unsigned char>(v[pos]))) x = x * 10 + static_cast<uint64_t>(v[pos++] - '0');
+    while (pos < v.size() && std::isdigit(static_cast<unsigned char>(v[pos])))
+      x = x * 10 + static_cast<uint64_t>(v[pos++] - '0');
     n = n * 1000 + std::min<uint64_t>(x, 999);
     if (pos < v.size() && v[pos] == '.') ++pos;
   }
@@ -217,17 +224,22 @@ Status write_image_metadata(const PackArgs& args, const v1::PackageManifest& man
 
 CLI::App* add_pack_command(CLI::App& app, PackArgs& args) {
   auto* cmd = app.add_subcommand(
-      "pack", "build an update package: per ECU a full payload and, given a base, a delta; keeps the smaller");
+      "pack",
+      "build an update package: per ECU a full payload and, given a base, a delta; keeps the smaller");
   cmd->add_option("--image", args.images, "ECU_ID=NEW_IMAGE (repeatable)")->required();
-  cmd->add_option("--base", args.bases, "ECU_ID=BASE_IMAGE: the image the ECU runs now (repeatable, optional)");
+  cmd->add_option("--base", args.bases,
+                  "ECU_ID=BASE_IMAGE: the image the ECU runs now (repeatable, optional)");
   cmd->add_option("--version", args.versions, "ECU_ID=VERSION of the new image (repeatable, optional)");
   cmd->add_option("-o,--out", args.out_dir, "output directory (manifest.pb and payloads)")->required();
   cmd->add_option("-l,--level", args.level, "zstd level (1-22)")->capture_default_str();
   cmd->add_flag("--keep-full", args.keep_full, "keep the full payload too when the delta is smaller");
-  cmd->add_option("--sign-key", args.sign_keys, "image-role private key (PEM): write signed image metadata (repeatable)");
-  cmd->add_option("--hardware", args.hardware_ids, "ECU_ID=HARDWARE_ID the image may be installed on (repeatable)");
+  cmd->add_option("--sign-key", args.sign_keys,
+                  "image-role private key (PEM): write signed image metadata (repeatable)");
+  cmd->add_option("--hardware", args.hardware_ids,
+                  "ECU_ID=HARDWARE_ID the image may be installed on (repeatable)");
   cmd->add_option("--base-version", args.base_versions, "ECU_ID=VERSION of the base image (repeatable)");
-  cmd->add_option("--metadata-version", args.metadata_version, "version of the image metadata (only goes up)");
+  cmd->add_option("--metadata-version", args.metadata_version,
+                  "version of the image metadata (only goes up)");
   cmd->add_option("--expires-days", args.expires_days, "days until the image metadata expires");
   return cmd;
 }
@@ -255,15 +267,17 @@ int run_pack(const PackArgs& args, bool verbose) {
   for (const auto& [id, path] : images) {
     auto b = bases.find(id);
     auto v = versions.find(id);
-    s = pack_one(args, id, path, b == bases.end() ? nullptr : &b->second, v == versions.end() ? nullptr : &v->second,
-                 manifest.add_images(), verbose);
+    s = pack_one(args, id, path, b == bases.end() ? nullptr : &b->second,
+                 v == versions.end() ? nullptr : &v->second, manifest.add_images(), verbose);
     if (!s.is_ok()) return fail(s.with_context("ECU " + id));
   }
   std::string bytes;
-  if (!manifest.SerializeToString(&bytes)) return fail(make_error(Code::kInternal, "cannot serialize the manifest"));
+  if (!manifest.SerializeToString(&bytes))
+    return fail(make_error(Code::kInternal, "cannot serialize the manifest"));
   s = atomic_write_file(args.out_dir + "/manifest.pb", bytes);
   if (!s.is_ok()) return fail(s);
-  std::printf("wrote %s/manifest.pb (%zu images)\n", args.out_dir.c_str(), static_cast<size_t>(manifest.images_size()));
+  std::printf("wrote %s/manifest.pb (%zu images)\n", args.out_dir.c_str(),
+              static_cast<size_t>(manifest.images_size()));
   if (!args.sign_keys.empty()) {
     s = write_image_metadata(args, manifest);
     if (!s.is_ok()) return fail(s);

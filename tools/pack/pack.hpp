@@ -18,12 +18,12 @@ struct PackArgs {
   std::vector<std::string> versions;  // "ECU_ID=VERSION"
   std::string out_dir;
   int level = 19;
-  bool keep_full = false;                // keep the full payload beside a smaller delta
+  bool keep_full = false;  // keep the full payload beside a smaller delta
   // Signed image metadata (docs/SECURITY.md): written to image.signed when keys are given.
-  std::vector<std::string> sign_keys;    // image-role private keys (PEM); as many as the threshold
-  std::vector<std::string> hardware_ids; // "ECU_ID=HARDWARE_ID"
+  std::vector<std::string> sign_keys;      // image-role private keys (PEM); as many as the threshold
+  std::vector<std::string> hardware_ids;   // "ECU_ID=HARDWARE_ID"
   std::vector<std::string> base_versions;  // "ECU_ID=VERSION" of the base a delta applies to
-  uint64_t metadata_version = 1;         // must go up with every release the platform signs
+  uint64_t metadata_version = 1;           // must go up with every release the platform signs
   int expires_days = 30;
 };
 

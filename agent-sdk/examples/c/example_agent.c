@@ -14,7 +14,7 @@
 #include <ota/agent.h>
 
 typedef struct device {
-  int fd[3];          /* index 1: bank A, 2: bank B (ota_bank_t values) */
+  int fd[3]; /* index 1: bank A, 2: bank B (ota_bank_t values) */
   uint64_t bank_size;
   char boot_file[4096]; /* which bank the bootloader starts: "A" or "B" */
 } device_t;
@@ -38,7 +38,9 @@ static ota_status_t bank_write(void* user, ota_bank_t bank, uint64_t off, const 
   while (len > 0) {
     ssize_t n = pwrite(d->fd[bank], data, len, (off_t)off);
     if (n < 0) return fail("write bank");
-    data += n; off += (uint64_t)n; len -= (size_t)n;
+    data += n;
+    off += (uint64_t)n;
+    len -= (size_t)n;
   }
   return OTA_OK;
 }
@@ -52,8 +54,13 @@ static ota_status_t bank_read(void* user, ota_bank_t bank, uint64_t off, uint8_t
   while (len > 0) {
     ssize_t n = pread(d->fd[bank], buf, len, (off_t)off);
     if (n < 0) return fail("read bank");
-    if (n == 0) { ota_callback_set_error("read past the end of the bank file"); return OTA_ERR_CORRUPT; }
-    buf += n; off += (uint64_t)n; len -= (size_t)n;
+    if (n == 0) {
+      ota_callback_set_error("read past the end of the bank file");
+      return OTA_ERR_CORRUPT;
+    }
+    buf += n;
+    off += (uint64_t)n;
+    len -= (size_t)n;
   }
   return OTA_OK;
 }
@@ -87,7 +94,8 @@ static ota_status_t activate(void* user, ota_bank_t bank, const ota_image_info_t
 static ota_status_t rollback(void* user, ota_bank_t previous) { return set_boot(user, previous); }
 
 static ota_status_t health_check(void* user, ota_bank_t bank, uint32_t timeout_ms) {
-  (void)user; (void)timeout_ms;
+  (void)user;
+  (void)timeout_ms;
   printf("health check on bank %c: OK\n", bank == OTA_BANK_A ? 'A' : 'B'); /* e.g. ask the app */
   return OTA_OK;
 }
@@ -101,9 +109,11 @@ static const char* arg(int argc, char** argv, const char* name, const char* fall
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("usage: %s --ecu ID --state-dir DIR [--broker URI] [--password-file FILE]\n"
-             "          [--bank-a FILE] [--bank-b FILE] [--bank-size BYTES]\n"
-             "OTA agent SDK %s (C ABI %u)\n", argv[0], ota_agent_sdk_version(), ota_agent_abi_version());
+      printf(
+          "usage: %s --ecu ID --state-dir DIR [--broker URI] [--password-file FILE]\n"
+          "          [--bank-a FILE] [--bank-b FILE] [--bank-size BYTES]\n"
+          "OTA agent SDK %s (C ABI %u)\n",
+          argv[0], ota_agent_sdk_version(), ota_agent_abi_version());
       return 0;
     }
   }
@@ -112,10 +122,16 @@ int main(int argc, char** argv) {
   const char* bank_a = arg(argc, argv, "--bank-a", "bank_a.img");
   const char* bank_b = arg(argc, argv, "--bank-b", "bank_b.img");
   char password[256] = "";
-  if (!state_dir) { fprintf(stderr, "--state-dir is required (see --help)\n"); return 2; }
+  if (!state_dir) {
+    fprintf(stderr, "--state-dir is required (see --help)\n");
+    return 2;
+  }
   if (pw_file) {
     FILE* f = fopen(pw_file, "r");
-    if (!f || !fgets(password, sizeof password, f)) { fprintf(stderr, "cannot read %s\n", pw_file); return 2; }
+    if (!f || !fgets(password, sizeof password, f)) {
+      fprintf(stderr, "cannot read %s\n", pw_file);
+      return 2;
+    }
     fclose(f);
     password[strcspn(password, "\r\n")] = '\0';
   }
@@ -127,7 +143,10 @@ int main(int argc, char** argv) {
   }
   dev.fd[OTA_BANK_A] = open(bank_a, O_RDWR | O_CREAT, 0644);
   dev.fd[OTA_BANK_B] = open(bank_b, O_RDWR | O_CREAT, 0644);
-  if (dev.fd[1] < 0 || dev.fd[2] < 0) { perror("open banks"); return 1; }
+  if (dev.fd[1] < 0 || dev.fd[2] < 0) {
+    perror("open banks");
+    return 1;
+  }
 
   ota_agent_config_t cfg;
   ota_agent_config_init(&cfg);

@@ -22,7 +22,9 @@ using ota::agent::Bank;
 
 namespace {
 
-Status io_error(const std::string& what) { return Status(Code::kIoError, what + ": " + std::strerror(errno)); }
+Status io_error(const std::string& what) {
+  return Status(Code::kIoError, what + ": " + std::strerror(errno));
+}
 
 // Writes a bank sequentially, starting where the agent opened it.
 class BankFileWriter : public ota::agent::BankWriter {
@@ -67,9 +69,11 @@ class ExampleEcu : public ota::agent::Device {
  public:
   ExampleEcu(const std::string& bank_a, const std::string& bank_b, uint64_t bank_size)
       : fd_{::open(bank_a.c_str(), O_RDWR | O_CREAT, 0644), ::open(bank_b.c_str(), O_RDWR | O_CREAT, 0644)},
-        boot_file_(bank_a + ".boot"), bank_size_(bank_size) {}
+        boot_file_(bank_a + ".boot"),
+        bank_size_(bank_size) {}
   ~ExampleEcu() override {
-    for (int fd : fd_) if (fd >= 0) ::close(fd);
+    for (int fd : fd_)
+      if (fd >= 0) ::close(fd);
   }
   bool ok() const { return fd_[0] >= 0 && fd_[1] >= 0; }
 
@@ -84,7 +88,8 @@ class ExampleEcu : public ota::agent::Device {
   ota::Result<std::unique_ptr<ota::RandomReader>> open_bank_reader(Bank bank) override {
     struct stat st {};
     if (::fstat(fd(bank), &st) != 0) return io_error("stat bank");
-    return std::unique_ptr<ota::RandomReader>(new BankFileReader(fd(bank), static_cast<uint64_t>(st.st_size)));
+    return std::unique_ptr<ota::RandomReader>(
+        new BankFileReader(fd(bank), static_cast<uint64_t>(st.st_size)));
   }
 
   Status activate(Bank bank, const ota::agent::ImageInfo& image) override {
@@ -93,7 +98,8 @@ class ExampleEcu : public ota::agent::Device {
   }
 
   Status health_check(Bank bank, std::chrono::milliseconds /*timeout*/) override {
-    std::cout << "health check on bank " << ota::agent::bank_name(bank) << ": OK" << std::endl;  // e.g. ask the app
+    std::cout << "health check on bank " << ota::agent::bank_name(bank) << ": OK"
+              << std::endl;  // e.g. ask the app
     return Status::ok();
   }
 
@@ -123,8 +129,10 @@ class ExampleEcu : public ota::agent::Device {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> args{{"--broker", "tcp://127.0.0.1:1883"}, {"--bank-a", "bank_a.img"},
-                                          {"--bank-b", "bank_b.img"}, {"--bank-size", "67108864"}};
+  std::map<std::string, std::string> args{{"--broker", "tcp://127.0.0.1:1883"},
+                                          {"--bank-a", "bank_a.img"},
+                                          {"--bank-b", "bank_b.img"},
+                                          {"--bank-size", "67108864"}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {

@@ -54,7 +54,7 @@
 
 /* Version of the C ABI this header describes. Compare with ota_agent_abi_version() at run time
  * when a program relies on something added after version 1. */
-#define OTA_AGENT_ABI_VERSION 2u  /* 2: ota_agent_config_t.bank_sync_concurrent */
+#define OTA_AGENT_ABI_VERSION 2u /* 2: ota_agent_config_t.bank_sync_concurrent */
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,27 +93,27 @@ OTA_AGENT_API const char* ota_agent_sdk_version(void);
 /* ------------------------------------------------------------------------------------- config */
 
 typedef struct ota_agent_config {
-  size_t struct_size;          /* sizeof(ota_agent_config_t); set by ota_agent_config_init */
+  size_t struct_size; /* sizeof(ota_agent_config_t); set by ota_agent_config_init */
   /* Strings: NULL means empty. Copied by ota_agent_create. */
-  const char* ecu_id;          /* required: unique in the vehicle, also the MQTT user; [A-Za-z0-9_.-]{1,64} */
-  const char* hardware_id;     /* what images must be built for */
+  const char* ecu_id;      /* required: unique in the vehicle, also the MQTT user; [A-Za-z0-9_.-]{1,64} */
+  const char* hardware_id; /* what images must be built for */
   const char* serial;
-  const char* broker_uri;      /* required: "tcp://127.0.0.1:1883", or "ssl://host:8883" with TLS files */
-  const char* password;        /* MQTT password of user ecu_id */
-  const char* tls_ca_file;     /* TLS: CA of the broker (required for ssl://) */
-  const char* tls_cert_file;   /* TLS: this agent's certificate (CN = ecu_id) */
+  const char* broker_uri;    /* required: "tcp://127.0.0.1:1883", or "ssl://host:8883" with TLS files */
+  const char* password;      /* MQTT password of user ecu_id */
+  const char* tls_ca_file;   /* TLS: CA of the broker (required for ssl://) */
+  const char* tls_cert_file; /* TLS: this agent's certificate (CN = ecu_id) */
   const char* tls_key_file;
-  const char* state_dir;       /* required: durable state and delta staging; created if missing */
+  const char* state_dir; /* required: durable state and delta staging; created if missing */
   /* Fields below may be left out by an older caller (struct_size); they then keep their defaults. */
-  const char* factory_version; /* version in bank A on first start with no state. Default "0.0.0" */
-  uint64_t factory_image_size; /* bytes of the factory image in bank A; 0 (default): the whole bank */
-  int delta_capable;           /* nonzero: accept deltas against the active bank. Default 1 */
-  uint32_t max_chunk_size;     /* largest chunk to accept, bytes (capped at the protocol's limit).
-                                  Default: ota::agent::AgentConfig's */
-  uint32_t max_window;         /* chunks in flight. Default 64 */
+  const char* factory_version;     /* version in bank A on first start with no state. Default "0.0.0" */
+  uint64_t factory_image_size;     /* bytes of the factory image in bank A; 0 (default): the whole bank */
+  int delta_capable;               /* nonzero: accept deltas against the active bank. Default 1 */
+  uint32_t max_chunk_size;         /* largest chunk to accept, bytes (capped at the protocol's limit).
+                                      Default: ota::agent::AgentConfig's */
+  uint32_t max_window;             /* chunks in flight. Default 64 */
   uint64_t durable_interval_bytes; /* sync + record the transfer offset at least this often. Default 8 MiB */
-  uint32_t health_timeout_ms;  /* used when the client sends none. Default 10000 */
-  uint32_t progress_interval_ms; /* at most one progress report per interval. Default 250 */
+  uint32_t health_timeout_ms;      /* used when the client sends none. Default 10000 */
+  uint32_t progress_interval_ms;   /* at most one progress report per interval. Default 250 */
   /* ABI 2. Nonzero: bank_sync may run on the agent's checkpoint thread while bank_write runs (true
    * of fdatasync on a file descriptor); the transfer then goes on while a checkpoint syncs. It must
    * make durable every byte whose bank_write returned before it was called. Default 0. */
@@ -121,8 +121,8 @@ typedef struct ota_agent_config {
 } ota_agent_config_t;
 
 /* Fills *config with the defaults above, which are those of ota::agent::AgentConfig (strings NULL
- * except factory_version), and sets struct_size. Use the ota_agent_config_init() wrapper: it passes the caller's sizeof, so a library
- * newer than the header never writes past the caller's struct. */
+ * except factory_version), and sets struct_size. Use the ota_agent_config_init() wrapper: it passes the
+ * caller's sizeof, so a library newer than the header never writes past the caller's struct. */
 OTA_AGENT_API void ota_agent_config_init_sized(ota_agent_config_t* config, size_t struct_size);
 
 static inline void ota_agent_config_init(ota_agent_config_t* config) {
@@ -137,26 +137,26 @@ typedef enum ota_bank { OTA_BANK_A = 1, OTA_BANK_B = 2 } ota_bank_t;
 typedef struct ota_image_info {
   const char* version;
   uint64_t size;
-  const char* sha256_hex;  /* 64 lowercase hex digits */
+  const char* sha256_hex; /* 64 lowercase hex digits */
 } ota_image_info_t;
 
 /* A diagnostic trouble code (ISO 14229 style), filled by the read_dtcs callback. */
 typedef struct ota_dtc {
-  uint32_t code;            /* 3-byte DTC number, e.g. 0xC14187 */
-  uint8_t status_mask;      /* ISO 14229 status byte */
-  uint8_t active;           /* nonzero: currently failing */
-  uint8_t confirmed;        /* nonzero: confirmed */
+  uint32_t code;       /* 3-byte DTC number, e.g. 0xC14187 */
+  uint8_t status_mask; /* ISO 14229 status byte */
+  uint8_t active;      /* nonzero: currently failing */
+  uint8_t confirmed;   /* nonzero: confirmed */
   uint32_t occurrences;
-  uint64_t first_seen_ms;   /* unix milliseconds */
+  uint64_t first_seen_ms; /* unix milliseconds */
   uint64_t last_seen_ms;
-  char description[128];    /* NUL-terminated (truncated if not) */
+  char description[128]; /* NUL-terminated (truncated if not) */
 } ota_dtc_t;
 
 /* The device: how the agent reaches the ECU's banks. `user` is passed back to every callback.
  * REQUIRED: bank_size, bank_write, bank_read (ota_agent_create fails without them). Every other
  * callback may be NULL and then behaves as stated. On which thread each runs: THREADING above. */
 typedef struct ota_agent_callbacks {
-  size_t struct_size;  /* sizeof(ota_agent_callbacks_t); set by ota_agent_callbacks_init */
+  size_t struct_size; /* sizeof(ota_agent_callbacks_t); set by ota_agent_callbacks_init */
   void* user;
 
   /* Capacity of one bank in bytes; larger images are refused before transfer. */
@@ -243,8 +243,8 @@ typedef struct ota_agent ota_agent_t;
  * Errors: OTA_ERR_INVALID_ARGUMENT (a NULL pointer, a struct_size too small for the required
  * fields, a missing required callback, an invalid ecu_id, no broker_uri or state_dir),
  * OTA_ERR_INTERNAL (out of memory). */
-OTA_AGENT_API ota_status_t ota_agent_create(const ota_agent_config_t* config, const ota_agent_callbacks_t* callbacks,
-                                            ota_agent_t** out);
+OTA_AGENT_API ota_status_t ota_agent_create(const ota_agent_config_t* config,
+                                            const ota_agent_callbacks_t* callbacks, ota_agent_t** out);
 
 /* Loads (or creates) the durable state in state_dir, finishes an interrupted activation by rolling
  * back, connects to the broker, publishes the retained hello and state, and starts serving
@@ -291,7 +291,8 @@ typedef enum ota_log_level {
 
 /* Receives the SDK's log records. Called from any SDK thread, possibly concurrently; strings are
  * valid during the call only. */
-typedef void (*ota_log_handler_t)(void* user, ota_log_level_t level, const char* component, const char* message);
+typedef void (*ota_log_handler_t)(void* user, ota_log_level_t level, const char* component,
+                                  const char* message);
 
 /* Process-wide: records below `level` are dropped. Default OTA_LOG_INFO. */
 OTA_AGENT_API void ota_log_set_level(ota_log_level_t level);
@@ -301,7 +302,7 @@ OTA_AGENT_API void ota_log_set_level(ota_log_level_t level);
 OTA_AGENT_API void ota_log_set_handler(ota_log_handler_t handler, void* user);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
 #endif /* OTA_AGENT_H */

@@ -33,11 +33,11 @@ const char* bank_name(Bank b);  // "A" / "B"
 
 // A diagnostic trouble code as the ECU reports it (ISO 14229 style).
 struct Dtc {
-  uint32_t code = 0;          // 3-byte DTC number, e.g. 0xC14187
-  uint8_t status_mask = 0;    // ISO 14229 status byte
-  bool active = false;        // currently failing
+  uint32_t code = 0;        // 3-byte DTC number, e.g. 0xC14187
+  uint8_t status_mask = 0;  // ISO 14229 status byte
+  bool active = false;      // currently failing
   bool confirmed = false;
-  uint64_t first_seen_ms = 0; // unix milliseconds
+  uint64_t first_seen_ms = 0;  // unix milliseconds
   uint64_t last_seen_ms = 0;
   uint32_t occurrences = 0;
   std::string description;
@@ -108,14 +108,14 @@ class Device {
 };
 
 struct AgentConfig {
-  std::string ecu_id;          // unique in the vehicle; also the MQTT username. [A-Za-z0-9_.-]{1,64}
-  std::string hardware_id;     // what images must be built for
+  std::string ecu_id;       // unique in the vehicle; also the MQTT username. [A-Za-z0-9_.-]{1,64}
+  std::string hardware_id;  // what images must be built for
   std::string serial;
   // Broker: "tcp://127.0.0.1:1883" locally; "ssl://host:8883" from another SoC (with TLS files).
   std::string broker_uri;
-  std::string password;        // MQTT password for user ecu_id (local listener)
-  std::string tls_ca_file;     // TLS: CA of the broker (required for ssl://)
-  std::string tls_cert_file;   // TLS: this agent's certificate (CN = ecu_id)
+  std::string password;       // MQTT password for user ecu_id (local listener)
+  std::string tls_ca_file;    // TLS: CA of the broker (required for ssl://)
+  std::string tls_cert_file;  // TLS: this agent's certificate (CN = ecu_id)
   std::string tls_key_file;
   // Directory for the agent's durable state and delta staging. Created if missing. Required.
   std::string state_dir;
@@ -138,7 +138,7 @@ struct AgentConfig {
   uint32_t max_window = 64;
   // The transfer offset is made durable (writer sync + state file) at least this often.
   uint64_t durable_interval_bytes = 8 * 1024 * 1024;
-  std::chrono::milliseconds health_timeout{10000};  // used when the client sends none
+  std::chrono::milliseconds health_timeout{10000};   // used when the client sends none
   std::chrono::milliseconds progress_interval{250};  // at most one progress report per interval
 };
 

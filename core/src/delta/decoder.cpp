@@ -239,7 +239,8 @@ class BaseView {
       slot->data.resize(kTransformBlock);
       slot->block = ~uint64_t{0};
       OTA_RETURN_IF_ERROR(base_.read_at(start, slot->data.data(), len));
-      detail::transform_span(t_, true, slot->data.data(), start, len, regions_, map_->empty() ? nullptr : map_);
+      detail::transform_span(t_, true, slot->data.data(), start, len, regions_,
+                             map_->empty() ? nullptr : map_);
       slot->block = blk;
       slot->len = len;
     }
@@ -297,7 +298,8 @@ class ImageOut {
 Result<DeltaHeader> parse_header(ByteSource& src, uint64_t* counter) {
   uint8_t fixed[detail::kFixedHeaderSize];
   OTA_RETURN_IF_ERROR(read_exact(src, fixed, sizeof(fixed), "header", counter));
-  if (std::memcmp(fixed, detail::kMagic, sizeof(detail::kMagic)) != 0) return corrupt("not a delta (bad magic)");
+  if (std::memcmp(fixed, detail::kMagic, sizeof(detail::kMagic)) != 0)
+    return corrupt("not a delta (bad magic)");
   DeltaHeader h;
   h.format_version = detail::get_u16(fixed + 8);
   if (h.format_version != detail::kFormatVersion) {
@@ -316,14 +318,16 @@ Result<DeltaHeader> parse_header(ByteSource& src, uint64_t* counter) {
   std::memcpy(h.base_sha256.data(), fixed + 28, 32);
   std::memcpy(h.image_sha256.data(), fixed + 60, 32);
   size_t nb = detail::get_u16(fixed + 92), ni = detail::get_u16(fixed + 94);
-  if (nb > detail::kMaxRegions || ni > detail::kMaxRegions) return corrupt("too many transform regions in header");
+  if (nb > detail::kMaxRegions || ni > detail::kMaxRegions)
+    return corrupt("too many transform regions in header");
   std::vector<uint8_t> rest((nb + ni) * 16 + detail::kHeaderCheckSize);
   OTA_RETURN_IF_ERROR(read_exact(src, rest.data(), rest.size(), "header regions", counter));
   Sha256 check;
   check.update(fixed, sizeof(fixed));
   check.update(rest.data(), rest.size() - detail::kHeaderCheckSize);
   Digest d = check.finish();
-  if (std::memcmp(d.data(), rest.data() + rest.size() - detail::kHeaderCheckSize, detail::kHeaderCheckSize) != 0) {
+  if (std::memcmp(d.data(), rest.data() + rest.size() - detail::kHeaderCheckSize, detail::kHeaderCheckSize) !=
+      0) {
     return corrupt("header check value mismatch (header damaged)");
   }
   for (size_t k = 0; k < nb + ni; ++k) {
@@ -331,7 +335,8 @@ Result<DeltaHeader> parse_header(ByteSource& src, uint64_t* counter) {
     (k < nb ? h.base_regions : h.image_regions).push_back(r);
   }
   if (!detail::regions_valid(h.base_regions, h.base_size)) return corrupt("invalid base transform regions");
-  if (!detail::regions_valid(h.image_regions, h.image_size)) return corrupt("invalid image transform regions");
+  if (!detail::regions_valid(h.image_regions, h.image_size))
+    return corrupt("invalid image transform regions");
   if (h.transform == Transform::kNone && (nb || ni)) return corrupt("transform regions without a transform");
   return h;
 }
@@ -344,7 +349,8 @@ Status read_map(ByteSource& src, const DeltaHeader& h, detail::AddressMap* map, 
   std::vector<uint8_t> z(zlen);
   OTA_RETURN_IF_ERROR(read_exact(src, z.data(), z.size(), "address map", counter));
   unsigned long long raw_size = ZSTD_getFrameContentSize(z.data(), z.size());
-  if (raw_size == ZSTD_CONTENTSIZE_ERROR || raw_size == ZSTD_CONTENTSIZE_UNKNOWN || raw_size > detail::kMaxMapRaw) {
+  if (raw_size == ZSTD_CONTENTSIZE_ERROR || raw_size == ZSTD_CONTENTSIZE_UNKNOWN ||
+      raw_size > detail::kMaxMapRaw) {
     return corrupt("address map: bad zstd frame or size");
   }
   std::vector<uint8_t> raw(static_cast<size_t>(raw_size));
@@ -353,7 +359,8 @@ Status read_map(ByteSource& src, const DeltaHeader& h, detail::AddressMap* map, 
   const uint8_t* p = raw.data();
   const uint8_t* end = p + raw.size();
   uint64_t count;
-  if (!detail::get_varint(&p, end, &count) || count > detail::kMaxMapEntries) return corrupt("address map: bad count");
+  if (!detail::get_varint(&p, end, &count) || count > detail::kMaxMapEntries)
+    return corrupt("address map: bad count");
   if (count && h.transform == Transform::kNone) return corrupt("address map without a transform");
   uint64_t off = 0;
   int64_t shift = 0;
@@ -365,13 +372,15 @@ Status read_map(ByteSource& src, const DeltaHeader& h, detail::AddressMap* map, 
     // Offsets may lie past the base's end (targets in .bss); they must only increase.
     if ((k > 0 && d_off == 0) || d_off > UINT64_MAX - off) return corrupt("address map offsets out of order");
     off += d_off;
-    shift = static_cast<int64_t>(static_cast<uint64_t>(shift) + static_cast<uint64_t>(detail::unzigzag(z_shift)));
+    shift =
+        static_cast<int64_t>(static_cast<uint64_t>(shift) + static_cast<uint64_t>(detail::unzigzag(z_shift)));
     map->base_offset.push_back(off);
     map->shift.push_back(shift);
   }
   for (auto* list : {&map->base_segments, &map->image_segments}) {
     uint64_t n;
-    if (!detail::get_varint(&p, end, &n) || n > detail::kMaxSegments) return corrupt("address map: bad segment count");
+    if (!detail::get_varint(&p, end, &n) || n > detail::kMaxSegments)
+      return corrupt("address map: bad segment count");
     for (uint64_t k = 0; k < n; ++k) {
       detail::Segment seg;
       if (!detail::get_varint(&p, end, &seg.vaddr) || !detail::get_varint(&p, end, &seg.offset) ||
@@ -435,8 +444,9 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
       off += n;
     }
     if (sha.finish() != h.base_sha256) {
-      return make_error(Code::kHashMismatch, "delta: base SHA-256 differs from the one the delta was made for " +
-                                                 to_hex(h.base_sha256));
+      return make_error(
+          Code::kHashMismatch,
+          "delta: base SHA-256 differs from the one the delta was made for " + to_hex(h.base_sha256));
     }
   }
 
@@ -458,7 +468,8 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
     uint8_t bh[detail::kBlockHeaderSize];
     std::string where = "block " + std::to_string(block);
     OTA_RETURN_IF_ERROR(read_exact(delta, bh, sizeof(bh), where.c_str(), &stats->delta_bytes));
-    if (bh[0] != detail::kTagBlock && bh[0] != detail::kTagLastBlock) return corrupt(where + ": bad block tag");
+    if (bh[0] != detail::kTagBlock && bh[0] != detail::kTagLastBlock)
+      return corrupt(where + ": bad block tag");
     bool last = bh[0] == detail::kTagLastBlock;
     uint64_t total = 0;
     for (int k = 0; k < detail::kStreamCount; ++k) {
@@ -487,12 +498,15 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
       OTA_RETURN_IF_ERROR(streams[detail::kCtrlSeek].read_varint(&zseek));
       if (++entries > detail::kMaxBlockEntries) return corrupt(where + ": too many control entries");
       uint64_t remaining = h.image_size - out.written();
-      if (dlen > remaining || elen > remaining - dlen) return corrupt(where + ": entry writes past the image size");
-      if (dlen > detail::kMaxBlockOutput - block_output || elen > detail::kMaxBlockOutput - block_output - dlen) {
+      if (dlen > remaining || elen > remaining - dlen)
+        return corrupt(where + ": entry writes past the image size");
+      if (dlen > detail::kMaxBlockOutput - block_output ||
+          elen > detail::kMaxBlockOutput - block_output - dlen) {
         return corrupt(where + ": block produces more than the format allows");
       }
       block_output += dlen + elen;
-      if (dlen > h.base_size || pos > h.base_size - dlen) return corrupt(where + ": copy beyond the end of the base");
+      if (dlen > h.base_size || pos > h.base_size - dlen)
+        return corrupt(where + ": copy beyond the end of the base");
       while (dlen) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(dlen, dbuf.size()));
         OTA_RETURN_IF_ERROR(diff.read(dbuf.data(), n));
@@ -534,8 +548,8 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
   }
   Digest d = out.finish();
   if (d != h.image_sha256) {
-    return make_error(Code::kHashMismatch, "delta: result SHA-256 " + to_hex(d) + " differs from the expected " +
-                                               to_hex(h.image_sha256));
+    return make_error(Code::kHashMismatch, "delta: result SHA-256 " + to_hex(d) +
+                                               " differs from the expected " + to_hex(h.image_sha256));
   }
   return Status::ok();
 }

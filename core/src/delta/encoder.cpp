@@ -91,11 +91,11 @@ class BlockWriter {
 
   Status init(int level, int extra_level, uint64_t entries, uint64_t diff_total, uint64_t extra_total) {
     using namespace detail;
-    const uint64_t hints[kStreamCount] = {entries * 2, entries, entries * 3, diff_total / 16, diff_total / 64,
-                                          diff_total / 16, diff_total / 8, extra_total};
+    const uint64_t hints[kStreamCount] = {entries * 2,     entries,         entries * 3,    diff_total / 16,
+                                          diff_total / 64, diff_total / 16, diff_total / 8, extra_total};
     for (int k = 0; k < kStreamCount; ++k) {
-      OTA_RETURN_IF_ERROR(
-          streams_[k].init(k == kExtra ? extra_level : level, kStreamWindowLog[k], std::max<uint64_t>(hints[k], 1024)));
+      OTA_RETURN_IF_ERROR(streams_[k].init(k == kExtra ? extra_level : level, kStreamWindowLog[k],
+                                           std::max<uint64_t>(hints[k], 1024)));
     }
     return Status::ok();
   }
@@ -103,8 +103,8 @@ class BlockWriter {
   // Entry: diff_len bytes of image (new) against base (old) at the current base position, then
   // extra_len bytes of image from `extra`, then the seek (encoded, see format.hpp). Split across
   // blocks as needed.
-  Status add(const uint8_t* img, const uint8_t* old, uint64_t diff_len, const uint8_t* extra, uint64_t extra_len,
-             uint64_t seek_field) {
+  Status add(const uint8_t* img, const uint8_t* old, uint64_t diff_len, const uint8_t* extra,
+             uint64_t extra_len, uint64_t seek_field) {
     using namespace detail;
     for (;;) {
       if (block_output_ == kMaxBlockOutput || block_entries_ == kMaxBlockEntries) {
@@ -145,7 +145,8 @@ class BlockWriter {
     uint64_t total = 0;
     for (int k = 0; k < kStreamCount; ++k) {
       OTA_RETURN_IF_ERROR(streams_[k].compress(last, &chunks[k]));
-      if (chunks[k].size() > kMaxChunk) return make_error(Code::kInternal, "delta block chunk over the format's limit");
+      if (chunks[k].size() > kMaxChunk)
+        return make_error(Code::kInternal, "delta block chunk over the format's limit");
       total += chunks[k].size();
     }
     if (total > kMaxBlockChunks) return make_error(Code::kInternal, "delta block over the format's limit");
@@ -157,7 +158,8 @@ class BlockWriter {
       OTA_RETURN_IF_ERROR(out_.write(reinterpret_cast<const uint8_t*>(c.data()), c.size()));
     }
     if (stats_) {
-      stats_->ctrl_compressed += chunks[kCtrlDiffLen].size() + chunks[kCtrlExtraLen].size() + chunks[kCtrlSeek].size();
+      stats_->ctrl_compressed +=
+          chunks[kCtrlDiffLen].size() + chunks[kCtrlExtraLen].size() + chunks[kCtrlSeek].size();
       stats_->diff_compressed += chunks[kDiffRun].size() + chunks[kDiffRunLong].size() +
                                  chunks[kDiffLitLen].size() + chunks[kDiffLit].size();
       stats_->extra_compressed += chunks[kExtra].size();
@@ -216,8 +218,8 @@ inline int64_t match_len(const uint8_t* a, int64_t alen, const uint8_t* b, int64
 
 // Longest match of img[0, ilen) among the base's suffixes.
 template <typename Idx>
-int64_t search(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, const uint8_t* img, int64_t ilen,
-               int64_t* pos) {
+int64_t search(const std::vector<Idx>& sa, const uint8_t* old, int64_t oldsize, const uint8_t* img,
+               int64_t ilen, int64_t* pos) {
   int64_t st = 0, en = oldsize - 1;
   while (en - st >= 2) {
     int64_t x = st + (en - st) / 2;
@@ -358,14 +360,16 @@ void refine_map_with_votes(const DeltaHeader& h, const std::vector<Entry>& entri
     --it;
     return q - it->image_pos < it->diff_len ? &*it : nullptr;
   };
-  detail::for_each_target(h.transform, timage, image_size, h.image_regions, [&](uint64_t field, uint64_t target) {
-    const Entry* e = covering(field);
-    if (!e || field < e->image_pos + 1 || field + 4 > e->image_pos + e->diff_len) return;
-    uint64_t fb = e->base_pos + (field - e->image_pos);
-    uint64_t base_target;
-    if (tbase[fb - 1] != timage[field - 1] || !detail::target_at(h.transform, tbase + fb, &base_target)) return;
-    votes.emplace_back(base_target, static_cast<int64_t>(target) - static_cast<int64_t>(base_target));
-  });
+  detail::for_each_target(
+      h.transform, timage, image_size, h.image_regions, [&](uint64_t field, uint64_t target) {
+        const Entry* e = covering(field);
+        if (!e || field < e->image_pos + 1 || field + 4 > e->image_pos + e->diff_len) return;
+        uint64_t fb = e->base_pos + (field - e->image_pos);
+        uint64_t base_target;
+        if (tbase[fb - 1] != timage[field - 1] || !detail::target_at(h.transform, tbase + fb, &base_target))
+          return;
+        votes.emplace_back(base_target, static_cast<int64_t>(target) - static_cast<int64_t>(base_target));
+      });
   std::vector<detail::Segment> bseg = detail::load_segments(base, base_size);
   std::vector<detail::Segment> iseg = detail::load_segments(image, image_size);
   auto to_offset = [](const std::vector<detail::Segment>& segs, uint64_t v, uint64_t* off) {
@@ -406,7 +410,8 @@ void refine_map_with_votes(const DeltaHeader& h, const std::vector<Entry>& entri
     }
     // A correction confirmed by a single reference rarely pays for its breakpoint; targets the map
     // already predicts are kept as anchors (they cost nothing once equal shifts are merged).
-    bool agrees = amap->map(votes[best].first) == votes[best].first + static_cast<uint64_t>(votes[best].second);
+    bool agrees =
+        amap->map(votes[best].first) == votes[best].first + static_cast<uint64_t>(votes[best].second);
     if (agrees || best_n >= kMinVotes) points.push_back(votes[best]);
     i = j;
   }
@@ -455,8 +460,8 @@ std::string encode_header(const DeltaHeader& h) {
 
 }  // namespace
 
-Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, size_t image_size, ByteSink& sink,
-                  const EncodeOptions& options, EncodeStats* stats) {
+Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, size_t image_size,
+                  ByteSink& sink, const EncodeOptions& options, EncodeStats* stats) {
   HashingSink out(&sink);  // the trailer is the SHA-256 of everything before it
   if (options.level < 1 || options.level > ZSTD_maxCLevel()) {
     return make_error(Code::kInvalidArgument, "zstd level must be 1.." + std::to_string(ZSTD_maxCLevel()));
@@ -525,11 +530,13 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
     if (image_size) entries.push_back(Entry{0, 0, 0, image_size, 0});
   } else if (base_size < (size_t{1} << 31)) {
     std::vector<int32_t> sa;
-    if (!detail::build_suffix_array32(old, base_size, &sa)) return make_error(Code::kInternal, "suffix array failed");
+    if (!detail::build_suffix_array32(old, base_size, &sa))
+      return make_error(Code::kInternal, "suffix array failed");
     diff_scan(sa, old, oldsize, img, newsize, &entries);
   } else {
     std::vector<int64_t> sa;
-    if (!detail::build_suffix_array64(old, base_size, &sa)) return make_error(Code::kInternal, "suffix array failed");
+    if (!detail::build_suffix_array64(old, base_size, &sa))
+      return make_error(Code::kInternal, "suffix array failed");
     diff_scan(sa, old, oldsize, img, newsize, &entries);
   }
 
@@ -544,7 +551,8 @@ Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, s
     for (const auto& e : entries) {
       if (e.diff_len >= detail::kMinMapMatch) m.push_back(&e);
     }
-    std::stable_sort(m.begin(), m.end(), [](const Entry* a, const Entry* b) { return a->base_pos < b->base_pos; });
+    std::stable_sort(m.begin(), m.end(),
+                     [](const Entry* a, const Entry* b) { return a->base_pos < b->base_pos; });
     auto add = [&](uint64_t off, int64_t shift) {
       // A later breakpoint before the last one overrides it (a longer match starting inside).
       while (amap.base_offset.size() > 1 && amap.base_offset.back() > off) {

@@ -57,9 +57,9 @@ enum StreamId : int {
   kExtra,
   kStreamCount
 };
-constexpr const char* kStreamNames[kStreamCount] = {"control diff-length", "control extra-length", "control seek",
-                                                    "difference run",      "difference long-run",  "difference literal-length",
-                                                    "difference literal",  "extra"};
+constexpr const char* kStreamNames[kStreamCount] = {
+    "control diff-length", "control extra-length",      "control seek",       "difference run",
+    "difference long-run", "difference literal-length", "difference literal", "extra"};
 // zstd window limits (log2 bytes) per stream: the encoder stays within them, the decoder refuses
 // more. Their sum (36 MiB) is most of the apply heap bound.
 constexpr int kStreamWindowLog[kStreamCount] = {20, 20, 20, 22, 20, 22, 23, 24};
@@ -90,9 +90,7 @@ inline uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | 
 inline uint32_t get_u32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
-inline uint64_t get_u64(const uint8_t* p) {
-  return uint64_t{get_u32(p)} | (uint64_t{get_u32(p + 4)} << 32);
-}
+inline uint64_t get_u64(const uint8_t* p) { return uint64_t{get_u32(p)} | (uint64_t{get_u32(p + 4)} << 32); }
 inline void set_u32(uint8_t* p, uint32_t v) {
   p[0] = static_cast<uint8_t>(v);
   p[1] = static_cast<uint8_t>(v >> 8);

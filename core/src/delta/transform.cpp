@@ -9,19 +9,26 @@ namespace ota::delta {
 
 const char* image_kind_name(ImageKind kind) {
   switch (kind) {
-    case ImageKind::kRaw: return "raw";
-    case ImageKind::kElfX86_64: return "elf-x86-64";
-    case ImageKind::kElfAArch64: return "elf-aarch64";
-    case ImageKind::kCompressed: return "compressed";
+    case ImageKind::kRaw:
+      return "raw";
+    case ImageKind::kElfX86_64:
+      return "elf-x86-64";
+    case ImageKind::kElfAArch64:
+      return "elf-aarch64";
+    case ImageKind::kCompressed:
+      return "compressed";
   }
   return "unknown";
 }
 
 const char* transform_name(Transform t) {
   switch (t) {
-    case Transform::kNone: return "none";
-    case Transform::kX86_64: return "x86-64";
-    case Transform::kAArch64: return "aarch64";
+    case Transform::kNone:
+      return "none";
+    case Transform::kX86_64:
+      return "x86-64";
+    case Transform::kAArch64:
+      return "aarch64";
   }
   return "unknown";
 }
@@ -34,7 +41,10 @@ ImageKind detect_image_kind(const uint8_t* d, size_t n) {
     return ImageKind::kRaw;
   }
   auto starts = [&](const char* magic, size_t len) { return n >= len && std::memcmp(d, magic, len) == 0; };
-  if (starts("\x1f\x8b", 2) || starts("\x28\xb5\x2f\xfd", 4) || starts("\xfd" "7zXZ\x00", 6) ||
+  if (starts("\x1f\x8b", 2) || starts("\x28\xb5\x2f\xfd", 4) ||
+      starts("\xfd"
+             "7zXZ\x00",
+             6) ||
       starts("BZh", 3) || starts("PK\x03\x04", 4)) {
     return ImageKind::kCompressed;
   }
@@ -93,7 +103,8 @@ static_assert(kCallBits == kRipBits, "target_at() decodes both with one width");
 // Decisions to skip over an instruction depend only on bytes that no transform changes (opcodes,
 // and the modrm byte only after an opcode byte that cannot start a pattern), which is what makes
 // the inverse exact.
-void x86_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward, const AddressMap* map) {
+void x86_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward,
+               const AddressMap* map) {
   size_t i = start;
   while (i < end) {
     uint8_t b = buf[i];
@@ -118,7 +129,8 @@ void x86_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool
 }
 
 // AArch64: B/BL imm26 (word offsets) and ADRP imm21 (page offsets), at 4-aligned file offsets.
-void arm64_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward, const AddressMap* map) {
+void arm64_range(uint8_t* buf, uint64_t buf_offset, size_t start, size_t end, bool forward,
+                 const AddressMap* map) {
   size_t i = start + static_cast<size_t>((4 - ((buf_offset + start) & 3)) & 3);
   for (; i + 4 <= end; i += 4) {
     uint32_t w = get_u32(buf + i);
@@ -272,7 +284,8 @@ void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset
       uint64_t be = std::min<uint64_t>(bs + kTransformBlock, buf_offset + len);
       uint64_t at = bs;
       for (const auto& r : regions) {
-        uint64_t rs = std::max(bs, std::min(be, r.offset)), re = std::max(bs, std::min(be, r.offset + r.size));
+        uint64_t rs = std::max(bs, std::min(be, r.offset)),
+                 re = std::max(bs, std::min(be, r.offset + r.size));
         if (rs > at) remap_pointers(buf, buf_offset, at - buf_offset, rs - buf_offset, *map);
         at = std::max(at, re);
       }

@@ -1,8 +1,8 @@
 // Internal: file-type detection and the executable branch transform.
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -58,7 +58,8 @@ void transform_span(Transform t, bool forward, uint8_t* buf, uint64_t buf_offset
 // data[0, size)): fn(field_offset, target) with target the field's absolute target (a file offset
 // modulo 2^26 for x86-64; a byte offset for AArch64 B/BL).
 template <typename Fn>
-void for_each_target(Transform t, const uint8_t* data, size_t size, const std::vector<Region>& regions, Fn fn);
+void for_each_target(Transform t, const uint8_t* data, size_t size, const std::vector<Region>& regions,
+                     Fn fn);
 // Decodes a transformed field at p the way for_each_target reports it; false if it is not one.
 bool target_at(Transform t, const uint8_t* p, uint64_t* target);
 
@@ -70,7 +71,8 @@ bool regions_valid(const std::vector<Region>& regions, uint64_t image_size);
 namespace ota::delta::detail {
 
 template <typename Fn>
-void for_each_target(Transform t, const uint8_t* data, size_t size, const std::vector<Region>& regions, Fn fn) {
+void for_each_target(Transform t, const uint8_t* data, size_t size, const std::vector<Region>& regions,
+                     Fn fn) {
   constexpr uint64_t kGrid = 4096;  // == kTransformBlock (format.hpp)
   uint64_t target = 0;
   for (const auto& r : regions) {

@@ -22,7 +22,8 @@ Result<std::string> sign(std::string_view body, const std::vector<PrivateKey>& k
     s->set_sig(std::move(*sig));
   }
   std::string out;
-  if (!env.SerializeToString(&out)) return make_error(Code::kInternal, "sign: cannot serialize SignedMetadata");
+  if (!env.SerializeToString(&out))
+    return make_error(Code::kInternal, "sign: cannot serialize SignedMetadata");
   return out;
 }
 
@@ -110,7 +111,8 @@ int compare_versions(std::string_view a, std::string_view b) {
   return 0;
 }
 
-Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number, std::string_view active_version) {
+Status check_downgrade(const CampaignTarget& target, uint64_t active_version_number,
+                       std::string_view active_version) {
   if (target.allow_downgrade) return Status::ok();
   if (active_version_number != 0) {
     if (target.version_number < active_version_number)
@@ -120,17 +122,21 @@ Status check_downgrade(const CampaignTarget& target, uint64_t active_version_num
                                              " refused (the campaign does not allow downgrade)");
     return Status::ok();
   }
-  if (!active_version.empty() && !target.version.empty() && compare_versions(target.version, active_version) < 0)
+  if (!active_version.empty() && !target.version.empty() &&
+      compare_versions(target.version, active_version) < 0)
     return make_error(Code::kRejected, "ECU " + target.ecu_id + ": downgrade from " +
-                                           std::string(active_version.substr(0, 64)) + " to " + target.version +
+                                           std::string(active_version.substr(0, 64)) + " to " +
+                                           target.version +
                                            " refused (the campaign does not allow downgrade)");
   return Status::ok();
 }
 
-Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t size, const std::string& what) {
+Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t size,
+                     const std::string& what) {
   if (size != payload.size)
     return make_error(Code::kHashMismatch, what + ": payload is " + std::to_string(size) +
-                                               " bytes, the signed metadata says " + std::to_string(payload.size));
+                                               " bytes, the signed metadata says " +
+                                               std::to_string(payload.size));
   if (sha256 != payload.sha256)
     return make_error(Code::kHashMismatch, what + ": payload sha256 " + hex(sha256) +
                                                " differs from the signed metadata " + hex(payload.sha256));
@@ -139,11 +145,13 @@ Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t 
 
 Status check_installed(const CampaignTarget& target, const Digest& sha256, uint64_t size) {
   if (size != target.size)
-    return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image is " + std::to_string(size) +
-                                               " bytes, the signed target says " + std::to_string(target.size));
+    return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image is " +
+                                               std::to_string(size) + " bytes, the signed target says " +
+                                               std::to_string(target.size));
   if (sha256 != target.sha256)
-    return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image sha256 " + hex(sha256) +
-                                               " differs from the signed target " + hex(target.sha256));
+    return make_error(Code::kHashMismatch, "ECU " + target.ecu_id + ": installed image sha256 " +
+                                               hex(sha256) + " differs from the signed target " +
+                                               hex(target.sha256));
   return Status::ok();
 }
 
@@ -210,7 +218,8 @@ Status make_role(const std::vector<std::string>& pems, uint32_t threshold, const
 }  // namespace
 
 Result<AgentVerifier> AgentVerifier::from_keys(const std::vector<std::string>& director_pems,
-                                               uint32_t director_threshold, const std::vector<std::string>& image_pems,
+                                               uint32_t director_threshold,
+                                               const std::vector<std::string>& image_pems,
                                                uint32_t image_threshold, Limits limits) {
   auto impl = std::make_unique<Impl>();
   impl->limits = limits;
@@ -219,8 +228,9 @@ Result<AgentVerifier> AgentVerifier::from_keys(const std::vector<std::string>& d
   return AgentVerifier(std::move(impl));
 }
 
-Result<AgentTarget> AgentVerifier::verify_target(std::string_view signed_director, std::string_view signed_image,
-                                                 const AgentIdentity& me, const Clock* clock) const {
+Result<AgentTarget> AgentVerifier::verify_target(std::string_view signed_director,
+                                                 std::string_view signed_image, const AgentIdentity& me,
+                                                 const Clock* clock) const {
   const Impl& s = *impl_;
   auto env = parse_envelope(signed_director, s.limits.max_director_bytes, s.limits, "director metadata");
   if (!env) return env.status();
@@ -231,7 +241,8 @@ Result<AgentTarget> AgentVerifier::verify_target(std::string_view signed_directo
   if (!me.vin.empty() && c.vin != me.vin)
     return make_error(Code::kRejected, "campaign is for VIN " + c.vin + ", this vehicle is " + me.vin);
   if (clock != nullptr)
-    OTA_RETURN_IF_ERROR(check_expiry(c.expires, clock->now(), "director metadata v" + std::to_string(c.version)));
+    OTA_RETURN_IF_ERROR(
+        check_expiry(c.expires, clock->now(), "director metadata v" + std::to_string(c.version)));
   if (c.version < me.min_director_version)
     return make_error(Code::kRejected, "director metadata: version counter " + std::to_string(c.version) +
                                            " is below " + std::to_string(me.min_director_version) +
@@ -272,7 +283,8 @@ Result<std::string> sign_report(std::string_view report, const PrivateKey& ecu_k
   return sign(report, {ecu_key});
 }
 
-Result<std::string> verify_report(std::string_view signed_report, const PublicKey& ecu_key, size_t max_bytes) {
+Result<std::string> verify_report(std::string_view signed_report, const PublicKey& ecu_key,
+                                  size_t max_bytes) {
   Limits limits;
   auto env = parse_envelope(signed_report, max_bytes, limits, "ECU report");
   if (!env) return env.status();
@@ -298,13 +310,15 @@ Result<std::string> sign_result(std::string_view result, const PrivateKey& ecu_k
 
 Status verify_result_signature(std::string_view result, const PublicKey& ecu_key, size_t max_bytes) {
   if (result.size() > max_bytes)
-    return make_error(Code::kRejected, "result is " + std::to_string(result.size()) + " bytes, above the cap of " +
-                                           std::to_string(max_bytes) + " (endless data)");
+    return make_error(Code::kRejected, "result is " + std::to_string(result.size()) +
+                                           " bytes, above the cap of " + std::to_string(max_bytes) +
+                                           " (endless data)");
   ota::v1::Result r;
   if (!r.ParseFromArray(result.data(), static_cast<int>(result.size())))
     return make_error(Code::kCorrupt, "result: cannot decode");
   const std::string who = "result from ECU " + r.ecu_id().substr(0, 64);
-  if (r.ecu_signature().empty()) return make_error(Code::kSignatureInvalid, who + " is not signed by the ECU");
+  if (r.ecu_signature().empty())
+    return make_error(Code::kSignatureInvalid, who + " is not signed by the ECU");
   if (r.ecu_key_id() != ecu_key.key_id())
     return make_error(Code::kSignatureInvalid, who + " is signed by key " + short_id(r.ecu_key_id()) +
                                                    ", not by the ECU's key " + short_id(ecu_key.key_id()));

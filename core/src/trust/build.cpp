@@ -7,7 +7,9 @@ namespace v1 = ::ota::v1;
 
 namespace {
 
-std::string bytes_of(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+std::string bytes_of(const Digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 
 void set_payload(const PayloadInfo& p, v1::Payload* out) {
   out->set_sha256(bytes_of(p.sha256));
@@ -29,8 +31,9 @@ Status add_role(const RoleKeysSpec& spec, const char* name, v1::RootMetadata* m,
     }
   }
   if (spec.threshold == 0 || spec.threshold > static_cast<uint32_t>(rk->key_ids_size()))
-    return make_error(Code::kInvalidArgument, std::string(name) + " threshold " + std::to_string(spec.threshold) +
-                                                  " is not within 1.." + std::to_string(rk->key_ids_size()));
+    return make_error(Code::kInvalidArgument, std::string(name) + " threshold " +
+                                                  std::to_string(spec.threshold) + " is not within 1.." +
+                                                  std::to_string(rk->key_ids_size()));
   rk->set_threshold(spec.threshold);
   return Status::ok();
 }

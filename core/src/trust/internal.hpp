@@ -31,7 +31,7 @@ Status write_private_file(const std::string& path, std::string_view content);
 
 // The keys of one role, as the current root defines them.
 struct RoleSpec {
-  std::string name;  // "root", "image", "director"
+  std::string name;                       // "root", "image", "director"
   std::map<std::string, PublicKey> keys;  // key_id -> key
   uint32_t threshold = 0;
   std::set<std::string> revoked;  // key ids that held this role in an older root
@@ -69,7 +69,8 @@ Result<RootInfo> verify_self_signed_root(std::string_view signed_root, const Lim
 // One root rotation from `current`: the next root must be version current + 1 and be signed by a
 // threshold of the current root keys (they vouch for the change) and of its own root keys (proof the
 // new keys are held). Shared by the client's TrustStore and the agents' AgentVerifier.
-Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view signed_root, const Limits& limits);
+Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view signed_root,
+                                      const Limits& limits);
 
 Status check_expiry(int64_t expires, int64_t now, const std::string& what);
 

@@ -137,7 +137,8 @@ struct Pk {
 };
 
 Status check_p256(mbedtls_pk_context* pk) {
-  if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY) return make_error(Code::kUnsupported, "key is not an EC key");
+  if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY)
+    return make_error(Code::kUnsupported, "key is not an EC key");
   if (mbedtls_pk_ec(*pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1)
     return make_error(Code::kUnsupported, "EC key is not on curve P-256");
   return Status::ok();
@@ -240,18 +241,20 @@ Result<PrivateKey> PrivateKey::generate() {
   auto impl = std::make_shared<Impl>();
   int rc = mbedtls_pk_setup(&impl->pk.ctx, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
   if (rc != 0) return make_error(Code::kInternal, "pk setup: " + mbed_error(rc));
-  rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(impl->pk.ctx), mbedtls_ctr_drbg_random, rng.ctx());
+  rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(impl->pk.ctx), mbedtls_ctr_drbg_random,
+                           rng.ctx());
   if (rc != 0) return make_error(Code::kInternal, "generate P-256 key: " + mbed_error(rc));
   return finish_private(std::move(impl));
 }
 
 Result<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
   if (pem.size() > 8192) return make_error(Code::kCorrupt, "private key PEM is too large");
-  if (pem.find("-----BEGIN") == std::string_view::npos) return make_error(Code::kCorrupt, "not a PEM private key");
+  if (pem.find("-----BEGIN") == std::string_view::npos)
+    return make_error(Code::kCorrupt, "not a PEM private key");
   auto impl = std::make_shared<Impl>();
   std::string buf(pem);
-  int rc = mbedtls_pk_parse_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(buf.c_str()), buf.size() + 1,
-                                nullptr, 0);
+  int rc = mbedtls_pk_parse_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(buf.c_str()),
+                                buf.size() + 1, nullptr, 0);
   mbedtls_platform_zeroize(buf.data(), buf.size());
   if (rc != 0) return make_error(Code::kCorrupt, "cannot parse private key: " + mbed_error(rc));
   return finish_private(std::move(impl));
@@ -305,8 +308,8 @@ Result<std::string> PrivateKey::sign(std::string_view message) const {
   unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
   size_t len = 0;
   std::lock_guard<std::mutex> lock(impl_->mu);
-  int rc = mbedtls_pk_sign(&impl_->pk.ctx, MBEDTLS_MD_SHA256, h.data(), h.size(), sig, &len, mbedtls_ctr_drbg_random,
-                           rng.ctx());
+  int rc = mbedtls_pk_sign(&impl_->pk.ctx, MBEDTLS_MD_SHA256, h.data(), h.size(), sig, &len,
+                           mbedtls_ctr_drbg_random, rng.ctx());
   if (rc != 0) return make_error(Code::kInternal, "ECDSA sign: " + mbed_error(rc));
   return std::string(reinterpret_cast<const char*>(sig), len);
 }

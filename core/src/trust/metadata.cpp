@@ -26,20 +26,23 @@ std::string quote(const std::string& s) {
   return "\"" + s.substr(0, 64) + "...\"";
 }
 
-Status decode_role(const v1::RoleKeys& rk, const std::map<std::string, PublicKey>& all, const std::string& name,
-                   RoleSpec* out) {
+Status decode_role(const v1::RoleKeys& rk, const std::map<std::string, PublicKey>& all,
+                   const std::string& name, RoleSpec* out) {
   out->name = name;
-  if (rk.key_ids_size() == 0) return make_error(Code::kCorrupt, "root metadata: role " + name + " has no keys");
+  if (rk.key_ids_size() == 0)
+    return make_error(Code::kCorrupt, "root metadata: role " + name + " has no keys");
   for (const auto& id : rk.key_ids()) {
     auto it = all.find(id);
     if (it == all.end())
       return make_error(Code::kCorrupt, "root metadata: role " + name + " names unknown key " + short_id(id));
     if (!out->keys.emplace(id, it->second).second)
-      return make_error(Code::kCorrupt, "root metadata: role " + name + " lists key " + short_id(id) + " twice");
+      return make_error(Code::kCorrupt,
+                        "root metadata: role " + name + " lists key " + short_id(id) + " twice");
   }
   if (rk.threshold() == 0 || rk.threshold() > out->keys.size())
-    return make_error(Code::kCorrupt, "root metadata: role " + name + " threshold " + std::to_string(rk.threshold()) +
-                                          " is not within 1.." + std::to_string(out->keys.size()));
+    return make_error(Code::kCorrupt, "root metadata: role " + name + " threshold " +
+                                          std::to_string(rk.threshold()) + " is not within 1.." +
+                                          std::to_string(out->keys.size()));
   out->threshold = rk.threshold();
   return Status::ok();
 }
@@ -61,8 +64,9 @@ Status decode_payload(const v1::Payload& p, const Limits& limits, const std::str
 Result<v1::SignedMetadata> parse_envelope(std::string_view bytes, size_t cap, const Limits& limits,
                                           const std::string& what) {
   if (bytes.size() > cap)
-    return make_error(Code::kRejected, what + " is " + std::to_string(bytes.size()) + " bytes, above the cap of " +
-                                           std::to_string(cap) + " (endless data)");
+    return make_error(Code::kRejected, what + " is " + std::to_string(bytes.size()) +
+                                           " bytes, above the cap of " + std::to_string(cap) +
+                                           " (endless data)");
   if (bytes.empty()) return make_error(Code::kCorrupt, what + " is empty");
   v1::SignedMetadata env;
   if (!env.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
@@ -152,7 +156,8 @@ Result<RootInfo> decode_root(std::string_view body, const Limits& limits) {
   v1::RootMetadata m;
   if (!m.ParseFromArray(body.data(), static_cast<int>(body.size())))
     return make_error(Code::kCorrupt, "root metadata: cannot decode body");
-  if (m.type() != v1::METADATA_TYPE_ROOT) return make_error(Code::kCorrupt, "root metadata: body is not a root");
+  if (m.type() != v1::METADATA_TYPE_ROOT)
+    return make_error(Code::kCorrupt, "root metadata: body is not a root");
   if (m.version() == 0) return make_error(Code::kCorrupt, "root metadata: version 0");
   if (static_cast<size_t>(m.keys_size()) > limits.max_keys)
     return make_error(Code::kRejected, "root metadata: " + std::to_string(m.keys_size()) + " keys, at most " +
@@ -164,7 +169,8 @@ Result<RootInfo> decode_root(std::string_view body, const Limits& limits) {
     // The id is recomputed, never trusted: a root cannot alias one key under two ids.
     if (pk->key_id() != k.key_id())
       return make_error(Code::kCorrupt, "root metadata: key id " + short_id(k.key_id()) +
-                                            " does not match its public key (" + short_id(pk->key_id()) + ")");
+                                            " does not match its public key (" + short_id(pk->key_id()) +
+                                            ")");
     if (!all.emplace(k.key_id(), *pk).second)
       return make_error(Code::kCorrupt, "root metadata: key " + short_id(k.key_id()) + " listed twice");
   }
@@ -182,12 +188,13 @@ Result<RootInfo> verify_self_signed_root(std::string_view signed_root, const Lim
   if (!env) return env.status();
   auto root = decode_root(env->body(), limits);
   if (!root) return root.status();
-  OTA_RETURN_IF_ERROR(
-      check_threshold(*env, root->root, "root metadata v" + std::to_string(root->version) + " (own root keys)"));
+  OTA_RETURN_IF_ERROR(check_threshold(
+      *env, root->root, "root metadata v" + std::to_string(root->version) + " (own root keys)"));
   return root;
 }
 
-Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view signed_root, const Limits& limits) {
+Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view signed_root,
+                                      const Limits& limits) {
   auto env = parse_envelope(signed_root, limits.max_root_bytes, limits, "root metadata");
   if (!env) return env.status();
   auto next = decode_root(env->body(), limits);
@@ -195,7 +202,8 @@ Result<RootInfo> verify_root_rotation(const RootInfo& current, std::string_view 
   const std::string what = "root metadata v" + std::to_string(next->version);
   if (next->version <= current.version)
     return make_error(Code::kRejected, what + ": version counter " + std::to_string(next->version) +
-                                           " is not above " + std::to_string(current.version) + " (rollback or replay)");
+                                           " is not above " + std::to_string(current.version) +
+                                           " (rollback or replay)");
   if (next->version != current.version + 1)
     return make_error(Code::kRejected, what + " does not follow v" + std::to_string(current.version) +
                                            ": apply each root version in order");
@@ -208,18 +216,20 @@ Result<VerifiedImages> decode_image(std::string_view body, const Limits& limits)
   v1::ImageMetadata m;
   if (!m.ParseFromArray(body.data(), static_cast<int>(body.size())))
     return make_error(Code::kCorrupt, "image metadata: cannot decode body");
-  if (m.type() != v1::METADATA_TYPE_IMAGE) return make_error(Code::kCorrupt, "image metadata: body is not image metadata");
+  if (m.type() != v1::METADATA_TYPE_IMAGE)
+    return make_error(Code::kCorrupt, "image metadata: body is not image metadata");
   if (m.version() == 0) return make_error(Code::kCorrupt, "image metadata: version 0");
   if (static_cast<size_t>(m.images_size()) > limits.max_targets)
-    return make_error(Code::kRejected, "image metadata: " + std::to_string(m.images_size()) + " images, at most " +
-                                           std::to_string(limits.max_targets));
+    return make_error(Code::kRejected, "image metadata: " + std::to_string(m.images_size()) +
+                                           " images, at most " + std::to_string(limits.max_targets));
   VerifiedImages out;
   out.version = m.version();
   out.expires = m.expires();
   out.images.reserve(static_cast<size_t>(m.images_size()));
   std::set<std::pair<std::string, uint64_t>> seen;
   for (const auto& t : m.images()) {
-    const std::string what = "image metadata: image " + quote(t.name()) + " v" + std::to_string(t.version_number());
+    const std::string what =
+        "image metadata: image " + quote(t.name()) + " v" + std::to_string(t.version_number());
     if (t.name().empty() || t.name().size() > 256) return make_error(Code::kCorrupt, what + ": bad name");
     if (t.version().size() > 256) return make_error(Code::kCorrupt, what + ": version string too long");
     if (!seen.emplace(t.name(), t.version_number()).second)
@@ -228,7 +238,8 @@ Result<VerifiedImages> decode_image(std::string_view body, const Limits& limits)
     img.name = t.name();
     img.version = t.version();
     img.version_number = t.version_number();
-    if (!to_digest(t.sha256(), &img.sha256)) return make_error(Code::kCorrupt, what + ": sha256 is not 32 bytes");
+    if (!to_digest(t.sha256(), &img.sha256))
+      return make_error(Code::kCorrupt, what + ": sha256 is not 32 bytes");
     if (t.size() > limits.max_image_size)
       return make_error(Code::kRejected, what + ": size " + std::to_string(t.size()) + " is above the cap " +
                                              std::to_string(limits.max_image_size) + " (endless data)");
@@ -250,7 +261,8 @@ Result<VerifiedImages> decode_image(std::string_view body, const Limits& limits)
       di.base_version_number = d.base_version_number();
       if (!to_digest(d.base_sha256(), &di.base_sha256))
         return make_error(Code::kCorrupt, dw + ": base sha256 is not 32 bytes");
-      if (d.base_size() > limits.max_image_size) return make_error(Code::kRejected, dw + ": base size above the cap");
+      if (d.base_size() > limits.max_image_size)
+        return make_error(Code::kRejected, dw + ": base size above the cap");
       di.base_size = d.base_size();
       OTA_RETURN_IF_ERROR(decode_payload(d.payload(), limits, dw, &di.payload));
       img.deltas.push_back(std::move(di));
@@ -268,13 +280,14 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
     return make_error(Code::kCorrupt, "director metadata: body is not director metadata");
   if (m.version() == 0) return make_error(Code::kCorrupt, "director metadata: version 0");
   if (m.vin().empty() || m.vin().size() > 64) return make_error(Code::kCorrupt, "director metadata: bad VIN");
-  if (m.campaign_id().size() > 256) return make_error(Code::kCorrupt, "director metadata: campaign id too long");
+  if (m.campaign_id().size() > 256)
+    return make_error(Code::kCorrupt, "director metadata: campaign id too long");
   if (m.targets_size() == 0) return make_error(Code::kCorrupt, "director metadata: no targets");
   if (static_cast<size_t>(m.targets_size()) > limits.max_targets ||
       static_cast<size_t>(m.groups_size()) > limits.max_targets)
     return make_error(Code::kRejected, "director metadata: " + std::to_string(m.targets_size()) +
-                                           " targets / " + std::to_string(m.groups_size()) + " groups, at most " +
-                                           std::to_string(limits.max_targets));
+                                           " targets / " + std::to_string(m.groups_size()) +
+                                           " groups, at most " + std::to_string(limits.max_targets));
   DirectorInfo out;
   VerifiedCampaign& c = out.campaign;
   c.vin = m.vin();
@@ -291,14 +304,16 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
   for (const auto& g : m.groups()) {
     CampaignGroup cg{g.id(), g.order(), g.atomic()};
     if (!groups.emplace(g.id(), cg).second)
-      return make_error(Code::kCorrupt, "director metadata: group " + std::to_string(g.id()) + " listed twice");
+      return make_error(Code::kCorrupt,
+                        "director metadata: group " + std::to_string(g.id()) + " listed twice");
   }
   std::set<std::string> ecus;
   std::set<uint32_t> used_groups;
   c.targets.reserve(static_cast<size_t>(m.targets_size()));
   for (const auto& t : m.targets()) {
     const std::string what = "director metadata: target for ECU " + quote(t.ecu_id());
-    if (t.ecu_id().empty() || t.ecu_id().size() > 128) return make_error(Code::kCorrupt, what + ": bad ECU id");
+    if (t.ecu_id().empty() || t.ecu_id().size() > 128)
+      return make_error(Code::kCorrupt, what + ": bad ECU id");
     // One target per ECU: two would let an attacker choose which one the agent sees.
     if (!ecus.insert(t.ecu_id()).second) return make_error(Code::kCorrupt, what + ": ECU listed twice");
     if (t.hardware_id().empty() || t.hardware_id().size() > 128)
@@ -314,7 +329,8 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
     ct.image_name = t.image_name();
     ct.version = t.version();
     ct.version_number = t.version_number();
-    if (!to_digest(t.sha256(), &ct.sha256)) return make_error(Code::kCorrupt, what + ": sha256 is not 32 bytes");
+    if (!to_digest(t.sha256(), &ct.sha256))
+      return make_error(Code::kCorrupt, what + ": sha256 is not 32 bytes");
     if (t.size() > limits.max_image_size)
       return make_error(Code::kRejected, what + ": size " + std::to_string(t.size()) + " is above the cap " +
                                              std::to_string(limits.max_image_size) + " (endless data)");
@@ -341,9 +357,10 @@ Status match_image(CampaignTarget* t, const VerifiedImages& images) {
                            std::to_string(t->version_number);
   const ImageInfo* img = images.find(t->image_name, t->version_number);
   if (img == nullptr)
-    return make_error(Code::kRejected, what + " is not in the image metadata (v" + std::to_string(images.version) +
-                                           ")");
-  if (std::find(img->hardware_ids.begin(), img->hardware_ids.end(), t->hardware_id) == img->hardware_ids.end())
+    return make_error(Code::kRejected,
+                      what + " is not in the image metadata (v" + std::to_string(images.version) + ")");
+  if (std::find(img->hardware_ids.begin(), img->hardware_ids.end(), t->hardware_id) ==
+      img->hardware_ids.end())
     return make_error(Code::kRejected, what + " is not allowed on hardware id " + quote(t->hardware_id));
   // Mix-and-match: the director may only pick images the image role vouches for, byte for byte.
   if (img->sha256 != t->sha256)

@@ -83,7 +83,8 @@ struct TrustStore::Impl {
     OTA_RETURN_IF_ERROR(check_threshold(*env, root.image, "image metadata"));
     auto img = decode_image(env->body(), limits);
     if (!img) return img.status();
-    OTA_RETURN_IF_ERROR(check_expiry(img->expires, clock->now(), "image metadata v" + std::to_string(img->version)));
+    OTA_RETURN_IF_ERROR(
+        check_expiry(img->expires, clock->now(), "image metadata v" + std::to_string(img->version)));
     *body_sha = sha256(env->body());
     if (img->version < image.version)
       return make_error(Code::kRejected, "image metadata: version counter " + std::to_string(img->version) +
@@ -99,8 +100,9 @@ struct TrustStore::Impl {
 TrustStore::TrustStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TrustStore::~TrustStore() = default;
 
-Result<std::unique_ptr<TrustStore>> TrustStore::open(const std::string& root_file, const std::string& state_dir,
-                                                     const Clock& clock, Limits limits) {
+Result<std::unique_ptr<TrustStore>> TrustStore::open(const std::string& root_file,
+                                                     const std::string& state_dir, const Clock& clock,
+                                                     Limits limits) {
   auto impl = std::make_unique<Impl>();
   impl->clock = &clock;
   impl->limits = limits;
@@ -183,7 +185,8 @@ Result<VerifiedImages> TrustStore::verify_image_metadata(std::string_view signed
   return img;
 }
 
-Result<VerifiedCampaign> TrustStore::verify_campaign(std::string_view signed_director, std::string_view signed_image,
+Result<VerifiedCampaign> TrustStore::verify_campaign(std::string_view signed_director,
+                                                     std::string_view signed_image,
                                                      const VehicleInfo& vehicle) {
   Impl& s = *impl_;
   OTA_RETURN_IF_ERROR(s.check_root_fresh());
@@ -199,7 +202,8 @@ Result<VerifiedCampaign> TrustStore::verify_campaign(std::string_view signed_dir
   VerifiedCampaign& c = dir->campaign;
   if (c.vin != vehicle.vin)
     return make_error(Code::kRejected, "campaign is for VIN " + c.vin + ", this vehicle is " + vehicle.vin);
-  OTA_RETURN_IF_ERROR(check_expiry(c.expires, s.clock->now(), "director metadata v" + std::to_string(c.version)));
+  OTA_RETURN_IF_ERROR(
+      check_expiry(c.expires, s.clock->now(), "director metadata v" + std::to_string(c.version)));
   c.director_sha256 = sha256(env->body());
   if (c.version == s.director.version && c.director_sha256 == s.director.sha && !s.director.done) {
     c.resumed = true;  // the same campaign, accepted before a restart and not finished
@@ -214,7 +218,8 @@ Result<VerifiedCampaign> TrustStore::verify_campaign(std::string_view signed_dir
   for (auto& t : c.targets) {
     auto it = vehicle.ecu_hardware_ids.find(t.ecu_id);
     if (it == vehicle.ecu_hardware_ids.end())
-      return make_error(Code::kRejected, "campaign targets ECU " + t.ecu_id + ", which this vehicle does not have");
+      return make_error(Code::kRejected,
+                        "campaign targets ECU " + t.ecu_id + ", which this vehicle does not have");
     if (it->second != t.hardware_id)
       return make_error(Code::kRejected, "ECU " + t.ecu_id + " reports hardware id " + it->second +
                                              ", the campaign targets hardware id " + t.hardware_id);
@@ -241,8 +246,8 @@ Status TrustStore::mark_campaign_finished(uint64_t director_version) {
   Impl& s = *impl_;
   if (director_version != s.director.version)
     return make_error(Code::kInvalidArgument, "campaign version " + std::to_string(director_version) +
-                                                  " is not the current one (" + std::to_string(s.director.version) +
-                                                  ")");
+                                                  " is not the current one (" +
+                                                  std::to_string(s.director.version) + ")");
   if (s.director.done) return Status::ok();
   Counter c = s.director;
   c.done = true;

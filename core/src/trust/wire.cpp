@@ -11,11 +11,14 @@ using namespace detail;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
-std::string bytes_of(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+std::string bytes_of(const Digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 
-Status field_mismatch(const std::string& who, const std::string& field, const std::string& wire, const std::string& sig) {
-  return make_error(Code::kRejected, who + ": " + field + " on the wire (" + wire + ") differs from the signed " +
-                                         field + " (" + sig + ")");
+Status field_mismatch(const std::string& who, const std::string& field, const std::string& wire,
+                      const std::string& sig) {
+  return make_error(Code::kRejected, who + ": " + field + " on the wire (" + wire +
+                                         ") differs from the signed " + field + " (" + sig + ")");
 }
 
 std::string hex_of(const std::string& bytes) {
@@ -28,13 +31,14 @@ bool matches_delta(const ImageInfo& img, const std::string& base_sha, const std:
   });
 }
 
-Status check_common(const std::string& who, const std::string& version, uint64_t size, const std::string& sha256,
-                    bool allow_downgrade, const CampaignTarget& t) {
+Status check_common(const std::string& who, const std::string& version, uint64_t size,
+                    const std::string& sha256, bool allow_downgrade, const CampaignTarget& t) {
   if (version != t.version) return field_mismatch(who, "version", version.substr(0, 64), t.version);
   if (size != t.size) return field_mismatch(who, "size", std::to_string(size), std::to_string(t.size));
   if (sha256 != bytes_of(t.sha256)) return field_mismatch(who, "sha256", hex_of(sha256), hex(t.sha256));
   if (allow_downgrade && !t.allow_downgrade)
-    return make_error(Code::kRejected, who + ": allow_downgrade is set on the wire but not in the signed campaign");
+    return make_error(Code::kRejected,
+                      who + ": allow_downgrade is set on the wire but not in the signed campaign");
   return Status::ok();
 }
 
@@ -60,31 +64,40 @@ Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampa
     if (++seen[wt.ecu_id()] > 1) return make_error(Code::kRejected, who + " is listed twice on the wire");
     const CampaignTarget& t = *it->second;
     OTA_RETURN_IF_ERROR(check_common(who, wt.version(), wt.size(), wt.sha256(), wt.allow_downgrade(), t));
-    if (wt.hardware_id() != t.hardware_id) return field_mismatch(who, "hardware id", wt.hardware_id().substr(0, 128), t.hardware_id);
-    if (wt.group() != t.group) return field_mismatch(who, "group", std::to_string(wt.group()), std::to_string(t.group));
+    if (wt.hardware_id() != t.hardware_id)
+      return field_mismatch(who, "hardware id", wt.hardware_id().substr(0, 128), t.hardware_id);
+    if (wt.group() != t.group)
+      return field_mismatch(who, "group", std::to_string(wt.group()), std::to_string(t.group));
     if (wt.has_full() && t.image.has_full) {
       if (wt.full().size() != t.image.full.size)
-        return field_mismatch(who, "full payload size", std::to_string(wt.full().size()), std::to_string(t.image.full.size));
+        return field_mismatch(who, "full payload size", std::to_string(wt.full().size()),
+                              std::to_string(t.image.full.size));
       if (wt.full().sha256() != bytes_of(t.image.full.sha256))
-        return field_mismatch(who, "full payload sha256", hex_of(wt.full().sha256()), hex(t.image.full.sha256));
+        return field_mismatch(who, "full payload sha256", hex_of(wt.full().sha256()),
+                              hex(t.image.full.sha256));
     }
-    if (wt.has_delta() && !matches_delta(t.image, wt.delta().base_sha256(), wt.delta().sha256(), wt.delta().size()))
+    if (wt.has_delta() &&
+        !matches_delta(t.image, wt.delta().base_sha256(), wt.delta().sha256(), wt.delta().size()))
       return make_error(Code::kRejected, who + ": the delta payload on the wire matches no signed delta of " +
                                              t.image_name + " " + t.version);
     for (uint32_t dtc : wt.resolves_dtcs())
       if (std::find(t.clear_dtcs.begin(), t.clear_dtcs.end(), dtc) == t.clear_dtcs.end())
-        return make_error(Code::kRejected, who + ": DTC " + std::to_string(dtc) + " to clear is not in the signed campaign");
+        return make_error(Code::kRejected,
+                          who + ": DTC " + std::to_string(dtc) + " to clear is not in the signed campaign");
   }
   for (const auto& g : sc.groups) {
     if (!g.atomic) continue;
-    bool atomic_on_wire = std::any_of(wire.groups().begin(), wire.groups().end(),
-                                      [&](const ota::v1::GroupPolicy& p) { return p.group() == g.id && p.atomic(); });
+    bool atomic_on_wire =
+        std::any_of(wire.groups().begin(), wire.groups().end(),
+                    [&](const ota::v1::GroupPolicy& p) { return p.group() == g.id && p.atomic(); });
     if (!atomic_on_wire)
-      return make_error(Code::kRejected, "group " + std::to_string(g.id) + " is atomic in the signed campaign, not on the wire");
+      return make_error(Code::kRejected, "group " + std::to_string(g.id) +
+                                             " is atomic in the signed campaign, not on the wire");
   }
   const auto& wp = wire.preconditions();
   const Preconditions& sp = sc.preconditions;
-  if ((sp.require_parked && !wp.require_parked()) || (sp.require_ignition_off && !wp.require_ignition_off()) ||
+  if ((sp.require_parked && !wp.require_parked()) ||
+      (sp.require_ignition_off && !wp.require_ignition_off()) ||
       wp.min_battery_soc_percent() < sp.min_battery_percent)
     return make_error(Code::kRejected, "campaign pre-conditions on the wire are weaker than the signed ones");
   return Status::ok();
@@ -93,13 +106,14 @@ Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampa
 Status check_target_matches(const ota::v1::Target& wire, const AgentTarget& st) {
   const CampaignTarget& t = st.target;
   const std::string who = "ECU " + t.ecu_id;
-  OTA_RETURN_IF_ERROR(check_common(who, wire.version(), wire.size(), wire.sha256(), wire.allow_downgrade(), t));
+  OTA_RETURN_IF_ERROR(
+      check_common(who, wire.version(), wire.size(), wire.sha256(), wire.allow_downgrade(), t));
   if (!wire.hardware_id().empty() && wire.hardware_id() != t.hardware_id)
     return field_mismatch(who, "hardware id", wire.hardware_id().substr(0, 128), t.hardware_id);
   if (st.image_verified && wire.encoding() == ota::v1::PAYLOAD_ENCODING_DELTA &&
       !matches_delta(t.image, wire.base_sha256(), wire.payload_sha256(), wire.payload_size()))
-    return make_error(Code::kRejected, who + ": the delta payload matches no signed delta of " + t.image_name + " " +
-                                           t.version);
+    return make_error(Code::kRejected, who + ": the delta payload matches no signed delta of " +
+                                           t.image_name + " " + t.version);
   return Status::ok();
 }
 

@@ -71,7 +71,6 @@ bool valid_id(const std::string& id) {
   });
 }
 
-
 // Binds `count` distinct free ports on 127.0.0.1 (all held open until all are known).
 Result<std::vector<int>> pick_free_ports(int count) {
   std::vector<int> fds;

@@ -62,18 +62,18 @@ struct Region {
 struct DeltaHeader {
   uint16_t format_version = 0;
   Transform transform = Transform::kNone;
-  uint64_t base_size = 0;   // 0: a full image (no base needed)
-  uint64_t image_size = 0;  // size of the result
-  Digest base_sha256{};     // SHA-256 of the whole base (of the empty string for a full image)
-  Digest image_sha256{};    // SHA-256 of the whole result
+  uint64_t base_size = 0;             // 0: a full image (no base needed)
+  uint64_t image_size = 0;            // size of the result
+  Digest base_sha256{};               // SHA-256 of the whole base (of the empty string for a full image)
+  Digest image_sha256{};              // SHA-256 of the whole result
   std::vector<Region> base_regions;   // where the transform applies in the base
   std::vector<Region> image_regions;  // where it applies in the result
   bool is_full() const { return base_size == 0; }
 };
 
 struct EncodeOptions {
-  int level = 19;               // zstd level of the streams, 1..22
-  bool exec_transform = true;   // use the branch transform when both images are ELF of one machine
+  int level = 19;              // zstd level of the streams, 1..22
+  bool exec_transform = true;  // use the branch transform when both images are ELF of one machine
 };
 
 // What the encoder did, for benchmarks and `ota-pack info`-like reporting.
@@ -81,13 +81,13 @@ struct EncodeStats {
   ImageKind base_kind = ImageKind::kRaw;
   ImageKind image_kind = ImageKind::kRaw;
   Transform transform = Transform::kNone;
-  uint64_t entries = 0;         // control entries
-  uint64_t diff_bytes = 0;      // bytes taken from the base (plus difference)
-  uint64_t extra_bytes = 0;     // new bytes
+  uint64_t entries = 0;      // control entries
+  uint64_t diff_bytes = 0;   // bytes taken from the base (plus difference)
+  uint64_t extra_bytes = 0;  // new bytes
   uint64_t ctrl_compressed = 0, diff_compressed = 0, extra_compressed = 0;
   uint64_t map_entries = 0, map_compressed = 0;  // address map (executables)
-  bool data_pointers = false;   // 64-bit data pointers predicted through the map too
-  uint64_t delta_size = 0;      // total bytes written to the sink
+  bool data_pointers = false;                    // 64-bit data pointers predicted through the map too
+  uint64_t delta_size = 0;                       // total bytes written to the sink
   uint64_t blocks = 0;
 };
 
@@ -114,7 +114,7 @@ struct ApplyOptions {
 
 struct ApplyStats {
   DeltaHeader header;
-  uint64_t delta_bytes = 0;   // bytes read from the delta
+  uint64_t delta_bytes = 0;  // bytes read from the delta
   uint64_t blocks = 0;
 };
 

@@ -35,7 +35,8 @@ class FileSink : public ByteSink {
   // Opens (creating if needed) path; subsequent writes start at offset. With `truncate` the file
   // ends there, so a resumed transfer continues exactly where the durable data ends; without it the
   // bytes after offset stay until overwritten (a partition, or a bank file written in place).
-  static Result<std::unique_ptr<FileSink>> open(const std::string& path, uint64_t offset, bool truncate = true);
+  static Result<std::unique_ptr<FileSink>> open(const std::string& path, uint64_t offset,
+                                                bool truncate = true);
   ~FileSink() override;
   Status write(const uint8_t* data, size_t n) override;
   // fdatasync: everything written so far is durable when this returns OK.

@@ -59,8 +59,8 @@ inline Status make_error(Code code, std::string message) { return Status(code, s
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}    // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool is_ok() const noexcept { return std::holds_alternative<T>(v_); }
   explicit operator bool() const noexcept { return is_ok(); }
@@ -80,8 +80,8 @@ class [[nodiscard]] Result {
 
 }  // namespace ota
 
-#define OTA_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::ota::Status ota_status_ = (expr);      \
+#define OTA_RETURN_IF_ERROR(expr)                 \
+  do {                                            \
+    ::ota::Status ota_status_ = (expr);           \
     if (!ota_status_.is_ok()) return ota_status_; \
   } while (0)

@@ -46,7 +46,7 @@ enum class MqttClient {
 const char* mqtt_client_name(MqttClient client);
 
 struct TransportOptions {
-  std::string uri;        // "tcp://127.0.0.1:1883" or "ssl://host:8883"
+  std::string uri;  // "tcp://127.0.0.1:1883" or "ssl://host:8883"
   MqttClient client = MqttClient::kAuto;
   std::string client_id;  // unique per broker
   std::string username;
@@ -91,8 +91,10 @@ class Transport {
   // The same, taking the buffer over: the message is buffer[offset..]; the bytes before offset are
   // the caller's scratch. The native client sends and keeps it without copying (the data path's
   // chunks); the default copies.
-  virtual Status publish_owned(const std::string& topic, std::string&& buffer, size_t offset, int qos, bool retain) {
-    if (offset > buffer.size()) return Status(Code::kInvalidArgument, "publish " + topic + ": offset past the buffer");
+  virtual Status publish_owned(const std::string& topic, std::string&& buffer, size_t offset, int qos,
+                               bool retain) {
+    if (offset > buffer.size())
+      return Status(Code::kInvalidArgument, "publish " + topic + ": offset past the buffer");
     return publish(topic, buffer.data() + offset, buffer.size() - offset, qos, retain);
   }
   // Waits until every publish queued so far has been handed to the broker (QoS>0: acknowledged).

@@ -141,9 +141,9 @@ struct Limits {
   size_t max_image_bytes = 1024 * 1024;
   size_t max_director_bytes = 256 * 1024;
   size_t max_report_bytes = 64 * 1024;
-  size_t max_signatures = 16;   // more signatures than this: rejected before verifying any
-  size_t max_keys = 64;         // keys in one root
-  size_t max_targets = 512;     // images in image metadata, targets in director metadata
+  size_t max_signatures = 16;                   // more signatures than this: rejected before verifying any
+  size_t max_keys = 64;                         // keys in one root
+  size_t max_targets = 512;                     // images in image metadata, targets in director metadata
   uint64_t max_image_size = uint64_t{1} << 34;  // 16 GiB: a target claiming more is rejected
 };
 
@@ -195,7 +195,7 @@ struct CampaignTarget {
   bool allow_downgrade = false;
   uint32_t group = 0;
   std::vector<uint32_t> clear_dtcs;  // UDS DTC numbers to clear after commit
-  ImageInfo image;  // the matching, verified image metadata entry (payloads, deltas)
+  ImageInfo image;                   // the matching, verified image metadata entry (payloads, deltas)
 };
 
 struct CampaignGroup {
@@ -323,11 +323,11 @@ class TrustStore {
 struct AgentIdentity {
   std::string ecu_id;
   std::string hardware_id;
-  std::string vin;                    // empty: not checked (agent not told its VIN)
-  uint64_t active_version_number = 0; // version_number of the image in the active bank (0: unknown)
-  std::string active_version;         // its version string, compared when the number is unknown
-  uint64_t min_director_version = 0;  // agent's own persisted counter (0: none); the campaign's
-                                      // version must be >= this (equal = same campaign re-sent)
+  std::string vin;                     // empty: not checked (agent not told its VIN)
+  uint64_t active_version_number = 0;  // version_number of the image in the active bank (0: unknown)
+  std::string active_version;          // its version string, compared when the number is unknown
+  uint64_t min_director_version = 0;   // agent's own persisted counter (0: none); the campaign's
+                                       // version must be >= this (equal = same campaign re-sent)
 };
 
 struct AgentTarget {
@@ -344,7 +344,8 @@ class AgentVerifier {
   // threshold of its own root keys. The director and image keys and thresholds are taken from it.
   static Result<AgentVerifier> from_root(std::string_view signed_root, Limits limits = {});
   // From bare PEM keys and thresholds (agents that are given only the role keys).
-  static Result<AgentVerifier> from_keys(const std::vector<std::string>& director_pems, uint32_t director_threshold,
+  static Result<AgentVerifier> from_keys(const std::vector<std::string>& director_pems,
+                                         uint32_t director_threshold,
                                          const std::vector<std::string>& image_pems, uint32_t image_threshold,
                                          Limits limits = {});
   ~AgentVerifier();
@@ -378,7 +379,8 @@ Result<uint64_t> claimed_root_version(std::string_view signed_root, const Limits
 // A downloaded payload (full or delta) against the verified PayloadInfo: kHashMismatch naming both
 // values when size or SHA-256 differ. The downloader must also stop reading at payload.size bytes
 // (endless data) rather than rely on this check after the fact.
-Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t size, const std::string& what);
+Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t size,
+                     const std::string& what);
 
 // After writing the image to the inactive bank: its hash and size must be the target's
 // (kHashMismatch otherwise, naming expected and actual).
@@ -413,6 +415,7 @@ Result<std::string> verify_report(std::string_view signed_report, const PublicKe
 // Result and returns it serialized with both fields set; verify_result_signature checks a received
 // one (kSignatureInvalid when unsigned, signed by another key, or altered; kCorrupt if undecodable).
 Result<std::string> sign_result(std::string_view result, const PrivateKey& ecu_key);
-Status verify_result_signature(std::string_view result, const PublicKey& ecu_key, size_t max_bytes = 64 * 1024);
+Status verify_result_signature(std::string_view result, const PublicKey& ecu_key,
+                               size_t max_bytes = 64 * 1024);
 
 }  // namespace ota::trust

@@ -49,12 +49,14 @@ class TransportInbox {
     });
     return found;
   }
-  std::optional<TransportMessage> wait_for_topic(const std::string& topic, std::chrono::milliseconds deadline) {
+  std::optional<TransportMessage> wait_for_topic(const std::string& topic,
+                                                 std::chrono::milliseconds deadline) {
     return wait_for([&](const TransportMessage& m) { return m.topic == topic; }, deadline);
   }
   std::optional<TransportMessage> wait_for_payload(const std::string& topic, const std::string& payload,
                                                    std::chrono::milliseconds deadline) {
-    return wait_for([&](const TransportMessage& m) { return m.topic == topic && m.payload == payload; }, deadline);
+    return wait_for([&](const TransportMessage& m) { return m.topic == topic && m.payload == payload; },
+                    deadline);
   }
 
   // The messages on `topic` in arrival order, once there are `n` of them (fewer at the deadline).
@@ -93,8 +95,8 @@ class TransportInbox {
   }
   std::size_t count_payload(const std::string& payload) const {
     std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<std::size_t>(std::count_if(messages_.begin(), messages_.end(),
-                                                  [&](const TransportMessage& m) { return m.payload == payload; }));
+    return static_cast<std::size_t>(std::count_if(
+        messages_.begin(), messages_.end(), [&](const TransportMessage& m) { return m.payload == payload; }));
   }
   std::vector<bool> connections() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -110,8 +112,8 @@ class TransportInbox {
 
  private:
   std::size_t count_locked(const std::string& topic) const {
-    return static_cast<std::size_t>(std::count_if(messages_.begin(), messages_.end(),
-                                                  [&](const TransportMessage& m) { return m.topic == topic; }));
+    return static_cast<std::size_t>(std::count_if(
+        messages_.begin(), messages_.end(), [&](const TransportMessage& m) { return m.topic == topic; }));
   }
 
   mutable std::mutex mu_;
