@@ -1,11 +1,14 @@
-// ClientConfig: the schema, its defaults, its errors (key and line), TOML round trips.
+// ClientConfig: the schema, its defaults, its errors (key and line), TOML round trips, the
+// documentation of every key, and `ota-client --check-config`.
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <map>
 #include <sstream>
 
 #include "config.hpp"
 #include "ota/core/file.hpp"
+#include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
 
 using ota::client::ClientConfig;
@@ -57,6 +60,13 @@ ClientConfig populated() {
   c.cloud.key = "/etc/ota/vehicle.key";
   c.cloud.vehicle = "vehicle-7";
   return c;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 }  // namespace
@@ -278,6 +288,44 @@ TEST_CASE("the schema lists every key with its type and default", "[unit][client
   CHECK(keys["trust.ecu_keys"].default_value.empty());
 }
 
+TEST_CASE("docs/CLIENT.md documents every configuration key, and only those", "[unit][client][config]") {
+  const std::string doc = read_text(std::string(OTA_SOURCE_DIR) + "/docs/CLIENT.md");
+  REQUIRE_FALSE(doc.empty());
+  const auto begin = doc.find("## 2. Configuration file");
+  const auto end = doc.find("\n## 3.", begin);
+  REQUIRE(begin != std::string::npos);
+  REQUIRE(end != std::string::npos);
+  // Rows "| `[section] key` | type | default | meaning |".
+  std::map<std::string, std::vector<std::string>> rows;
+  std::istringstream in(doc.substr(begin, end - begin));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("| `[", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::istringstream cs(line.substr(1));
+    for (std::string cell; std::getline(cs, cell, '|');) {
+      cell.erase(0, cell.find_first_not_of(' '));
+      cell.erase(cell.find_last_not_of(' ') + 1);
+      cells.push_back(cell);
+    }
+    REQUIRE(cells.size() >= 4);
+    const std::string key = cells[0].substr(cells[0].find("`[") + 2);
+    const std::string section = key.substr(0, key.find(']'));
+    const std::string name = key.substr(key.find("] ") + 2, key.rfind('`') - key.find("] ") - 2);
+    rows[section + "." + name] = cells;
+  }
+  for (const auto& k : ota::client::client_config_schema()) {
+    const std::string id = k.section + "." + k.key;
+    INFO(id);
+    REQUIRE(rows.count(id) == 1);
+    CHECK(rows[id][1] == k.type);
+    std::string unquoted = k.default_value;
+    if (!unquoted.empty() && unquoted.front() == '"') unquoted = unquoted.substr(1, unquoted.size() - 2);
+    if (!unquoted.empty()) CHECK(rows[id][2].find(unquoted) != std::string::npos);
+    rows.erase(id);
+  }
+  for (const auto& [id, cells] : rows) FAIL_CHECK("documented, but not in the schema: " << id);
+}
+
 TEST_CASE("consent answers are accept, decline or postpone:MILLISECONDS", "[unit][client][config]") {
   using ota::client::ConsentStep;
   using ota::client::parse_consent_step;
@@ -308,4 +356,49 @@ TEST_CASE("a configuration file is read with a bound and named in errors", "[uni
   auto ok = ota::client::load_client_config(dir->file("ok.toml"));
   REQUIRE(ok.is_ok());
   CHECK(*ok == populated());
+}
+
+TEST_CASE("ota-client --check-config prints the effective configuration or the error",
+          "[unit][client][config]") {
+  auto dir = ota::sim::TempDir::create("client-check-");
+  REQUIRE(dir.is_ok());
+  auto check = [&](std::vector<std::string> args, const std::string& out) {
+    args.insert(args.begin(), {OTA_CLIENT_BIN, "--check-config"});
+    auto child =
+        ota::sim::ChildProcess::spawn(args, ota::sim::SpawnOptions{dir->file(out), {}, "client", ""});
+    REQUIRE(child.is_ok());
+    auto exit = child->wait_for(std::chrono::seconds(30));
+    REQUIRE(exit.has_value());
+    CHECK(exit->exited());
+    return exit->exit_code;
+  };
+
+  ClientConfig c;
+  c.broker.uri = "tcp://10.1.2.3:1883";
+  c.vehicle.ecus = {"bcm"};
+  REQUIRE(ota::atomic_write_file(dir->file("good.toml"), to_toml(c)).is_ok());
+  CHECK(check({"--config", dir->file("good.toml"), "--report", "/tmp/r.json"}, "good.out") == 0);
+  const std::string good = read_text(dir->file("good.out"));
+  INFO(good);
+  // The printed configuration is the effective one: defaults and the command line's overrides.
+  auto printed = parse_client_config(good, "stdout");
+  REQUIRE(printed.is_ok());
+  ClientConfig effective = c;
+  effective.report.file = "/tmp/r.json";
+  CHECK(*printed == effective);
+  CHECK(good.find("agent_ms = 30000") != std::string::npos);
+
+  CHECK(check({}, "defaults.out") == 0);
+  CHECK(parse_client_config(read_text(dir->file("defaults.out")), "stdout").value() == ClientConfig{});
+
+  REQUIRE(
+      ota::atomic_write_file(dir->file("bad.toml"), "[vehicle]\nvin = \"V\"\n[timeouts]\nagent_ms = true\n")
+          .is_ok());
+  CHECK(check({"--config", dir->file("bad.toml")}, "bad.out") == 2);
+  const std::string bad = read_text(dir->file("bad.out"));
+  CHECK(bad.find(dir->file("bad.toml") + ":4: timeouts.agent_ms: expected an integer, got a boolean") !=
+        std::string::npos);
+
+  CHECK(check({"--config", dir->file("missing.toml")}, "missing.out") == 2);
+  CHECK(read_text(dir->file("missing.out")).find("missing.toml") != std::string::npos);
 }
