@@ -22,13 +22,13 @@
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/core/trust.hpp"
+#include "ota/platform/campaign_signing.hpp"
 #include "ota/sim/broker.hpp"
 #include "ota/sim/cloud_broker.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
 #include "ota/sim/wait.hpp"
 #include "ota/v1/ota.pb.h"
-#include "signing.hpp"
 
 namespace {
 
@@ -93,7 +93,7 @@ struct Options {
   int health_timeout_ms = 10000;
   int timeout_s = 600;
   bool quiet = false;
-  std::string attack;  // sign (or tamper) as this attack does; see signing.hpp
+  std::string attack;  // sign (or tamper) as this attack does; see ota/platform/campaign_signing.hpp
   bool unsigned_campaign = false;
   bool no_cloud = false;     // hand the client the campaign file instead of going through the platform
   bool rotate_root = false;  // the platform rotates its root to v2 and ships it with the campaign

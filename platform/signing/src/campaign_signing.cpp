@@ -1,4 +1,4 @@
-#include "signing.hpp"
+#include "ota/platform/campaign_signing.hpp"
 
 #include <google/protobuf/util/json_util.h>
 

@@ -1,4 +1,4 @@
-#include "pack.hpp"
+#include "ota/platform/pack.hpp"
 
 #include <unistd.h>
 
@@ -7,11 +7,11 @@
 #include <map>
 #include <memory>
 
-#include "mapped_file.hpp"
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/trust.hpp"
+#include "ota/platform/mapped_file.hpp"
 #include "ota/v1/package.pb.h"
 
 #include <ctime>
@@ -222,69 +222,39 @@ Status write_image_metadata(const PackArgs& args, const v1::PackageManifest& man
 
 }  // namespace
 
-CLI::App* add_pack_command(CLI::App& app, PackArgs& args) {
-  auto* cmd = app.add_subcommand(
-      "pack",
-      "build an update package: per ECU a full payload and, given a base, a delta; keeps the smaller");
-  cmd->add_option("--image", args.images, "ECU_ID=NEW_IMAGE (repeatable)")->required();
-  cmd->add_option("--base", args.bases,
-                  "ECU_ID=BASE_IMAGE: the image the ECU runs now (repeatable, optional)");
-  cmd->add_option("--version", args.versions, "ECU_ID=VERSION of the new image (repeatable, optional)");
-  cmd->add_option("-o,--out", args.out_dir, "output directory (manifest.pb and payloads)")->required();
-  cmd->add_option("-l,--level", args.level, "zstd level (1-22)")->capture_default_str();
-  cmd->add_flag("--keep-full", args.keep_full, "keep the full payload too when the delta is smaller");
-  cmd->add_option("--sign-key", args.sign_keys,
-                  "image-role private key (PEM): write signed image metadata (repeatable)");
-  cmd->add_option("--hardware", args.hardware_ids,
-                  "ECU_ID=HARDWARE_ID the image may be installed on (repeatable)");
-  cmd->add_option("--base-version", args.base_versions, "ECU_ID=VERSION of the base image (repeatable)");
-  cmd->add_option("--metadata-version", args.metadata_version,
-                  "version of the image metadata (only goes up)");
-  cmd->add_option("--expires-days", args.expires_days, "days until the image metadata expires");
-  return cmd;
-}
-
-int run_pack(const PackArgs& args, bool verbose) {
-  auto fail = [](const Status& s) {
-    std::fprintf(stderr, "ota-pack pack: %s\n", s.to_string().c_str());
-    return 1;
-  };
+Status make_package(const PackArgs& args, bool verbose) {
   std::map<std::string, std::string> images, bases, versions;
-  Status s = parse_pairs(args.images, "--image", &images);
-  if (s.is_ok()) s = parse_pairs(args.bases, "--base", &bases);
-  if (s.is_ok()) s = parse_pairs(args.versions, "--version", &versions);
-  if (!s.is_ok()) return fail(s);
+  OTA_RETURN_IF_ERROR(parse_pairs(args.images, "--image", &images));
+  OTA_RETURN_IF_ERROR(parse_pairs(args.bases, "--base", &bases));
+  OTA_RETURN_IF_ERROR(parse_pairs(args.versions, "--version", &versions));
   for (const auto* m : {&bases, &versions}) {
     for (const auto& [id, v] : *m) {
-      if (!images.count(id)) return fail(make_error(Code::kInvalidArgument, "no --image for ECU " + id));
+      if (!images.count(id)) return make_error(Code::kInvalidArgument, "no --image for ECU " + id);
     }
   }
-  s = make_dirs(args.out_dir);
-  if (!s.is_ok()) return fail(s);
+  OTA_RETURN_IF_ERROR(make_dirs(args.out_dir));
 
   v1::PackageManifest manifest;
   manifest.set_format_version(1);
   for (const auto& [id, path] : images) {
     auto b = bases.find(id);
     auto v = versions.find(id);
-    s = pack_one(args, id, path, b == bases.end() ? nullptr : &b->second,
-                 v == versions.end() ? nullptr : &v->second, manifest.add_images(), verbose);
-    if (!s.is_ok()) return fail(s.with_context("ECU " + id));
+    Status s = pack_one(args, id, path, b == bases.end() ? nullptr : &b->second,
+                        v == versions.end() ? nullptr : &v->second, manifest.add_images(), verbose);
+    if (!s.is_ok()) return s.with_context("ECU " + id);
   }
   std::string bytes;
   if (!manifest.SerializeToString(&bytes))
-    return fail(make_error(Code::kInternal, "cannot serialize the manifest"));
-  s = atomic_write_file(args.out_dir + "/manifest.pb", bytes);
-  if (!s.is_ok()) return fail(s);
+    return make_error(Code::kInternal, "cannot serialize the manifest");
+  OTA_RETURN_IF_ERROR(atomic_write_file(args.out_dir + "/manifest.pb", bytes));
   std::printf("wrote %s/manifest.pb (%zu images)\n", args.out_dir.c_str(),
               static_cast<size_t>(manifest.images_size()));
   if (!args.sign_keys.empty()) {
-    s = write_image_metadata(args, manifest);
-    if (!s.is_ok()) return fail(s);
+    OTA_RETURN_IF_ERROR(write_image_metadata(args, manifest));
     std::printf("wrote %s/image.signed (image metadata v%llu, %zu signature(s))\n", args.out_dir.c_str(),
                 static_cast<unsigned long long>(args.metadata_version), args.sign_keys.size());
   }
-  return 0;
+  return Status::ok();
 }
 
 }  // namespace ota::pack

@@ -91,7 +91,8 @@ struct EncodeStats {
   uint64_t blocks = 0;
 };
 
-// Builds a delta that turns `base` into `image` and writes it to `out`. `base` may be empty
+// Builds a delta that turns `base` into `image` and writes it to `out`. Platform side: defined in
+// ota_delta_make (platform/delta), which vehicle code does not link. `base` may be empty
 // (base_size == 0, base may then be null): the delta is then the compressed full image.
 // Memory (platform side; the encoder works on whole images): the images themselves, a transformed
 // copy of each when a transform applies, and while matching a suffix array (4 bytes per base byte,

@@ -1,4 +1,4 @@
-#include "mapped_file.hpp"
+#include "ota/platform/mapped_file.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -1,8 +1,9 @@
-// `ota-pack pack`: builds an update package directory from new images and optional bases.
+// Update packages (`ota-pack pack`): an update package directory built from new images and optional
+// bases, with its manifest (proto/ota/v1/package.proto) and, given image-role keys, the signed image
+// metadata. Platform side; writes progress lines to stdout (and details to stderr when verbose).
 #pragma once
 
-#include <CLI/CLI.hpp>
-
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,8 +28,11 @@ struct PackArgs {
   int expires_days = 30;
 };
 
-CLI::App* add_pack_command(CLI::App& app, PackArgs& args);
-int run_pack(const PackArgs& args, bool verbose);
+// Builds the package into args.out_dir: per ECU a full payload and, given a base, a delta, each
+// applied once to check it; keeps the smaller (both with keep_full); then manifest.pb, and
+// image.signed when sign_keys are given. kInvalidArgument naming the bad ECU_ID=VALUE pair; any
+// error of reading, encoding, verifying or writing, with the ECU it concerns.
+Status make_package(const PackArgs& args, bool verbose);
 
 // Applies the delta at delta_path to base_path ("" for a full payload) without writing the result:
 // apply checks the result's SHA-256, so OK means the delta reconstructs the image it was made for.

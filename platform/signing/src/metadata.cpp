@@ -1,5 +1,9 @@
-// Builders of role bodies from plain structs (platform side: cloud simulator, packer, tests).
-#include "internal.hpp"
+// Builders of role bodies from plain structs (platform side: ota-pack, the simulated platform, tests).
+#include <string>
+#include <vector>
+
+#include "ota/core/trust.hpp"
+#include "ota/v1/trust.pb.h"
 
 namespace ota::trust {
 

@@ -96,7 +96,8 @@ class PrivateKey {
 Result<std::string> key_id_of_pem(std::string_view public_pem);
 
 // ------------------------------------------------------------------------------------------------
-// Signing (platform side: cloud simulator, ota-pack, tests)
+// Signing (platform side: the simulated platform, ota-pack, tests). Defined in ota_signing
+// (platform/signing), which vehicle code does not link.
 // ------------------------------------------------------------------------------------------------
 
 // Wraps body (a serialized ota.v1 role message) in a serialized ota.v1.SignedMetadata carrying one
@@ -236,6 +237,7 @@ struct VehicleInfo {
 
 // ------------------------------------------------------------------------------------------------
 // Metadata builders (platform side): plain structs in, serialized role bodies out, ready for sign().
+// Defined in ota_signing (platform/signing), which vehicle code does not link.
 // ------------------------------------------------------------------------------------------------
 
 struct RoleKeysSpec {
