@@ -1,4 +1,5 @@
-// MqttTransport: the Transport seam over Eclipse Paho MQTT C++ (async client).
+// PahoTransport: the Transport seam over Eclipse Paho MQTT C++ (async client), for what the native
+// client does not speak: ssl:// and MQTT 5.
 #include <mqtt/async_client.h>
 
 #include <arpa/inet.h>
@@ -12,7 +13,6 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/transport.hpp"
 
@@ -97,9 +97,9 @@ std::string take_payload(const mqtt::message& msg) {
   return std::move(const_cast<std::string&>(ref.str()));
 }
 
-class MqttTransport : public Transport {
+class PahoTransport : public Transport {
  public:
-  explicit MqttTransport(TransportOptions options) : options_(std::move(options)) {
+  explicit PahoTransport(TransportOptions options) : options_(std::move(options)) {
     mqtt::create_options create(options_.mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
                                 options_.offline_buffer);
     create.set_send_while_disconnected(true);
@@ -117,7 +117,7 @@ class MqttTransport : public Transport {
     });
   }
 
-  ~MqttTransport() override {
+  ~PahoTransport() override {
     try {
       if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
     } catch (const std::exception&) {
@@ -260,16 +260,7 @@ class MqttTransport : public Transport {
 }  // namespace
 
 std::unique_ptr<Transport> make_paho_transport(TransportOptions options) {
-  return std::make_unique<MqttTransport>(std::move(options));
-}
-
-Result<std::string> read_password_file(const std::string& path) {
-  auto content = read_small_file(path, 4096);
-  if (!content) return content.status();
-  std::string pw = *content;
-  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
-  if (pw.empty()) return Status(Code::kInvalidArgument, path + ": empty password file");
-  return pw;
+  return std::make_unique<PahoTransport>(std::move(options));
 }
 
 }  // namespace ota

@@ -1,7 +1,8 @@
 // The message transport seam between the client, the agents and the broker. Two MQTT clients sit
-// behind it: a native MQTT 3.1.1 client over a TCP socket (core/src/native_transport.cpp), lean on
-// the data path (one copy per received payload, one write per sent packet), and Eclipse Paho MQTT C++
-// (core/src/mqtt_transport.cpp) for MQTT 5 and TLS. Nothing else in the project includes Paho.
+// behind it: a native MQTT 3.1.1 client over a TCP socket (core/mqtt/src/native/), lean on the data
+// path (one copy per received payload, one write per sent packet), and Eclipse Paho MQTT C++
+// (core/mqtt/src/paho_transport.cpp) for MQTT 5 and TLS. make_transport (core/mqtt/src/factory.cpp)
+// picks one. Nothing else in core includes Paho.
 #pragma once
 
 #include <chrono>
