@@ -1,3 +1,6 @@
+// The simulated platform's campaign signing: fresh role keys, the provisioned root (and a rotation),
+// image and director metadata for the campaign, and the SignedCampaign the cloud ships. An attack
+// is a row of attacks.cpp applied to the honest draft built here.
 #include "ota/platform/campaign_signing.hpp"
 
 #include <google/protobuf/util/json_util.h>
@@ -5,41 +8,14 @@
 #include <ctime>
 #include <map>
 
+#include "campaign_draft.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
-#include "ota/core/trust.hpp"
 #include "ota/v1/trust.pb.h"
 
 namespace ota::sim {
-namespace {
+namespace detail {
 
-const std::map<std::string, Attack>& attack_table() {
-  static const std::map<std::string, Attack> table = {
-      {"bad-signature", Attack::kBadSignature},
-      {"untrusted-key", Attack::kUntrustedKey},
-      {"threshold", Attack::kThresholdNotMet},
-      {"revoked-key", Attack::kRevokedKey},
-      {"expired", Attack::kExpired},
-      {"wrong-vin", Attack::kWrongVin},
-      {"wrong-hardware", Attack::kWrongHardware},
-      {"mix-and-match", Attack::kMixAndMatch},
-      {"rollback", Attack::kRollback},
-      {"oversized", Attack::kOversized},
-      {"corrupt-payload", Attack::kCorruptPayload},
-      {"truncated-payload", Attack::kTruncatedPayload},
-      {"rotation-unsigned-by-old", Attack::kRotationUnsignedByOld},
-      {"rotation-withheld", Attack::kRotationWithheld},
-  };
-  return table;
-}
-
-Digest digest_of(const std::string& raw) {
-  Digest d{};
-  digest_from_bytes(raw, &d);
-  return d;
-}
-
-// "1.1.0" -> 10100: a comparable number for the image role.
 uint64_t version_number(const std::string& v) {
   uint64_t parts[3] = {0, 0, 0};
   size_t i = 0, pos = 0;
@@ -52,6 +28,22 @@ uint64_t version_number(const std::string& v) {
   return parts[0] * 10000 + parts[1] * 100 + parts[2];
 }
 
+}  // namespace detail
+
+namespace {
+
+using detail::Draft;
+using detail::Keys;
+using detail::version_number;
+
+constexpr int64_t kDay = 24 * 3600;
+
+Digest digest_of(const std::string& raw) {
+  Digest d{};
+  digest_from_bytes(raw, &d);
+  return d;
+}
+
 Result<trust::PrivateKey> make_key(const std::string& dir, const std::string& name) {
   auto key = trust::PrivateKey::generate();
   if (!key) return key.status();
@@ -60,100 +52,75 @@ Result<trust::PrivateKey> make_key(const std::string& dir, const std::string& na
   return *key;
 }
 
-}  // namespace
-
-bool parse_attack(const std::string& name, Attack* out) {
-  if (name.empty() || name == "none") {
-    *out = Attack::kNone;
-    return true;
-  }
-  auto it = attack_table().find(name);
-  if (it == attack_table().end()) return false;
-  *out = it->second;
-  return true;
-}
-
-std::vector<std::string> attack_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, attack] : attack_table()) names.push_back(name);
-  return names;
-}
-
-Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir,
-                                    uint64_t director_version, Attack attack,
-                                    const std::map<std::string, std::string>& locations, bool rotate_root) {
+Result<Keys> make_keys(const std::string& key_dir) {
   OTA_RETURN_IF_ERROR(make_dirs(key_dir));
-  auto root_key = make_key(key_dir, "root");
-  auto image_key = make_key(key_dir, "image");
-  auto director_key = make_key(key_dir, "director");
-  auto director_key2 = make_key(key_dir, "director-2");
-  for (const auto* k : {&root_key, &image_key, &director_key, &director_key2}) {
+  auto root = make_key(key_dir, "root");
+  auto image = make_key(key_dir, "image");
+  auto director = make_key(key_dir, "director");
+  auto director2 = make_key(key_dir, "director-2");
+  for (const auto* k : {&root, &image, &director, &director2}) {
     if (!*k) return k->status();
   }
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  return Keys{*root, *image, *director, *director2};
+}
 
-  // Root v1 names the role keys; the threshold attack asks for two director signatures.
-  trust::RootSpec root;
-  root.version = 1;
-  root.expires = now + 365 * 24 * 3600;
-  root.root.public_pems = {root_key->public_pem()};
-  root.image.public_pems = {image_key->public_pem()};
-  root.director.public_pems = {director_key->public_pem()};
-  if (attack == Attack::kThresholdNotMet) {
-    root.director.public_pems.push_back(director_key2->public_pem());
-    root.director.threshold = 2;
+// The image role's entry for a target: its full payload and, if any, its delta.
+trust::ImageInfo image_of(const v1::CampaignTarget& t) {
+  trust::ImageInfo img;
+  img.name = t.ecu_id() + "-fw";
+  img.version = t.version();
+  img.version_number = version_number(t.version());
+  img.size = t.size();
+  img.sha256 = digest_of(t.sha256());
+  img.hardware_ids = {t.hardware_id()};
+  img.has_full = true;
+  img.full.sha256 = digest_of(t.full().sha256());
+  img.full.size = t.full().size();
+  img.full.encoding = t.full().encoding() == v1::PAYLOAD_ENCODING_RAW ? "raw" : "zstd";
+  if (t.has_delta()) {
+    trust::DeltaInfo d;
+    d.base_version = t.delta().base_version();
+    d.base_version_number = version_number(t.delta().base_version());
+    d.base_sha256 = digest_of(t.delta().base_sha256());
+    d.payload.sha256 = digest_of(t.delta().sha256());
+    d.payload.size = t.delta().size();
+    d.payload.encoding = "ota-delta";
+    img.deltas.push_back(d);
   }
-  auto root_body = trust::make_root_body(root);
-  if (!root_body) return root_body.status();
-  auto signed_root = trust::sign(*root_body, {*root_key});
-  if (!signed_root) return signed_root.status();
-  std::string provisioned = *signed_root;
-  if (attack == Attack::kRevokedKey) {
-    // Root v2 rotates the director key: the old one is revoked, yet signs the campaign below.
-    trust::RootSpec v2 = root;
-    v2.version = 2;
-    v2.director.public_pems = {director_key2->public_pem()};
-    auto body2 = trust::make_root_body(v2);
-    if (!body2) return body2.status();
-    auto signed2 = trust::sign(*body2, {*root_key});
-    if (!signed2) return signed2.status();
-    provisioned = *signed2;  // a vehicle that has taken the rotation
-    // The rotation must verify against v1 too: both roots are written for the record.
-    OTA_RETURN_IF_ERROR(atomic_write_file(key_dir + "/root-v1.signed", *signed_root));
-  }
-  // Over-the-air rotation: root v2 names a new root key and a new director key; the campaign below is
-  // signed by the new director key, and the vehicle (provisioned with v1) gets v2 in root_updates.
-  trust::PrivateKey campaign_director = *director_key;
-  std::vector<std::string> root_updates;
-  if (rotate_root || attack == Attack::kRotationUnsignedByOld || attack == Attack::kRotationWithheld) {
-    auto root_key2 = make_key(key_dir, "root-2");
-    if (!root_key2) return root_key2.status();
-    trust::RootSpec v2 = root;
-    v2.version = 2;
-    v2.root.public_pems = {root_key2->public_pem()};
-    v2.director = trust::RoleKeysSpec{{director_key2->public_pem()}, 1};
-    auto body2 = trust::make_root_body(v2);
-    if (!body2) return body2.status();
-    // Honest: a threshold of the v1 root keys and of the v2 root keys. The attack: only the new key.
-    std::vector<trust::PrivateKey> signers = {*root_key, *root_key2};
-    if (attack == Attack::kRotationUnsignedByOld) signers = {*root_key2};
-    auto signed2 = trust::sign(*body2, signers);
-    if (!signed2) return signed2.status();
-    OTA_RETURN_IF_ERROR(atomic_write_file(key_dir + "/root-v2.signed", *signed2));
-    if (attack != Attack::kRotationWithheld) root_updates.push_back(*signed2);
-    campaign_director = *director_key2;
-  }
-  TrustMaterial out;
-  out.root_path = key_dir + "/root.signed";
-  OTA_RETURN_IF_ERROR(atomic_write_file(out.root_path, provisioned));
+  return img;
+}
 
-  // Image metadata: one image per target, with its full payload and delta.
-  std::vector<trust::ImageInfo> images;
-  trust::VerifiedCampaign director;
-  director.vin = attack == Attack::kWrongVin ? "OTHERVIN000000000" : campaign.vin();
+// The director role's entry for a target, naming its image.
+trust::CampaignTarget target_of(const v1::CampaignTarget& t, const trust::ImageInfo& img) {
+  trust::CampaignTarget dt;
+  dt.ecu_id = t.ecu_id();
+  dt.hardware_id = t.hardware_id();
+  dt.image_name = img.name;
+  dt.version = img.version;
+  dt.version_number = img.version_number;
+  dt.sha256 = img.sha256;
+  dt.size = img.size;
+  dt.allow_downgrade = t.allow_downgrade();
+  dt.group = t.group();
+  dt.clear_dtcs.assign(t.resolves_dtcs().begin(), t.resolves_dtcs().end());
+  return dt;
+}
+
+// The honest campaign: root v1 naming the three role keys, one image per target, and the director
+// metadata for this vehicle, valid for a week.
+Draft honest_draft(const v1::Campaign& campaign, Keys keys, uint64_t director_version) {
+  Draft d(std::move(keys));
+  d.now = static_cast<int64_t>(std::time(nullptr));
+  d.root.version = 1;
+  d.root.expires = d.now + 365 * kDay;
+  d.root.root.public_pems = {d.keys.root.public_pem()};
+  d.root.image.public_pems = {d.keys.image.public_pem()};
+  d.root.director.public_pems = {d.keys.director.public_pem()};
+  trust::VerifiedCampaign& director = d.director;
+  director.vin = campaign.vin();
   director.campaign_id = campaign.campaign_id();
   director.version = director_version;
-  director.expires = attack == Attack::kExpired ? now - 3600 : now + 7 * 24 * 3600;
+  director.expires = d.now + 7 * kDay;
   director.preconditions.require_parked = campaign.preconditions().require_parked();
   director.preconditions.require_ignition_off = campaign.preconditions().require_ignition_off();
   director.preconditions.min_battery_percent = campaign.preconditions().min_battery_soc_percent();
@@ -164,121 +131,90 @@ Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::str
     group.atomic = g.atomic();
     director.groups.push_back(group);
   }
+  for (const auto& t : campaign.targets()) {
+    d.images.push_back(image_of(t));
+    director.targets.push_back(target_of(t, d.images.back()));
+  }
+  return d;
+}
+
+Result<std::string> sign_root(const trust::RootSpec& spec, const std::vector<trust::PrivateKey>& signers) {
+  auto body = trust::make_root_body(spec);
+  if (!body) return body.status();
+  return trust::sign(*body, signers);
+}
+
+// The roots as signed: the one the vehicle is provisioned with, the rotation it is sent, and the
+// director key the campaign is then signed with.
+struct SignedRoots {
+  std::string provisioned;
+  std::vector<std::string> updates;
+  trust::PrivateKey director;
+};
+
+Result<SignedRoots> sign_roots(const Draft& d, const std::string& key_dir) {
+  auto v1_root = sign_root(d.root, {d.keys.root});
+  if (!v1_root) return v1_root.status();
+  SignedRoots out{*v1_root, {}, d.keys.director};
+  if (d.provision_rotated_director) {
+    trust::RootSpec v2 = d.root;
+    v2.version = 2;
+    v2.director.public_pems = {d.keys.director2.public_pem()};
+    auto signed2 = sign_root(v2, {d.keys.root});
+    if (!signed2) return signed2.status();
+    out.provisioned = *signed2;  // a vehicle that has taken the rotation
+    // The rotation must verify against v1 too: both roots are written for the record.
+    OTA_RETURN_IF_ERROR(atomic_write_file(key_dir + "/root-v1.signed", *v1_root));
+  }
+  if (d.rotate_root) {
+    // Over the air: root v2 names a new root key and a new director key, which signs the campaign.
+    auto root2 = make_key(key_dir, "root-2");
+    if (!root2) return root2.status();
+    trust::RootSpec v2 = d.root;
+    v2.version = 2;
+    v2.root.public_pems = {root2->public_pem()};
+    v2.director = trust::RoleKeysSpec{{d.keys.director2.public_pem()}, 1};
+    std::vector<trust::PrivateKey> signers = {d.keys.root, *root2};
+    if (!d.rotation_signed_by_old) signers = {*root2};
+    auto signed2 = sign_root(v2, signers);
+    if (!signed2) return signed2.status();
+    OTA_RETURN_IF_ERROR(atomic_write_file(key_dir + "/root-v2.signed", *signed2));
+    if (d.ship_rotation) out.updates.push_back(*signed2);
+    out.director = d.keys.director2;
+  }
+  return out;
+}
+
+// The image and director metadata, signed, and where each payload is (full, then delta, per target).
+Result<v1::SignedCampaign> sign_metadata(const v1::Campaign& campaign, const Draft& d,
+                                         const SignedRoots& roots) {
   v1::SignedCampaign sc;
   for (const auto& t : campaign.targets()) {
-    trust::ImageInfo img;
-    img.name = t.ecu_id() + "-fw";
-    img.version = t.version();
-    img.version_number = version_number(t.version());
-    img.size = t.size();
-    img.sha256 = digest_of(t.sha256());
-    img.hardware_ids = {t.hardware_id()};
-    img.has_full = true;
-    img.full.sha256 = digest_of(t.full().sha256());
-    img.full.size = t.full().size();
-    img.full.encoding = t.full().encoding() == v1::PAYLOAD_ENCODING_RAW ? "raw" : "zstd";
     auto* loc = sc.add_payloads();
     loc->set_sha256(t.full().sha256());
     loc->set_uri(t.full().uri());
     if (t.has_delta()) {
-      trust::DeltaInfo d;
-      d.base_version = t.delta().base_version();
-      d.base_version_number = version_number(t.delta().base_version());
-      d.base_sha256 = digest_of(t.delta().base_sha256());
-      d.payload.sha256 = digest_of(t.delta().sha256());
-      d.payload.size = t.delta().size();
-      d.payload.encoding = "ota-delta";
-      img.deltas.push_back(d);
       auto* dloc = sc.add_payloads();
       dloc->set_sha256(t.delta().sha256());
       dloc->set_uri(t.delta().uri());
     }
-    trust::CampaignTarget dt;
-    dt.ecu_id = t.ecu_id();
-    dt.hardware_id = t.hardware_id();
-    dt.image_name = img.name;
-    dt.version = img.version;
-    dt.version_number = img.version_number;
-    dt.sha256 = img.sha256;
-    dt.size = img.size;
-    dt.allow_downgrade = t.allow_downgrade();
-    dt.group = t.group();
-    dt.clear_dtcs.assign(t.resolves_dtcs().begin(), t.resolves_dtcs().end());
-    const bool first = director.targets.empty();
-    if (first && attack == Attack::kRollback) {
-      // An older image, properly signed, offered without allow_downgrade.
-      img.version = dt.version = "0.9.0";
-      img.version_number = dt.version_number = version_number("0.9.0");
-    }
-    if (first && attack == Attack::kWrongHardware) {
-      img.hardware_ids = {"other-hw"};
-      dt.hardware_id = "other-hw";
-    }
-    if (first && attack == Attack::kMixAndMatch) dt.sha256[0] ^= 0xff;  // an image from another campaign
-    images.push_back(img);
-    director.targets.push_back(dt);
   }
-  if (attack == Attack::kOversized) {
-    // Endless data: thousands of bogus images push the metadata past its size cap.
-    for (int i = 0; i < 20000; ++i) {
-      trust::ImageInfo junk = images.front();
-      junk.name = "padding-" + std::to_string(i) + std::string(64, 'x');
-      junk.hardware_ids.assign(4, std::string(48, 'h'));
-      images.push_back(junk);
-    }
-  }
-  std::string image_body = trust::make_image_body(1, now + 7 * 24 * 3600, images);
-  auto signed_image = trust::sign(image_body, {*image_key});
+  auto signed_image = trust::sign(trust::make_image_body(1, d.now + 7 * kDay, d.images), {d.keys.image});
   if (!signed_image) return signed_image.status();
-  std::string director_body = trust::make_director_body(director);
-  Result<std::string> signed_director = Status();
-  switch (attack) {
-    case Attack::kUntrustedKey: {
-      auto stranger = trust::PrivateKey::generate();
-      if (!stranger) return stranger.status();
-      signed_director = trust::sign(director_body, {*stranger});
-      break;
-    }
-    case Attack::kRevokedKey:
-      signed_director = trust::sign(director_body, {*director_key});  // the revoked one
-      break;
-    default:
-      signed_director = trust::sign(director_body, {campaign_director});
-  }
+  const trust::PrivateKey& director_key = d.director_signer ? *d.director_signer : roots.director;
+  auto signed_director = trust::sign(trust::make_director_body(d.director), {director_key});
   if (!signed_director) return signed_director.status();
-  std::string director_bytes = *signed_director;
-  if (attack == Attack::kBadSignature) {
-    v1::SignedMetadata m;
-    if (!m.ParseFromString(director_bytes) || m.signatures_size() == 0) {
-      return Status(Code::kInternal, "cannot tamper with the director signature");
-    }
-    std::string sig = m.signatures(0).sig();
-    sig[sig.size() / 2] ^= 0x5a;
-    m.mutable_signatures(0)->set_sig(sig);
-    director_bytes = m.SerializeAsString();
-  }
-  sc.set_signed_director(director_bytes);
+  sc.set_signed_director(*signed_director);
   sc.set_signed_image(*signed_image);
   sc.set_require_consent(campaign.require_consent());
   sc.set_health_timeout_ms(campaign.health_timeout_ms());
   sc.set_chunk_size(campaign.chunk_size());
   sc.set_window(campaign.window());
-  for (const auto& r : root_updates) sc.add_root_updates(r);
+  for (const auto& r : roots.updates) sc.add_root_updates(r);
+  return sc;
+}
 
-  // Payload tampering after signing: the bytes on the "download server" no longer match.
-  if (attack == Attack::kCorruptPayload || attack == Attack::kTruncatedPayload) {
-    const std::string path = campaign.targets(0).full().uri();
-    auto content = read_small_file(path, SIZE_MAX);
-    if (!content) return content.status();
-    std::string bytes = *content;
-    if (attack == Attack::kCorruptPayload) {
-      bytes[bytes.size() / 3] ^= 0x01;
-    } else {
-      bytes.resize(bytes.size() / 2);
-    }
-    OTA_RETURN_IF_ERROR(atomic_write_file(path, bytes));
-  }
-
+Result<std::string> to_json(v1::SignedCampaign& sc, const std::map<std::string, std::string>& locations) {
   for (auto& loc : *sc.mutable_payloads()) {
     auto it = locations.find(loc.uri());
     if (it != locations.end()) loc.set_uri(it->second);
@@ -286,9 +222,39 @@ Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::str
   google::protobuf::util::JsonPrintOptions jo;
   jo.add_whitespace = true;
   jo.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(sc, &out.signed_campaign_json, jo).ok()) {
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(sc, &json, jo).ok()) {
     return Status(Code::kInternal, "cannot write the signed campaign as JSON");
   }
+  return json;
+}
+
+}  // namespace
+
+Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir,
+                                    uint64_t director_version, Attack attack,
+                                    const std::map<std::string, std::string>& locations, bool rotate_root) {
+  auto keys = make_keys(key_dir);
+  if (!keys) return keys.status();
+  Draft draft = honest_draft(campaign, std::move(*keys), director_version);
+  draft.rotate_root = rotate_root;
+  const detail::Mutation* mutation = detail::find_mutation(attack);
+  if (mutation != nullptr && mutation->before_signing != nullptr) {
+    OTA_RETURN_IF_ERROR(mutation->before_signing(draft));
+  }
+  auto roots = sign_roots(draft, key_dir);
+  if (!roots) return roots.status();
+  TrustMaterial out;
+  out.root_path = key_dir + "/root.signed";
+  OTA_RETURN_IF_ERROR(atomic_write_file(out.root_path, roots->provisioned));
+  auto sc = sign_metadata(campaign, draft, *roots);
+  if (!sc) return sc.status();
+  if (mutation != nullptr && mutation->after_signing != nullptr) {
+    OTA_RETURN_IF_ERROR(mutation->after_signing(campaign, *sc));
+  }
+  auto json = to_json(*sc, locations);
+  if (!json) return json.status();
+  out.signed_campaign_json = std::move(*json);
   return out;
 }
 

@@ -1,6 +1,9 @@
-// The simulated OTA platform's signing: keys for the root, image and director roles, the root the
-// vehicle is provisioned with, and a SignedCampaign for a plain campaign description. Attacks
-// (docs/SECURITY.md) tamper with what is signed or how, so that tests can show each is refused.
+// The simulated OTA platform's signing, for ota-sim and the attack suite: keys for the root, image
+// and director roles, the root the vehicle is provisioned with, and a SignedCampaign for a plain
+// campaign description. Attacks (docs/SECURITY.md) tamper with what is signed or how, so that tests
+// can show each is refused; each is one row of a table of changes to the honest campaign
+// (platform/signing/src/attacks.cpp). Namespace ota::sim: it signs as the simulated platform does,
+// with keys made afresh for every campaign.
 #pragma once
 
 #include <map>
@@ -50,6 +53,8 @@ struct TrustMaterial {
 // root key, root-2, and a new director key, director-2; signed by the root keys of v1 and v2), signs
 // the campaign with the new director key and ships root v2 in SignedCampaign.root_updates
 // (key_dir/root-v2.signed). The vehicle and the ECUs are still provisioned with root v1.
+// Errors: those of key generation, signing and file writing; kInvalidArgument for an attack on a
+// target or payload asked of a campaign without targets.
 Result<TrustMaterial> sign_campaign(const v1::Campaign& campaign, const std::string& key_dir,
                                     uint64_t director_version, Attack attack,
                                     const std::map<std::string, std::string>& locations = {},
