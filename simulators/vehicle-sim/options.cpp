@@ -1,6 +1,6 @@
 #include "options.hpp"
 
-#include "signing.hpp"
+#include "ota/platform/campaign_signing.hpp"
 
 namespace ota::sim {
 namespace {

@@ -35,7 +35,7 @@ struct Options {
   int health_timeout_ms = 10000;
   int timeout_s = 600;
   bool quiet = false;
-  std::string attack;  // sign (or tamper) as this attack does; see signing.hpp
+  std::string attack;  // sign (or tamper) as this attack does; see ota/platform/campaign_signing.hpp
   bool unsigned_campaign = false;
   bool no_cloud = false;     // hand the client the campaign file instead of going through the platform
   bool rotate_root = false;  // the platform rotates its root to v2 and ships it with the campaign

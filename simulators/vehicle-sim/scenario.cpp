@@ -11,7 +11,7 @@
 #include "images.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
-#include "signing.hpp"
+#include "ota/platform/campaign_signing.hpp"
 
 namespace ota::sim {
 namespace {

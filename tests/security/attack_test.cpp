@@ -6,9 +6,9 @@
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/platform/campaign_signing.hpp"
 #include "ota/sim/netns.hpp"
 #include "ota/test/broker_fixture.hpp"
-#include "signing.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;

@@ -8,11 +8,11 @@
 
 #include <unistd.h>
 
-#include "mapped_file.hpp"
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
-#include "pack.hpp"
+#include "ota/platform/mapped_file.hpp"
+#include "ota/platform/pack.hpp"
 
 namespace {
 
@@ -123,6 +123,29 @@ int cmd_info(const std::string& delta_path) {
   return 0;
 }
 
+// `ota-pack pack`: the options of ota::pack::make_package.
+CLI::App* add_pack_command(CLI::App& app, ota::pack::PackArgs& args) {
+  auto* cmd = app.add_subcommand(
+      "pack",
+      "build an update package: per ECU a full payload and, given a base, a delta; keeps the smaller");
+  cmd->add_option("--image", args.images, "ECU_ID=NEW_IMAGE (repeatable)")->required();
+  cmd->add_option("--base", args.bases,
+                  "ECU_ID=BASE_IMAGE: the image the ECU runs now (repeatable, optional)");
+  cmd->add_option("--version", args.versions, "ECU_ID=VERSION of the new image (repeatable, optional)");
+  cmd->add_option("-o,--out", args.out_dir, "output directory (manifest.pb and payloads)")->required();
+  cmd->add_option("-l,--level", args.level, "zstd level (1-22)")->capture_default_str();
+  cmd->add_flag("--keep-full", args.keep_full, "keep the full payload too when the delta is smaller");
+  cmd->add_option("--sign-key", args.sign_keys,
+                  "image-role private key (PEM): write signed image metadata (repeatable)");
+  cmd->add_option("--hardware", args.hardware_ids,
+                  "ECU_ID=HARDWARE_ID the image may be installed on (repeatable)");
+  cmd->add_option("--base-version", args.base_versions, "ECU_ID=VERSION of the base image (repeatable)");
+  cmd->add_option("--metadata-version", args.metadata_version,
+                  "version of the image metadata (only goes up)");
+  cmd->add_option("--expires-days", args.expires_days, "days until the image metadata expires");
+  return cmd;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,7 +184,7 @@ int main(int argc, char** argv) {
   info->add_option("DELTA", delta_path, "delta or full payload")->required()->check(CLI::ExistingFile);
 
   ota::pack::PackArgs pack_args;
-  auto* pack = ota::pack::add_pack_command(app, pack_args);
+  auto* pack = add_pack_command(app, pack_args);
 
   CLI11_PARSE(app, argc, argv);
   if (diff->parsed()) return cmd_diff(base, image, out, level, no_transform, !no_verify, verbose);
@@ -169,6 +192,13 @@ int main(int argc, char** argv) {
   if (patch->parsed()) return cmd_patch(base, delta_path, out, verbose);
   if (unpack->parsed()) return cmd_patch("", delta_path, out, verbose);
   if (info->parsed()) return cmd_info(delta_path);
-  if (pack->parsed()) return ota::pack::run_pack(pack_args, verbose);
+  if (pack->parsed()) {
+    Status s = ota::pack::make_package(pack_args, verbose);
+    if (!s.is_ok()) {
+      std::fprintf(stderr, "ota-pack pack: %s\n", s.to_string().c_str());
+      return 1;
+    }
+    return 0;
+  }
   return 2;
 }
