@@ -80,7 +80,7 @@ std::string report_to_json(const v1::VehicleReport& report) {
 
 class CampaignRunner::Impl {
  public:
-  Impl(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle, ConsentProvider& consent,
+  Impl(AgentDirectory& fleet, Transport& transport, VehicleStateSource& vehicle, ConsentProvider& consent,
        RunnerOptions opts, const std::atomic<bool>& cancel)
       : fleet_(fleet),
         transport_(transport),
@@ -695,7 +695,7 @@ class CampaignRunner::Impl {
     opts_.on_status(s);
   }
 
-  Fleet& fleet_;
+  AgentDirectory& fleet_;
   Transport& transport_;
   VehicleStateSource& vehicle_;
   ConsentProvider& consent_;
@@ -707,7 +707,7 @@ class CampaignRunner::Impl {
   std::map<std::string, uint64_t> totals_;    // payload size per ECU
 };
 
-CampaignRunner::CampaignRunner(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle,
+CampaignRunner::CampaignRunner(AgentDirectory& fleet, Transport& transport, VehicleStateSource& vehicle,
                                ConsentProvider& consent, RunnerOptions options)
     : impl_(std::make_shared<Impl>(fleet, transport, vehicle, consent, std::move(options), cancel_)) {}
 

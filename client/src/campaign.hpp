@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/core/trust.hpp"
@@ -60,8 +60,8 @@ struct RunnerOptions {
 
 class CampaignRunner {
  public:
-  CampaignRunner(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle, ConsentProvider& consent,
-                 RunnerOptions options);
+  CampaignRunner(AgentDirectory& fleet, Transport& transport, VehicleStateSource& vehicle,
+                 ConsentProvider& consent, RunnerOptions options);
 
   // Runs `campaign`, or resumes the journaled one if the journal holds the same campaign id.
   // Returns the final report (also kept in the journal). A Status error only for failures of

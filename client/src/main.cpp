@@ -10,9 +10,9 @@
 
 #include <signal.h>
 
+#include "agent_directory.hpp"
 #include "campaign.hpp"
 #include "cloud_link.hpp"
-#include "fleet.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
   }).detach();
 
   auto transport = make_transport(topts);
-  client::Fleet fleet(*transport);
+  client::AgentDirectory fleet(*transport);
   // The transport's callbacks use the fleet: stop them before the fleet goes away.
   struct StopTransport {
     std::unique_ptr<Transport>& t;

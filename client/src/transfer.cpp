@@ -159,7 +159,7 @@ Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
 
 }  // namespace
 
-Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan,
+Status run_transfer(AgentDirectory& fleet, Transport& transport, const TransferPlan& plan,
                     const std::atomic<bool>& cancel, TransferStats* stats,
                     const std::function<void(uint64_t)>& progress) {
   AckState acks;
@@ -185,7 +185,7 @@ Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan
     if (progress) progress(ack.next_offset());
   });
   struct Unlisten {
-    Fleet& f;
+    AgentDirectory& f;
     const std::string& e;
     ~Unlisten() { f.clear_ack_listener(e); }
   } unlisten{fleet, plan.ecu_id};

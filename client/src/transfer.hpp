@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/v1/ota.pb.h"
 
@@ -43,7 +43,7 @@ struct TransferStats {
 
 // Blocks until the agent holds the whole payload, the transfer fails, or `cancel` becomes true
 // (kAborted). `progress` (may be null) is called with acknowledged bytes.
-Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan,
+Status run_transfer(AgentDirectory& fleet, Transport& transport, const TransferPlan& plan,
                     const std::atomic<bool>& cancel, TransferStats* stats,
                     const std::function<void(uint64_t acked)>& progress = nullptr);
 
