@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "campaign.hpp"
+#include "campaign/report.hpp"
 #include "images.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
