@@ -62,7 +62,7 @@ int run_client(const client::ClientConfig& cfg) {
   auto bus = client::VehicleBus::connect(*topts);
   if (!bus) return fail(kExitFailure, bus.status());
   OTA_LOGI(kLog, "connected to %s as %s", cfg.broker.uri.c_str(), cfg.broker.username.c_str());
-  client::Fleet& fleet = (*bus)->fleet();
+  client::AgentDirectory& fleet = (*bus)->fleet();
   Transport& transport = (*bus)->transport();
   auto platform = client::connect_platform(cfg.cloud);
   if (!platform) return fail(kExitUsage, "cloud: " + platform.status().to_string());

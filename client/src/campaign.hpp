@@ -1,23 +1,29 @@
 // CampaignRunner: carries out one campaign across the vehicle's ECUs (docs/CLIENT.md).
 //
 //   pre-conditions -> consent -> for each ordering group, ascending:
-//     transfer + install (parallel across the group's ECUs) -> barrier -> activate + health (parallel)
-//     -> decision (commit, or roll the group back if it is atomic and an ECU failed) -> carry it out
-//   -> clear resolved DTCs -> report
+//     stage: transfer + install (parallel across the group's ECUs) -> barrier
+//     decide: activate + health (parallel) unless the barrier decided; one decision for the group
+//     (campaign/decision.hpp), journaled before any ECU acts on it
+//     carry it out: commit (then clear resolved DTCs), or roll back / cancel
+//   -> report
 //
-// The journal (CampaignJournal) is rewritten atomically after every step; a runner started on an
-// existing journal resumes: transfers continue from the agents' durable offsets, and a group whose
+// The journal (campaign/journal.hpp) is rewritten atomically after every step; a runner started on
+// an existing journal resumes: transfers continue from the agents' durable offsets, and a group whose
 // decision was recorded has that decision finished, never changed.
+//
+// The implementation lives in campaign/: runner.cpp (the campaign), admission.cpp (pre-conditions,
+// consent), stage.cpp (transfer, install, activation), commit.cpp and rollback.cpp (carrying out a
+// decision), with the pure parts beside them (decision, plan, preconditions, report, journal).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
+#include "campaign/report.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/core/trust.hpp"
@@ -45,6 +51,18 @@ class ConsentProvider {
   virtual ConsentAnswer ask(const v1::Campaign& campaign) = 0;
 };
 
+// Time as the runner sees it: phase durations in the report, the owner's postponement, the pause
+// between commit attempts. Called from the runner's threads at once: must be thread-safe.
+class RunnerClock {
+ public:
+  virtual ~RunnerClock() = default;
+  virtual std::chrono::steady_clock::time_point now() = 0;
+  virtual void sleep_for(std::chrono::milliseconds duration) = 0;
+};
+
+// The steady clock and std::this_thread::sleep_for.
+RunnerClock& steady_runner_clock();
+
 struct RunnerOptions {
   std::string journal_path;
   std::chrono::milliseconds agent_timeout{30000};  // online wait and per-command answers
@@ -54,33 +72,46 @@ struct RunnerOptions {
   // key; the signed Result goes into the report (ecu_signed_result), an unsigned or forged one fails
   // the ECU. ECUs not listed are not checked.
   std::map<std::string, trust::PublicKey> ecu_keys;
-  // Called whenever progress changes (for the status topic).
+  // Called whenever progress changes (for the status topic), on the runner's threads, never with a
+  // runner lock held.
   std::function<void(const v1::CampaignStatus&)> on_status;
+  // While transfers run: a status and a journal write (the bytes sent so far) this often.
+  std::chrono::milliseconds progress_interval{250};
+  // Null: steady_runner_clock(). Must outlive the runner.
+  RunnerClock* clock = nullptr;
+  // For tests that cut the runner off at a given journal write: called before every write with what
+  // is about to be written, on the writing thread, with the journal's lock held (it must not call
+  // into the runner but cancel()). A non-OK Status fails that write: the runner stops with that
+  // error as soon as its flow reaches a check (a failed progress write is not one). Null: no hook.
+  std::function<Status(const v1::CampaignJournal& next)> before_journal_write;
 };
 
 class CampaignRunner {
  public:
-  CampaignRunner(Fleet& fleet, Transport& transport, VehicleStateSource& vehicle, ConsentProvider& consent,
-                 RunnerOptions options);
+  // `agents` and `transport` (the connection the agents' messages come through), `vehicle` and
+  // `consent` must outlive the runner.
+  CampaignRunner(AgentDirectory& agents, Transport& transport, VehicleStateSource& vehicle,
+                 ConsentProvider& consent, RunnerOptions options);
+  ~CampaignRunner();
+  CampaignRunner(const CampaignRunner&) = delete;
+  CampaignRunner& operator=(const CampaignRunner&) = delete;
 
   // Runs `campaign`, or resumes the journaled one if the journal holds the same campaign id.
   // Returns the final report (also kept in the journal). A Status error only for failures of
-  // the runner itself (journal unwritable); campaign failures are in the report.
+  // the runner itself (journal unwritable) and an invalid campaign (validate_campaign); campaign
+  // failures are in the report. One run at a time.
   Result<v1::VehicleReport> run(const v1::Campaign& campaign);
 
-  // Requests cancellation: honoured before activation; later, the group finishes its decision.
-  void cancel() { cancel_ = true; }
+  // Requests cancellation, from any thread: honoured before activation; later, the group finishes
+  // its decision. Not journaled: a restarted runner goes on with the campaign.
+  void cancel();
 
  private:
   class Impl;
-  std::shared_ptr<Impl> impl_;
-  std::atomic<bool> cancel_{false};
+  std::unique_ptr<Impl> impl_;
 };
 
 // Validates a campaign's shape (ids, hashes, sizes, groups). kInvalidArgument names the problem.
 Status validate_campaign(const v1::Campaign& campaign);
-
-// JSON of a report (protobuf JSON mapping, proto field names, enums as names).
-std::string report_to_json(const v1::VehicleReport& report);
 
 }  // namespace ota::client

@@ -9,7 +9,7 @@
 
 #include "campaign_intake.hpp"
 #include "config.hpp"
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/trust.hpp"
 #include "ota/v1/ota.pb.h"

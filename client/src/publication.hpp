@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cloud_link.hpp"
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/transport.hpp"
 
 namespace ota::client {

@@ -17,20 +17,31 @@ namespace {
 
 constexpr const char* kLog = "transfer";
 
-// Shared between the sender and the transport's callback thread.
+// What the acknowledgements said so far; shared between the sender and the transport's callback
+// thread.
 struct AckState {
   std::mutex mu;
   std::condition_variable cv;
-  uint64_t acked = 0;   // agent's next_offset
-  bool rewind = false;  // the agent refused something: resend from acked
-  Status failure;       // the agent gave up on the transfer
+  uint64_t acked = 0;             // the agent's next_offset
+  bool resend_requested = false;  // the agent refused a chunk: send again from acked
+  Status failure;                 // the agent gave up the transfer
+};
+
+// Why a pass of the sender ended before the end of the payload.
+enum class Interruption {
+  kNone,
+  kResend,       // the agent refused a chunk: a new pass from its next_offset
+  kStalled,      // no acknowledgement within stall_timeout: resynchronise
+  kCancelled,    // the caller's cancel flag
+  kAgentFailed,  // the agent gave up the transfer
 };
 
 // Cuts the payload into chunks, skips what the agent already holds, and blocks while the window is
 // full. Each chunk is built in one buffer: the bytes are read (or decompressed) straight behind the
 // room for its header, which is written in front of them once the CRC is known, and published from
-// there. The next chunk is read while the previous one waits for the window. Returns kAborted to
-// make the caller restart the source (a rewind or a resync is needed).
+// there. The next chunk is read while the previous one waits for the window. When it must stop before
+// the end it fails the byte source with a Status (all a decompressor understands) and says why in
+// interruption().
 class ChunkSender : public ByteSink {
  public:
   ChunkSender(Transport& t, const TransferPlan& plan, AckState& acks, const std::atomic<bool>& cancel,
@@ -78,6 +89,7 @@ class ChunkSender : public ByteSink {
   }
 
   bool done() const { return pos_ >= plan_.target.payload_size(); }
+  Interruption interruption() const { return interruption_; }
 
   Status finish() {
     if (fill_ > 0) OTA_RETURN_IF_ERROR(flush_chunk());
@@ -102,14 +114,20 @@ class ChunkSender : public ByteSink {
     {
       std::unique_lock<std::mutex> lock(acks_.mu);
       bool ok = acks_.cv.wait_for(lock, plan_.stall_timeout, [&] {
-        return acks_.rewind || !acks_.failure.is_ok() || cancel_ || c.offset < acks_.acked + window_bytes;
+        return acks_.resend_requested || !acks_.failure.is_ok() || cancel_ ||
+               c.offset < acks_.acked + window_bytes;
       });
-      if (!acks_.failure.is_ok()) return acks_.failure;
-      if (cancel_) return Status(Code::kAborted, "transfer cancelled");
-      if (acks_.rewind) return Status(Code::kAborted, "rewind");
-      if (!ok)
-        return Status(Code::kTimeout,
-                      "no acknowledgement for " + std::to_string(plan_.stall_timeout.count()) + " ms");
+      if (!acks_.failure.is_ok()) return interrupt(Interruption::kAgentFailed, acks_.failure);
+      if (cancel_) return interrupt(Interruption::kCancelled, Status(Code::kAborted, "transfer cancelled"));
+      if (acks_.resend_requested) {
+        return interrupt(Interruption::kResend,
+                         Status(Code::kAborted, "the agent refused a chunk; resending from its offset"));
+      }
+      if (!ok) {
+        return interrupt(Interruption::kStalled,
+                         Status(Code::kTimeout, "no acknowledgement for " +
+                                                    std::to_string(plan_.stall_timeout.count()) + " ms"));
+      }
     }
     wire_.resize(room_ + fill_);
     // The buffer goes to the transport, which sends and keeps it until the broker's PUBACK without
@@ -120,6 +138,11 @@ class ChunkSender : public ByteSink {
     if (plan_.on_sent) plan_.on_sent(fill_);
     fill_ = 0;
     return Status::ok();
+  }
+
+  Status interrupt(Interruption why, Status st) {
+    interruption_ = why;
+    return st;
   }
 
   Transport& t_;
@@ -138,6 +161,7 @@ class ChunkSender : public ByteSink {
   }
   std::string wire_;
   size_t fill_ = 0;  // data bytes in wire_
+  Interruption interruption_ = Interruption::kNone;
 };
 
 Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
@@ -157,66 +181,122 @@ Status push_payload(const TransferPlan& plan, ChunkSender& sender) {
   return Status::ok();
 }
 
+// Routes the ECU's acknowledgements into an AckState while a transfer runs.
+class AckListener {
+ public:
+  AckListener(AgentDirectory& agents, const TransferPlan& plan, const std::function<void(uint64_t)>& progress)
+      : agents_(agents), ecu_id_(plan.ecu_id) {
+    agents_.set_ack_listener(ecu_id_, [this, &plan, &progress](const v1::ChunkAck& ack) {
+      if (ack.transfer_id() != plan.transfer_id) return;
+      {
+        std::lock_guard<std::mutex> lock(state_.mu);
+        switch (ack_meaning(ack)) {
+          case AckMeaning::kResend:
+            state_.resend_requested = true;
+            state_.acked = ack.next_offset();
+            break;
+          case AckMeaning::kFailed:
+            state_.failure = codec::from_wire(ack.error()).with_context(plan.ecu_id);
+            state_.acked = ack.next_offset();
+            break;
+          case AckMeaning::kProgress:
+            if (ack.next_offset() > state_.acked) state_.acked = ack.next_offset();
+            break;
+        }
+      }
+      state_.cv.notify_all();
+      if (progress) progress(ack.next_offset());
+    });
+  }
+  // Waits for a listener that is running: nothing calls into this object afterwards.
+  ~AckListener() { agents_.clear_ack_listener(ecu_id_); }
+  AckListener(const AckListener&) = delete;
+  AckListener& operator=(const AckListener&) = delete;
+
+  AckState& state() { return state_; }
+
+ private:
+  AgentDirectory& agents_;
+  std::string ecu_id_;
+  AckState state_;
+};
+
+// The agent's answer to StartTransfer.
+struct StartAnswer {
+  enum Kind {
+    kReady,       // resume_offset: what it holds durably of this transfer
+    kUnanswered,  // no answer in time (error): a resync may try again
+    kRefused,     // it answered with an error (error)
+  } kind = kReady;
+  uint64_t resume_offset = 0;
+  Status error;
+};
+
+StartAnswer start_transfer(AgentDirectory& agents, const TransferPlan& plan) {
+  v1::Command cmd;
+  cmd.set_campaign_id(plan.campaign_id);
+  auto* st = cmd.mutable_start_transfer();
+  st->set_transfer_id(plan.transfer_id);
+  *st->mutable_target() = plan.target;
+  *st->mutable_root_updates() = plan.root_updates;
+  st->set_chunk_size(plan.chunk_size);
+  st->set_window(plan.window);
+  StartAnswer answer;
+  auto r = agents.call(plan.ecu_id, cmd, std::chrono::seconds(30));
+  if (!r) {
+    answer.kind = r.status().code() == Code::kTimeout ? StartAnswer::kUnanswered : StartAnswer::kRefused;
+    answer.error = r.status();
+  } else if (r->outcome() != v1::OUTCOME_OK) {
+    answer.kind = StartAnswer::kRefused;
+    answer.error = codec::from_wire(r->error()).with_context(plan.ecu_id + ": start transfer");
+  } else {
+    answer.resume_offset = r->transfer_ready().resume_offset();
+  }
+  return answer;
+}
+
+// After the last chunk went out: what the acknowledgements said within stall_timeout.
+enum class Tail { kComplete, kResend, kStalled, kFailed, kCancelled };
+
+Tail wait_for_last_ack(AckState& acks, const TransferPlan& plan, const std::atomic<bool>& cancel) {
+  const uint64_t total = plan.target.payload_size();
+  std::unique_lock<std::mutex> lock(acks.mu);
+  acks.cv.wait_for(lock, plan.stall_timeout, [&] {
+    return acks.acked >= total || acks.resend_requested || !acks.failure.is_ok() || cancel;
+  });
+  if (!acks.failure.is_ok()) return Tail::kFailed;
+  if (cancel) return Tail::kCancelled;
+  if (acks.acked >= total) return Tail::kComplete;
+  return acks.resend_requested ? Tail::kResend : Tail::kStalled;
+}
+
 }  // namespace
 
-Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan,
+AckMeaning ack_meaning(const v1::ChunkAck& ack) {
+  if (!ack.has_error() || ack.error().code() == v1::ERROR_CODE_OK) return AckMeaning::kProgress;
+  return ack.error().code() == v1::ERROR_CODE_CORRUPT ? AckMeaning::kResend : AckMeaning::kFailed;
+}
+
+Status run_transfer(AgentDirectory& agents, Transport& transport, const TransferPlan& plan,
                     const std::atomic<bool>& cancel, TransferStats* stats,
                     const std::function<void(uint64_t)>& progress) {
-  AckState acks;
-  fleet.set_ack_listener(plan.ecu_id, [&](const v1::ChunkAck& ack) {
-    if (ack.transfer_id() != plan.transfer_id) return;
-    {
-      std::lock_guard<std::mutex> lock(acks.mu);
-      if (ack.has_error() && ack.error().code() != v1::ERROR_CODE_OK) {
-        Status err = codec::from_wire(ack.error());
-        // CORRUPT (a chunk failed its CRC or arrived out of order) is recovered by resending from
-        // next_offset; any other code ends the transfer.
-        if (err.code() == Code::kCorrupt) {
-          acks.rewind = true;
-        } else {
-          acks.failure = err.with_context(plan.ecu_id);
-        }
-        acks.acked = ack.next_offset();
-      } else if (ack.next_offset() > acks.acked) {
-        acks.acked = ack.next_offset();
-      }
-    }
-    acks.cv.notify_all();
-    if (progress) progress(ack.next_offset());
-  });
-  struct Unlisten {
-    Fleet& f;
-    const std::string& e;
-    ~Unlisten() { f.clear_ack_listener(e); }
-  } unlisten{fleet, plan.ecu_id};
-
+  AckListener listener(agents, plan, progress);
+  AckState& acks = listener.state();
   const uint64_t total = plan.target.payload_size();
   bool need_start = true;
   uint64_t start = 0;
   for (int attempt = 0;; ++attempt) {
     if (cancel) return Status(Code::kAborted, "transfer cancelled");
     if (need_start) {
-      v1::Command cmd;
-      cmd.set_campaign_id(plan.campaign_id);
-      auto* st = cmd.mutable_start_transfer();
-      st->set_transfer_id(plan.transfer_id);
-      *st->mutable_target() = plan.target;
-      *st->mutable_root_updates() = plan.root_updates;
-      st->set_chunk_size(plan.chunk_size);
-      st->set_window(plan.window);
-      auto r = fleet.call(plan.ecu_id, cmd, std::chrono::seconds(30));
-      if (!r) {
-        if (attempt < plan.max_resyncs && r.status().code() == Code::kTimeout) continue;
-        return r.status();
-      }
-      if (r->outcome() != v1::OUTCOME_OK)
-        return codec::from_wire(r->error()).with_context(plan.ecu_id + ": start transfer");
-      start = r->transfer_ready().resume_offset();
+      StartAnswer answer = start_transfer(agents, plan);
+      if (answer.kind == StartAnswer::kUnanswered && attempt < plan.max_resyncs) continue;
+      if (answer.kind != StartAnswer::kReady) return answer.error;
+      start = answer.resume_offset;
       if (start > total) return Status(Code::kCorrupt, plan.ecu_id + ": resume offset beyond the payload");
       if (attempt == 0) stats->first_resume_offset = start;
       std::lock_guard<std::mutex> lock(acks.mu);
       acks.acked = start;
-      acks.rewind = false;
+      acks.resend_requested = false;
       acks.failure = Status::ok();
       need_start = false;
     }
@@ -227,40 +307,44 @@ Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan
       const uint64_t stream_pos = plan.source == PayloadSource::kFile ? aligned : 0;
       ChunkSender sender(transport, plan, acks, cancel, *stats, aligned, stream_pos);
       Status st = push_payload(plan, sender);
-      if (!st.is_ok()) {
-        if (st.code() == Code::kAborted && st.message() == "rewind") {
-          std::lock_guard<std::mutex> lock(acks.mu);
-          start = acks.acked;
-          acks.rewind = false;
-          continue;
-        }
-        if (st.code() == Code::kTimeout && attempt < plan.max_resyncs) {
-          OTA_LOGW(kLog, "%s: %s; resynchronising", plan.ecu_id.c_str(), st.message().c_str());
-          ++stats->resyncs;
-          need_start = true;
-          continue;
-        }
-        return st.with_context(plan.ecu_id);
+      if (sender.interruption() == Interruption::kResend) {
+        std::lock_guard<std::mutex> lock(acks.mu);
+        start = acks.acked;
+        acks.resend_requested = false;
+        continue;
       }
+      if (sender.interruption() == Interruption::kStalled && attempt < plan.max_resyncs) {
+        OTA_LOGW(kLog, "%s: %s; resynchronising", plan.ecu_id.c_str(), st.message().c_str());
+        ++stats->resyncs;
+        need_start = true;
+        continue;
+      }
+      if (!st.is_ok()) return st.with_context(plan.ecu_id);
     }
-    // Everything sent: wait for the last acknowledgement.
-    std::unique_lock<std::mutex> lock(acks.mu);
-    bool done = acks.cv.wait_for(lock, plan.stall_timeout, [&] {
-      return acks.acked >= total || acks.rewind || !acks.failure.is_ok() || cancel;
-    });
-    if (!acks.failure.is_ok()) return acks.failure;
-    if (cancel) return Status(Code::kAborted, "transfer cancelled");
-    if (acks.acked >= total) return Status::ok();
-    if (acks.rewind) {
-      start = acks.acked;
-      acks.rewind = false;
-      continue;
+    switch (wait_for_last_ack(acks, plan, cancel)) {
+      case Tail::kComplete:
+        return Status::ok();
+      case Tail::kFailed: {
+        std::lock_guard<std::mutex> lock(acks.mu);
+        return acks.failure;
+      }
+      case Tail::kCancelled:
+        return Status(Code::kAborted, "transfer cancelled");
+      case Tail::kResend: {
+        std::lock_guard<std::mutex> lock(acks.mu);
+        start = acks.acked;
+        acks.resend_requested = false;
+        continue;
+      }
+      case Tail::kStalled:
+        break;
     }
-    if (!done && attempt < plan.max_resyncs) {
+    if (attempt < plan.max_resyncs) {
       ++stats->resyncs;
       need_start = true;
       continue;
     }
+    std::lock_guard<std::mutex> lock(acks.mu);
     return Status(Code::kTimeout, plan.ecu_id + ": transfer stalled at byte " + std::to_string(acks.acked));
   }
 }

@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/v1/ota.pb.h"
 
@@ -28,7 +28,7 @@ struct TransferPlan {
   std::string payload_path;
   PayloadSource source = PayloadSource::kFile;
   uint32_t chunk_size = 256 * 1024;
-  uint32_t window = 3;                            // chunks in flight (see kDefaultWindow in campaign.cpp)
+  uint32_t window = 3;                            // chunks in flight (the runner: see campaign/plan.cpp)
   std::chrono::milliseconds stall_timeout{5000};  // no ack progress for this long: resynchronise
   int max_resyncs = 20;
   // Called on the sending thread after each chunk is handed to the transport (for accounting).
@@ -41,9 +41,23 @@ struct TransferStats {
   int resyncs = 0;
 };
 
+// What a ChunkAck asks of the sender (docs/PROTOCOL.md 6.3).
+enum class AckMeaning {
+  kProgress,  // no error: every byte before next_offset is held
+  kResend,    // ERROR_CODE_CORRUPT (a chunk failed its CRC or came out of order): send again from
+              // next_offset, the transfer goes on
+  kFailed,    // any other error code: the agent gave up the transfer
+};
+AckMeaning ack_meaning(const v1::ChunkAck& ack);
+
 // Blocks until the agent holds the whole payload, the transfer fails, or `cancel` becomes true
-// (kAborted). `progress` (may be null) is called with acknowledged bytes.
-Status run_transfer(Fleet& fleet, Transport& transport, const TransferPlan& plan,
+// (kAborted). `progress` (may be null) is called with acknowledged bytes, on the transport's
+// callback thread. Holds the ECU's ack listener in `agents` while it runs.
+//
+// Recovery: a refused chunk (AckMeaning::kResend) is resent from the agent's next_offset; no ack
+// progress for plan.stall_timeout, or a StartTransfer unanswered, resynchronises with a new
+// StartTransfer (the agent answers with its durable offset), at most plan.max_resyncs times.
+Status run_transfer(AgentDirectory& agents, Transport& transport, const TransferPlan& plan,
                     const std::atomic<bool>& cancel, TransferStats* stats,
                     const std::function<void(uint64_t acked)>& progress = nullptr);
 

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/trust.hpp"
 #include "ota/v1/ota.pb.h"

@@ -21,7 +21,7 @@ Result<TransportOptions> vehicle_transport_options(const ClientConfig::Broker& b
 Result<std::unique_ptr<VehicleBus>> VehicleBus::connect(TransportOptions options) {
   std::unique_ptr<VehicleBus> bus(new VehicleBus());
   bus->transport_ = make_transport(std::move(options));
-  bus->fleet_ = std::make_unique<Fleet>(*bus->transport_);
+  bus->fleet_ = std::make_unique<AgentDirectory>(*bus->transport_);
   bus->transport_->on_message(
       [fleet = bus->fleet_.get()](const TransportMessage& m) { fleet->on_message(m); });
   OTA_RETURN_IF_ERROR(bus->transport_->connect(std::chrono::seconds(10)));

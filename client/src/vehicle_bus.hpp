@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "config.hpp"
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
 
@@ -14,8 +14,8 @@ namespace ota::client {
 // TLS when tls_ca is set. Errors: the password file cannot be read.
 Result<TransportOptions> vehicle_transport_options(const ClientConfig::Broker& broker);
 
-// Owns the transport and the Fleet its messages feed; the transport's callbacks stop before the
-// Fleet goes away.
+// Owns the transport and the AgentDirectory its messages feed; the transport's callbacks stop before the
+// AgentDirectory goes away.
 class VehicleBus {
  public:
   // Connects (10 s at most) and subscribes to every agent's up/ tree. Errors: broker unreachable or
@@ -26,12 +26,12 @@ class VehicleBus {
   VehicleBus& operator=(const VehicleBus&) = delete;
 
   Transport& transport() { return *transport_; }
-  Fleet& fleet() { return *fleet_; }
+  AgentDirectory& fleet() { return *fleet_; }
 
  private:
   VehicleBus() = default;
   std::unique_ptr<Transport> transport_;
-  std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<AgentDirectory> fleet_;
 };
 
 }  // namespace ota::client

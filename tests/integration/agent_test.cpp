@@ -3,7 +3,7 @@
 
 #include <csignal>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "images.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
@@ -30,11 +30,11 @@ ota::sim::TempDir make_temp() {
   return std::move(*t);
 }
 
-// A broker, a client-side Fleet connected as ota-client, and helpers to start agents.
+// A broker, a client-side AgentDirectory connected as ota-client, and helpers to start agents.
 struct Vehicle : ota::test::BrokerFixture {
   ota::sim::TempDir dir = make_temp();
   std::unique_ptr<ota::Transport> transport;
-  std::unique_ptr<ota::client::Fleet> fleet;
+  std::unique_ptr<ota::client::AgentDirectory> fleet;
   std::map<std::string, ota::sim::ChildProcess> agents;
 
   // The transport goes first: its callbacks use the fleet.
@@ -47,7 +47,7 @@ struct Vehicle : ota::test::BrokerFixture {
     o.username = "ota-client";
     o.password = broker().password("ota-client");
     transport = ota::make_transport(o);
-    fleet = std::make_unique<ota::client::Fleet>(*transport);
+    fleet = std::make_unique<ota::client::AgentDirectory>(*transport);
     transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
     REQUIRE(transport->connect(5s).is_ok());
     REQUIRE(transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());

@@ -414,7 +414,7 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent that cannot connect says w
 #include <random>
 #include <thread>
 
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/topics.hpp"
 #include "ota/core/transport.hpp"
@@ -534,7 +534,7 @@ ota_agent_callbacks_t recording_callbacks(RecordingDevice* dev) {
   return cb;
 }
 
-// The vehicle client's side: a transport as ota-client and the Fleet that routes its messages.
+// The vehicle client's side: a transport as ota-client and the AgentDirectory that routes its messages.
 struct TestClient {
   explicit TestClient(ota::test::BrokerFixture& f) {
     ota::TransportOptions o;
@@ -543,7 +543,7 @@ struct TestClient {
     o.username = "ota-client";
     o.password = f.broker().password("ota-client");
     transport = ota::make_transport(o);
-    fleet = std::make_unique<ota::client::Fleet>(*transport);
+    fleet = std::make_unique<ota::client::AgentDirectory>(*transport);
     transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
   }
   // The transport's thread calls into the fleet: stop it before the fleet goes away.
@@ -558,7 +558,7 @@ struct TestClient {
     return *r;
   }
   std::unique_ptr<ota::Transport> transport;
-  std::unique_ptr<ota::client::Fleet> fleet;
+  std::unique_ptr<ota::client::AgentDirectory> fleet;
 };
 
 }  // namespace

@@ -1,6 +1,10 @@
-// The client's live view of the vehicle's agents and its request/response plumbing over the
-// transport: inventory from retained hellos, results routed to whoever waits on a correlation id,
-// chunk acknowledgements routed to the transfer of that ECU.
+// AgentDirectory: the client's live view of this vehicle's ECU agents and its request/response
+// plumbing over the transport: inventory from retained hellos, results routed to whoever waits on a
+// correlation id, chunk acknowledgements routed to the transfer of that ECU.
+//
+// Threads: every method is thread-safe. on_message() runs on the transport's callback thread; call()
+// and wait_online() block the caller (never call them from that thread). Ack listeners and the change
+// callback run on the transport's callback thread.
 #pragma once
 
 #include <chrono>
@@ -29,9 +33,10 @@ struct AgentView {
 // The agent's active bank as its hello reports it; an empty BankInfo if none is listed.
 v1::BankInfo active_bank(const AgentView& view);
 
-class Fleet {
+class AgentDirectory {
  public:
-  explicit Fleet(Transport& transport);
+  // `transport` must outlive the directory; its message callback must call on_message().
+  explicit AgentDirectory(Transport& transport);
 
   // Call from the transport's message callback.
   void on_message(const TransportMessage& m);

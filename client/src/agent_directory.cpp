@@ -1,4 +1,4 @@
-#include "fleet.hpp"
+#include "agent_directory.hpp"
 
 #include <random>
 
@@ -21,12 +21,12 @@ v1::BankInfo active_bank(const AgentView& view) {
   return v1::BankInfo();
 }
 
-Fleet::Fleet(Transport& transport) : transport_(transport) {
+AgentDirectory::AgentDirectory(Transport& transport) : transport_(transport) {
   std::random_device rd;
   seq_ = (uint64_t{rd()} << 20);
 }
 
-void Fleet::on_message(const TransportMessage& m) {
+void AgentDirectory::on_message(const TransportMessage& m) {
   std::string ecu;
   Leaf leaf = Leaf::kUnknown;
   if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf)) return;
@@ -102,19 +102,19 @@ void Fleet::on_message(const TransportMessage& m) {
   if (change) change(ecu);
 }
 
-std::optional<AgentView> Fleet::agent(const std::string& ecu_id) const {
+std::optional<AgentView> AgentDirectory::agent(const std::string& ecu_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = agents_.find(ecu_id);
   if (it == agents_.end()) return std::nullopt;
   return it->second;
 }
 
-std::map<std::string, AgentView> Fleet::agents() const {
+std::map<std::string, AgentView> AgentDirectory::agents() const {
   std::lock_guard<std::mutex> lock(mu_);
   return agents_;
 }
 
-Status Fleet::wait_online(const std::vector<std::string>& ecus, std::chrono::milliseconds timeout) {
+Status AgentDirectory::wait_online(const std::vector<std::string>& ecus, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   std::string missing;
   auto all_online = [&] {
@@ -132,20 +132,20 @@ Status Fleet::wait_online(const std::vector<std::string>& ecus, std::chrono::mil
   return Status(Code::kUnavailable, "agents not online: " + missing);
 }
 
-std::string Fleet::next_correlation_id(const std::string& ecu_id) {
+std::string AgentDirectory::next_correlation_id(const std::string& ecu_id) {
   std::lock_guard<std::mutex> lock(mu_);
   return ecu_id + "/" + std::to_string(++seq_);
 }
 
-Status Fleet::send(const std::string& ecu_id, v1::Command& cmd) {
+Status AgentDirectory::send(const std::string& ecu_id, v1::Command& cmd) {
   codec::set_protocol(cmd.mutable_protocol());
   cmd.set_timestamp_ms(codec::now_ms());
   if (cmd.correlation_id().empty()) cmd.set_correlation_id(next_correlation_id(ecu_id));
   return transport_.publish(topics::ecu(ecu_id, Leaf::kCmd), cmd.SerializeAsString(), 1, false);
 }
 
-Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd,
-                               std::chrono::milliseconds timeout) {
+Result<v1::Result> AgentDirectory::call(const std::string& ecu_id, v1::Command cmd,
+                                        std::chrono::milliseconds timeout) {
   cmd.set_correlation_id(next_correlation_id(ecu_id));
   const std::string id = cmd.correlation_id();
   {
@@ -164,17 +164,17 @@ Result<v1::Result> Fleet::call(const std::string& ecu_id, v1::Command cmd,
   return std::move(*r);
 }
 
-void Fleet::set_ack_listener(const std::string& ecu_id, AckListener listener) {
+void AgentDirectory::set_ack_listener(const std::string& ecu_id, AckListener listener) {
   std::lock_guard<std::mutex> lock(ack_mu_);
   ack_listeners_[ecu_id] = std::move(listener);
 }
 
-void Fleet::clear_ack_listener(const std::string& ecu_id) {
+void AgentDirectory::clear_ack_listener(const std::string& ecu_id) {
   std::lock_guard<std::mutex> lock(ack_mu_);
   ack_listeners_.erase(ecu_id);
 }
 
-void Fleet::on_change(std::function<void(const std::string&)> cb) {
+void AgentDirectory::on_change(std::function<void(const std::string&)> cb) {
   std::lock_guard<std::mutex> lock(mu_);
   change_cb_ = std::move(cb);
 }

@@ -1,0 +1,134 @@
+// Carrying out a group's recorded decision: Commit to the members on trial (then clearing the DTCs
+// the update resolves), or Rollback / Cancel to every member but the skipped ones. Each ECU's result
+// is journaled as soon as it is known; a resumed runner sends the same command again (idempotent on
+// the agent) to the members whose result was not.
+#include "campaign/runner.hpp"
+#include "ota/core/codec.hpp"
+#include "ota/core/log.hpp"
+
+namespace ota::client {
+namespace {
+
+constexpr const char* kLog = "campaign";
+constexpr int kCommitAttempts = 5;
+constexpr std::chrono::milliseconds kCommitBackoff{200};  // times the attempt number
+
+// The first error of several threads.
+class FirstError {
+ public:
+  void add(const Status& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_.is_ok()) first_ = st;
+  }
+  Status get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_;
+  }
+
+ private:
+  std::mutex mu_;
+  Status first_;
+};
+
+}  // namespace
+
+Status CampaignRunner::Impl::commit_group(const Members& members) {
+  std::vector<std::string> trial;
+  for (auto* e : members) {
+    if (!e->finished()) trial.push_back(e->ecu_id());
+  }
+  publish_status(v1::CampaignStatus::CAMPAIGN_STATE_COMMITTING);
+  FirstError journal_error;
+  parallel(trial, [&](const std::string& id) { journal_error.add(commit(journal_.ecu(id))); });
+  return journal_error.get();
+}
+
+// Commits one ECU. The group decided to commit: a failing commit is retried, never turned into a
+// rollback of this ECU alone (the others may have committed already). Returns the journal write's
+// status; the ECU's own outcome goes into its report.
+Status CampaignRunner::Impl::commit(v1::EcuJournal* e) {
+  v1::Command cmd;
+  cmd.mutable_commit()->set_transfer_id(e->transfer_id());
+  Result<v1::Result> r = Status(Code::kInternal, "commit not sent");
+  Status st;
+  for (int attempt = 1; attempt <= kCommitAttempts; ++attempt) {
+    r = call_timed(e, cmd, v1::PHASE_COMMIT);
+    if (r && r->outcome() == v1::OUTCOME_OK) break;
+    st = r ? codec::from_wire(r->error()) : r.status();
+    if (st.is_ok()) st = Status(Code::kRejected, std::string("answered ") + v1::Outcome_Name(r->outcome()));
+    OTA_LOGW(kLog, "%s: commit attempt %d failed: %s", e->ecu_id().c_str(), attempt, st.to_string().c_str());
+    clock_.sleep_for(kCommitBackoff * attempt);
+  }
+  if (!r || r->outcome() != v1::OUTCOME_OK) {
+    mark_failed(e, st.with_context("commit failed after retries; the ECU stays on trial"), v1::PHASE_COMMIT);
+    return save();
+  }
+  // The ECU's own word that it committed, when it has a key: kept in the report as received.
+  const std::string signed_result = r->SerializeAsString();
+  auto key = options_.ecu_keys.find(e->ecu_id());
+  if (key != options_.ecu_keys.end()) {
+    Status sig = trust::verify_result_signature(signed_result, key->second);
+    if (!sig.is_ok()) {
+      mark_failed(e, sig, v1::PHASE_COMMIT);
+      return save();
+    }
+  }
+  if (!r->ecu_signature().empty()) {
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    e->mutable_report()->set_ecu_signed_result(signed_result);
+  }
+  clear_resolved_dtcs(e);
+  {
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    set_completed_step(e, EcuStep::kDone);
+    e->mutable_report()->set_result(v1::SUCCESS);
+    e->mutable_report()->set_version_after(journal_.target(e->ecu_id())->version());
+    e->set_finished(true);
+  }
+  return save();
+}
+
+void CampaignRunner::Impl::clear_resolved_dtcs(v1::EcuJournal* e) {
+  const auto* t = journal_.target(e->ecu_id());
+  if (t->resolves_dtcs().empty()) return;
+  v1::Command cmd;
+  for (uint32_t code : t->resolves_dtcs()) cmd.mutable_clear_dtcs()->add_codes(code);
+  auto r = call_timed(e, cmd, v1::PHASE_DONE);
+  if (!r)
+    OTA_LOGW(kLog, "%s: clearing resolved DTCs: %s", e->ecu_id().c_str(), r.status().to_string().c_str());
+}
+
+// Rolls back (or cancels) every member but the skipped ones. Failed members are told too
+// (idempotent): one whose activation timed out may still be on trial.
+Status CampaignRunner::Impl::roll_back_group(const v1::GroupJournal& group, const Members& members) {
+  const bool cancel = recorded_decision(group) == v1::GROUP_DECISION_CANCEL;
+  std::vector<std::string> back;
+  for (auto* e : members) {
+    if (e->report().result() != v1::SKIPPED) back.push_back(e->ecu_id());
+  }
+  publish_status(cancel ? v1::CampaignStatus::CAMPAIGN_STATE_CANCELLING
+                        : v1::CampaignStatus::CAMPAIGN_STATE_ROLLING_BACK);
+  FirstError journal_error;
+  parallel(back, [&](const std::string& id) {
+    v1::EcuJournal* e = journal_.ecu(id);
+    v1::Command cmd;
+    if (cancel) {
+      cmd.mutable_cancel()->set_transfer_id(e->transfer_id());
+    } else {
+      cmd.mutable_rollback()->set_transfer_id(e->transfer_id());
+      cmd.mutable_rollback()->set_reason("atomic group " + std::to_string(group.group()) + " failed");
+    }
+    auto r = call_timed(e, cmd, v1::PHASE_ROLLBACK);
+    {
+      std::lock_guard<std::mutex> lock(journal_mu_);
+      if (e->report().result() == v1::FAILED) return;  // keeps its own failure in the report
+      e->mutable_report()->set_result(cancel ? v1::CANCELLED : v1::ROLLED_BACK);
+      if (!r) codec::to_wire(r.status(), v1::PHASE_ROLLBACK, e->mutable_report()->mutable_error());
+      e->set_finished(true);
+    }
+    journal_error.add(save());
+  });
+  return journal_error.get();
+}
+
+}  // namespace ota::client
