@@ -147,38 +147,43 @@ class SimDevice : public ota::agent::FileDevice {
   std::vector<ota::agent::Dtc> dtcs_;
 };
 
-ota::agent::Agent* g_agent = nullptr;
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"ota-agent-sim: a simulated ECU (file-backed A/B flash) built on the OTA agent SDK"};
+// Everything the command line sets.
+struct Settings {
   ota::agent::AgentConfig cfg;
-  std::string dir, password_file, log_level = "info";
+  std::string dir;
+  std::string password_file;
+  std::string log_level = "info";
   uint64_t bank_size = 1ull << 30;
-  Knobs k;
+  Knobs knobs;
   int64_t health_delay_ms = 0;
   int64_t sync_delay_ms = 0;
   bool no_delta = false;
-  app.add_option("--ecu", cfg.ecu_id, "ECU id (also the MQTT username)")->required();
-  app.add_option("--hardware-id", cfg.hardware_id, "hardware id images must match");
-  app.add_option("--serial", cfg.serial, "serial number");
-  app.add_option("--broker", cfg.broker_uri, "broker URI, e.g. tcp://127.0.0.1:1883")->required();
-  app.add_option("--password-file", password_file, "file holding this agent's MQTT password");
-  app.add_option("--ecu-key", cfg.ecu_key_file, "this ECU's private key (PEM): results are signed with it");
-  app.add_option("--trust-root", cfg.trust_root_file,
+};
+
+void add_agent_options(CLI::App& app, Settings& s) {
+  app.add_option("--ecu", s.cfg.ecu_id, "ECU id (also the MQTT username)")->required();
+  app.add_option("--hardware-id", s.cfg.hardware_id, "hardware id images must match");
+  app.add_option("--serial", s.cfg.serial, "serial number");
+  app.add_option("--broker", s.cfg.broker_uri, "broker URI, e.g. tcp://127.0.0.1:1883")->required();
+  app.add_option("--password-file", s.password_file, "file holding this agent's MQTT password");
+  app.add_option("--ecu-key", s.cfg.ecu_key_file, "this ECU's private key (PEM): results are signed with it");
+  app.add_option("--trust-root", s.cfg.trust_root_file,
                  "root metadata (SignedMetadata) provisioned in this ECU");
-  app.add_option("--tls-ca", cfg.tls_ca_file, "CA certificate of the broker (ssl:// URIs)");
-  app.add_option("--tls-cert", cfg.tls_cert_file, "this agent's certificate");
-  app.add_option("--tls-key", cfg.tls_key_file, "this agent's private key");
-  app.add_option("--dir", dir, "directory of the simulated flash (bank_a.img, bank_b.img, boot) and state")
+  app.add_option("--tls-ca", s.cfg.tls_ca_file, "CA certificate of the broker (ssl:// URIs)");
+  app.add_option("--tls-cert", s.cfg.tls_cert_file, "this agent's certificate");
+  app.add_option("--tls-key", s.cfg.tls_key_file, "this agent's private key");
+  app.add_option("--dir", s.dir, "directory of the simulated flash (bank_a.img, bank_b.img, boot) and state")
       ->required();
-  app.add_option("--bank-size", bank_size, "capacity of one bank in bytes");
-  app.add_option("--factory-version", cfg.factory_version, "version of the image in bank A on first start");
-  app.add_option("--max-chunk", cfg.max_chunk_size, "largest chunk accepted, bytes");
-  app.add_option("--durable-interval", cfg.durable_interval_bytes,
+  app.add_option("--bank-size", s.bank_size, "capacity of one bank in bytes");
+  app.add_option("--factory-version", s.cfg.factory_version, "version of the image in bank A on first start");
+  app.add_option("--max-chunk", s.cfg.max_chunk_size, "largest chunk accepted, bytes");
+  app.add_option("--durable-interval", s.cfg.durable_interval_bytes,
                  "make the transfer offset durable every N bytes");
-  app.add_flag("--no-delta", no_delta, "do not declare delta capability");
+  app.add_flag("--no-delta", s.no_delta, "do not declare delta capability");
+}
+
+void add_fault_options(CLI::App& app, Settings& s) {
+  Knobs& k = s.knobs;
   app.add_option("--write-speed", k.write_mbps, "flash write speed in MB/s (0: as fast as the disk)");
   app.add_option(
          "--fail", k.fail_phase,
@@ -188,57 +193,75 @@ int main(int argc, char** argv) {
   app.add_option("--crash", k.crash_phase, "kill the process (SIGKILL) at a phase")
       ->check(CLI::IsMember({"install", "activate", "health", "commit"}));
   app.add_option("--crash-offset", k.crash_offset, "kill the process when a write reaches this byte offset");
-  app.add_option("--health-delay-ms", health_delay_ms, "time the health check takes");
-  app.add_option("--sync-delay-ms", sync_delay_ms, "time every flash sync takes (a slow flash)");
+  app.add_option("--health-delay-ms", s.health_delay_ms, "time the health check takes");
+  app.add_option("--sync-delay-ms", s.sync_delay_ms, "time every flash sync takes (a slow flash)");
   app.add_option("--dtcs", k.dtcs, "number of active DTCs to report");
-  app.add_option("--log-level", log_level, "debug, info, warn, error");
-  CLI11_PARSE(app, argc, argv);
+}
 
+// Completes the settings after parsing: log level, delays, password, state directory. Returns 0,
+// or the exit status after printing why.
+int finish_settings(Settings& s) {
   ota::LogLevel level;
-  if (!ota::parse_log_level(log_level, &level)) {
-    std::fprintf(stderr, "ota-agent-sim: unknown log level '%s'\n", log_level.c_str());
+  if (!ota::parse_log_level(s.log_level, &level)) {
+    std::fprintf(stderr, "ota-agent-sim: unknown log level '%s'\n", s.log_level.c_str());
     return 2;
   }
   ota::set_log_level(level);
-  k.health_delay = std::chrono::milliseconds(health_delay_ms);
-  k.sync_delay = std::chrono::milliseconds(sync_delay_ms);
-  cfg.delta_capable = !no_delta;
-  cfg.state_dir = dir + "/state";
-  if (!password_file.empty()) {
-    auto pw = ota::read_password_file(password_file);
+  s.knobs.health_delay = std::chrono::milliseconds(s.health_delay_ms);
+  s.knobs.sync_delay = std::chrono::milliseconds(s.sync_delay_ms);
+  s.cfg.delta_capable = !s.no_delta;
+  s.cfg.state_dir = s.dir + "/state";
+  if (!s.password_file.empty()) {
+    auto pw = ota::read_password_file(s.password_file);
     if (!pw) {
       std::fprintf(stderr, "ota-agent-sim: %s\n", pw.status().to_string().c_str());
       return 2;
     }
-    cfg.password = *pw;
+    s.cfg.password = *pw;
   }
-  if (Status st = ota::make_dirs(dir); !st.is_ok()) {
+  if (Status st = ota::make_dirs(s.dir); !st.is_ok()) {
     std::fprintf(stderr, "ota-agent-sim: %s\n", st.to_string().c_str());
     return 2;
   }
+  return 0;
+}
 
-  // Stop on SIGTERM/SIGINT from a signal-waiting thread: the Agent is not async-signal-safe.
+// Runs the agent until it ends or SIGTERM/SIGINT stops it. Signals are taken by a signal-waiting
+// thread: the Agent is not async-signal-safe.
+int serve(const Settings& s) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  SimDevice device(dir, bank_size, k);
-  ota::agent::Agent agent(cfg, device);
-  g_agent = &agent;
+  SimDevice device(s.dir, s.bank_size, s.knobs);
+  ota::agent::Agent agent(s.cfg, device);
   if (Status st = agent.start(); !st.is_ok()) {
-    std::fprintf(stderr, "ota-agent-sim: %s: %s\n", cfg.ecu_id.c_str(), st.to_string().c_str());
+    std::fprintf(stderr, "ota-agent-sim: %s: %s\n", s.cfg.ecu_id.c_str(), st.to_string().c_str());
     return 1;
   }
-  std::thread signals([&set] {
+  std::thread signals([set, &agent] {
     int sig = 0;
     sigwait(&set, &sig);
-    g_agent->stop();
+    agent.stop();
   });
   agent.wait();
   agent.stop();
   // The signal thread may still wait; we are done either way.
   signals.detach();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ota-agent-sim: a simulated ECU (file-backed A/B flash) built on the OTA agent SDK"};
+  Settings s;
+  add_agent_options(app, s);
+  add_fault_options(app, s);
+  app.add_option("--log-level", s.log_level, "debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  if (int failed = finish_settings(s)) return failed;
+  return serve(s);
 }

@@ -1,0 +1,37 @@
+// The trust decision on a received campaign (docs/SECURITY.md): with [trust] root it must be a
+// SignedCampaign for this vehicle, verified by the trust store; with [trust] allow_unsigned
+// (development only) a plain Campaign runs unchecked but for its VIN; with neither nothing runs.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "campaign_intake.hpp"
+#include "config.hpp"
+#include "fleet.hpp"
+#include "ota/core/status.hpp"
+#include "ota/core/trust.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::client {
+
+struct Admission {
+  v1::Campaign campaign;                     // what the runner executes (empty when refused)
+  std::unique_ptr<trust::TrustStore> store;  // set for a signed campaign
+  uint64_t director_version = 0;             // of the verified director metadata
+  Status refusal;  // not OK: the campaign was refused; a CAMPAIGN_REJECTED report is due
+};
+
+// Decides on `input` with the configuration's [trust] and [vehicle] vin, against the agents online.
+// A refused signed campaign (unparsable, or failing verification) is an Admission with `refusal`
+// set. Errors, which are configuration or usage errors: the trust store cannot be opened, an
+// unsigned campaign does not parse or is for another VIN, neither root nor allow_unsigned is set.
+Result<Admission> admit_campaign(const ClientConfig& config, const CampaignInput& input,
+                                 const std::map<std::string, AgentView>& agents);
+
+// Once the run ended in any way but postponed, a signed campaign can no longer be resumed, only
+// replaced: records that in the trust store (a failure is logged).
+void record_campaign_end(Admission& admission, const v1::VehicleReport& report);
+
+}  // namespace ota::client

@@ -1,0 +1,90 @@
+#include "observer.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "ota/core/codec.hpp"
+#include "ota/core/topics.hpp"
+#include "ota/v1/ota.pb.h"
+
+namespace ota::sim {
+
+Observer::Observer(const Broker& broker, bool show) : show_(show) {
+  TransportOptions o;
+  o.uri = broker.uri();
+  o.client_id = "ota-sim-observer";
+  o.username = "ota-observer";
+  o.password = broker.password("ota-observer");
+  t_ = make_transport(o);
+  t_->on_message([this](const TransportMessage& m) {
+    if (m.topic == topics::kVehicleStatus) {
+      on_status(m);
+    } else {
+      on_result(m);
+    }
+  });
+}
+
+Status Observer::start() {
+  OTA_RETURN_IF_ERROR(t_->connect(std::chrono::seconds(5)));
+  OTA_RETURN_IF_ERROR(t_->subscribe(std::string(topics::kPrefix) + "ecu/+/up/result", 1));
+  return t_->subscribe(topics::kVehicleStatus, 1);
+}
+
+std::map<std::string, uint64_t> Observer::acked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return acked_;
+}
+
+void Observer::watch_resumes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  resumes_.clear();
+  watch_resumes_ = true;
+}
+
+std::map<std::string, uint64_t> Observer::resumes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resumes_;
+}
+
+void Observer::finish_line() {
+  if (show_ && printed_) std::fprintf(stderr, "\n");
+}
+
+void Observer::on_status(const TransportMessage& m) {
+  v1::CampaignStatus s;
+  if (!codec::decode(m.payload, &s, codec::kMaxControlMessage, "status").is_ok()) return;
+  uint64_t done = 0, total = 0;
+  int lowest = 100;
+  std::string line = "  " + s.state();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : s.ecus()) {
+    done += std::min(e.bytes_done(), e.bytes_total());
+    total += e.bytes_total();
+    int pct = e.bytes_total()
+                  ? static_cast<int>(std::min(e.bytes_done(), e.bytes_total()) * 100 / e.bytes_total())
+                  : 0;
+    lowest = std::min(lowest, pct);
+    acked_[e.ecu_id()] = e.bytes_done();
+    line += "  " + e.ecu_id() + " " + std::to_string(pct) + "%";
+  }
+  if (total > 0) percent_ = static_cast<int>(done * 100 / total);
+  min_percent_ = s.ecus().empty() ? 0 : lowest;
+  if (show_) {
+    std::fprintf(stderr, "\r%-120s", line.c_str());
+    printed_ = true;
+  }
+}
+
+void Observer::on_result(const TransportMessage& m) {
+  std::string ecu;
+  topics::Leaf leaf = topics::Leaf::kUnknown;
+  if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf) || leaf != topics::Leaf::kResult) return;
+  v1::Result r;
+  if (!codec::decode(m.payload, &r, codec::kMaxControlMessage, "result").is_ok()) return;
+  if (!r.has_transfer_ready() || r.outcome() != v1::OUTCOME_OK) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (watch_resumes_) resumes_.emplace(ecu, r.transfer_ready().resume_offset());
+}
+
+}  // namespace ota::sim
