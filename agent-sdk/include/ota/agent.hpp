@@ -25,6 +25,10 @@
 #include "ota/core/io.hpp"
 #include "ota/core/status.hpp"
 
+namespace ota::agent_impl {
+class AgentFactory;  // in-tree only: builds an Agent over another transport and clock
+}  // namespace ota::agent_impl
+
 namespace ota::agent {
 
 enum class Bank { kA = 1, kB = 2 };
@@ -167,7 +171,9 @@ class Agent {
   std::string active_version() const;
 
  private:
+  friend class agent_impl::AgentFactory;
   class Impl;
+  explicit Agent(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
