@@ -98,7 +98,11 @@ std::string cap_report(v1::VehicleReport* report, size_t max_bytes) {
     const char* what;
     void (*drop)(v1::EcuReport*);
   } steps[] = {
-      {"DTC lists", [](v1::EcuReport* e) { e->clear_dtcs_before(), e->clear_dtcs_after(); }},
+      {"DTC lists",
+       [](v1::EcuReport* e) {
+         e->clear_dtcs_before();
+         e->clear_dtcs_after();
+       }},
       {"phase timings", [](v1::EcuReport* e) { e->clear_phases(); }},
       {"signed results", [](v1::EcuReport* e) { e->clear_ecu_signed_result(); }},
       {"error texts beyond 128 bytes",

@@ -102,7 +102,6 @@ TEST_CASE_METHOD(
   // The client may not even subscribe to a whole up/ subtree: it reads the five leaves only.
   auto client = connect("ota-client");
   CHECK_FALSE(client->subscribe("ota/v1/ecu/+/up/#").is_ok());
-  CHECK(slurp(broker().log_path()).find("ecu-b/up/junk") != std::string::npos);  // the broker named them
 }
 
 TEST_CASE_METHOD(ota::test::BrokerFixture,
