@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "agent_field_limits.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/topics.hpp"
@@ -11,7 +12,11 @@ namespace ota::client {
 using topics::Leaf;
 namespace {
 constexpr const char* kLog = "client";
+
+void log_cut(const std::string& ecu, const char* what, const std::string& cut) {
+  if (!cut.empty()) OTA_LOGE(kLog, "%s: %s cut to the client's limits: %s", ecu.c_str(), what, cut.c_str());
 }
+}  // namespace
 
 v1::BankInfo active_bank(const AgentView& view) {
   const auto& inv = view.hello.inventory();
@@ -32,7 +37,11 @@ void AgentDirectory::on_message(const TransportMessage& m) {
   if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf)) return;
   if (leaf == Leaf::kAck) {
     v1::ChunkAck ack;
-    if (!codec::decode(m.payload, &ack, codec::kMaxControlMessage, "ack from " + ecu).is_ok()) return;
+    if (Status st = codec::decode(m.payload, &ack, codec::kMaxControlMessage, "ack from " + ecu);
+        !st.is_ok()) {
+      OTA_LOGW(kLog, "%s", st.to_string().c_str());
+      return;
+    }
     // Held across the call: clear_ack_listener() waits for a running listener, so a transfer
     // can end (and free what its listener uses) safely.
     std::lock_guard<std::mutex> lock(ack_mu_);
@@ -56,6 +65,7 @@ void AgentDirectory::on_message(const TransportMessage& m) {
                       "hello on " + ecu + "'s topic names ECU '" + hello.inventory().ecu_id() + "'");
         }
         if (st.is_ok()) {
+          log_cut(ecu, "hello", cap_inventory(hello.mutable_inventory()));
           view.hello = hello;
           view.refusal.clear();
         } else {
@@ -67,16 +77,25 @@ void AgentDirectory::on_message(const TransportMessage& m) {
       }
       case Leaf::kState: {
         v1::AgentState state;
-        if (codec::decode(m.payload, &state, codec::kMaxControlMessage, "state from " + ecu).is_ok()) {
+        st = codec::decode(m.payload, &state, codec::kMaxControlMessage, "state from " + ecu);
+        if (st.is_ok()) {
+          log_cut(ecu, "state", cap_state(&state));
           view.state = state;
           change = change_cb_;
+        } else {
+          OTA_LOGW(kLog, "%s", st.to_string().c_str());
         }
         break;
       }
       case Leaf::kDtc: {
         v1::DtcList dtcs;
-        if (codec::decode(m.payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu).is_ok())
+        st = codec::decode(m.payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu);
+        if (st.is_ok()) {
+          log_cut(ecu, "DTC list", cap_dtcs(dtcs.mutable_dtcs()));
           view.dtcs = dtcs;
+        } else {
+          OTA_LOGW(kLog, "%s", st.to_string().c_str());
+        }
         break;
       }
       case Leaf::kResult: {
@@ -141,6 +160,14 @@ Status AgentDirectory::send(const std::string& ecu_id, v1::Command& cmd) {
   codec::set_protocol(cmd.mutable_protocol());
   cmd.set_timestamp_ms(codec::now_ms());
   if (cmd.correlation_id().empty()) cmd.set_correlation_id(next_correlation_id(ecu_id));
+  // Every agent drops a command above kMaxControlMessage unread; sending one would only end in a
+  // timeout (and retries), so it is refused here, at once, with the size named.
+  if (const size_t size = cmd.ByteSizeLong(); size > codec::kMaxControlMessage) {
+    return Status(Code::kInvalidArgument, "command to " + ecu_id + " is " + std::to_string(size) +
+                                              " bytes, above the agents' limit of " +
+                                              std::to_string(codec::kMaxControlMessage) +
+                                              " bytes (kMaxControlMessage); it was not sent");
+  }
   return transport_.publish(topics::ecu(ecu_id, Leaf::kCmd), cmd.SerializeAsString(), 1, false);
 }
 

@@ -49,8 +49,9 @@ class AgentDirectory {
   // missing ones in the error message.
   Status wait_online(const std::vector<std::string>& ecus, std::chrono::milliseconds timeout);
 
-  // Sends a command and waits for its Result. Errors: kTimeout if none in time; the Result itself
-  // may carry a failure (outcome/error), which the caller inspects.
+  // Sends a command and waits for its Result. Errors: kTimeout if none in time; kInvalidArgument,
+  // at once and without sending, for a command above codec::kMaxControlMessage (every agent would
+  // drop it); the Result itself may carry a failure (outcome/error), which the caller inspects.
   Result<v1::Result> call(const std::string& ecu_id, v1::Command cmd, std::chrono::milliseconds timeout);
   Status send(const std::string& ecu_id, v1::Command& cmd);
 

@@ -1,5 +1,6 @@
 #include "publication.hpp"
 
+#include "agent_field_limits.hpp"
 #include "campaign.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
@@ -26,10 +27,19 @@ std::function<void(const v1::CampaignStatus&)> status_publisher(Transport& vehic
   };
 }
 
-Status deliver_report(const v1::VehicleReport& report, Transport& vehicle, CloudLink* cloud,
+Status deliver_report(const v1::VehicleReport& full, Transport& vehicle, CloudLink* cloud,
                       const std::string& file) {
-  (void)vehicle.publish(topics::kVehicleReport, report.SerializeAsString(), 1, true);
-  (void)vehicle.flush(std::chrono::seconds(5));
+  // Fields copied from agents are bounded where they arrive, but a report over the broker's
+  // message_size_limit would silently never be delivered: cut it here, whatever it holds.
+  v1::VehicleReport report = full;
+  if (std::string cut = cap_report(&report); !cut.empty()) {
+    OTA_LOGE("client", "report of campaign %s cut to %zu bytes (limit %zu): %s", report.campaign_id().c_str(),
+             report.ByteSizeLong(), AgentFieldLimits::kMaxReportBytes, cut.c_str());
+  }
+  if (Status p = vehicle.publish(topics::kVehicleReport, report.SerializeAsString(), 1, true); !p.is_ok())
+    OTA_LOGE("client", "vehicle report not published: %s", p.to_string().c_str());
+  else if (Status f = vehicle.flush(std::chrono::seconds(5)); !f.is_ok())
+    OTA_LOGE("client", "vehicle report not confirmed by the broker: %s", f.to_string().c_str());
   if (cloud) {
     if (Status p = cloud->publish_report(report); !p.is_ok())
       OTA_LOGW("client", "cloud: %s", p.to_string().c_str());

@@ -23,6 +23,8 @@ std::function<void(const v1::CampaignStatus&)> status_publisher(Transport& vehic
 
 // Publishes the report in the vehicle (retained, flushed for up to 5 s), to the platform when `cloud`
 // is not null (a failure there is logged), and writes it as JSON to `file` when that is not empty.
+// Every copy is the report cut by cap_report() to AgentFieldLimits::kMaxReportBytes, so that no
+// broker refuses it; what was cut is logged as an error.
 // Returns the outcome of the file write, the one copy a caller may depend on.
 Status deliver_report(const v1::VehicleReport& report, Transport& vehicle, CloudLink* cloud,
                       const std::string& file);

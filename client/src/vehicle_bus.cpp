@@ -25,7 +25,9 @@ Result<std::unique_ptr<VehicleBus>> VehicleBus::connect(TransportOptions options
   bus->transport_->on_message(
       [fleet = bus->fleet_.get()](const TransportMessage& m) { fleet->on_message(m); });
   OTA_RETURN_IF_ERROR(bus->transport_->connect(std::chrono::seconds(10)));
-  OTA_RETURN_IF_ERROR(bus->transport_->subscribe(topics::kAllAgentsUp, 1));
+  // The defined leaves only: a topic an agent made up under its up/ never reaches the client.
+  for (topics::Leaf leaf : topics::kAgentUpLeaves)
+    OTA_RETURN_IF_ERROR(bus->transport_->subscribe(topics::all_agents_filter(leaf), 1));
   return bus;
 }
 

@@ -18,7 +18,8 @@ Result<TransportOptions> vehicle_transport_options(const ClientConfig::Broker& b
 // AgentDirectory goes away.
 class VehicleBus {
  public:
-  // Connects (10 s at most) and subscribes to every agent's up/ tree. Errors: broker unreachable or
+  // Connects (10 s at most) and subscribes to the leaves every agent publishes
+  // (topics::kAgentUpLeaves), not to the whole up/ tree. Errors: broker unreachable or
   // refused, subscription refused.
   static Result<std::unique_ptr<VehicleBus>> connect(TransportOptions options);
   ~VehicleBus();

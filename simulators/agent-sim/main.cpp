@@ -29,6 +29,7 @@ struct Knobs {
   std::string crash_phase;    // same phases: the process kills itself there
   uint64_t crash_offset = 0;  // or when a write reaches this offset
   int dtcs = 0;
+  size_t dtc_text_bytes = 0;  // pads every DTC description to this length (an inflating agent)
   std::chrono::milliseconds health_delay{0};
   std::chrono::milliseconds sync_delay{0};  // a slow flash: every sync takes this long
 };
@@ -95,6 +96,7 @@ class SimDevice : public ota::agent::FileDevice {
       d.first_seen_ms = d.last_seen_ms = static_cast<uint64_t>(now);
       d.occurrences = 1;
       d.description = "simulated fault " + std::to_string(i);
+      if (d.description.size() < k_.dtc_text_bytes) d.description.resize(k_.dtc_text_bytes, '.');
       dtcs_.push_back(d);
     }
   }
@@ -196,6 +198,8 @@ void add_fault_options(CLI::App& app, Settings& s) {
   app.add_option("--health-delay-ms", s.health_delay_ms, "time the health check takes");
   app.add_option("--sync-delay-ms", s.sync_delay_ms, "time every flash sync takes (a slow flash)");
   app.add_option("--dtcs", k.dtcs, "number of active DTCs to report");
+  app.add_option("--dtc-text-bytes", k.dtc_text_bytes, "pad every DTC description to this many bytes")
+      ->check(CLI::Range(size_t{0}, size_t{65536}));
 }
 
 // Completes the settings after parsing: log level, delays, password, state directory. Returns 0,

@@ -80,6 +80,8 @@ std::vector<std::string> agent_argv(const Scenario& s, const Options& opt, const
   add(faults.fail_offset, "--fail-offset");
   if (opt.write_speed > 0) argv.insert(argv.end(), {"--write-speed", std::to_string(opt.write_speed)});
   if (opt.dtcs > 0) argv.insert(argv.end(), {"--dtcs", std::to_string(opt.dtcs)});
+  if (opt.dtc_text_bytes > 0)
+    argv.insert(argv.end(), {"--dtc-text-bytes", std::to_string(opt.dtc_text_bytes)});
   return argv;
 }
 

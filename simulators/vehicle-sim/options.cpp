@@ -23,6 +23,9 @@ void add_fault_options(CLI::App& app, Options& o) {
   app.add_option("--fail-offset", o.fail_offset, "ECU:BYTES - fail an ECU's flash write at this offset");
   app.add_option("--write-speed", o.write_speed, "flash write speed of every ECU, MB/s (0: disk speed)");
   app.add_option("--dtcs", o.dtcs, "active DTCs per ECU before the update (the campaign resolves the first)");
+  app.add_option("--dtc-text-bytes", o.dtc_text_bytes,
+                 "pad every agent's DTC descriptions to this many bytes")
+      ->check(CLI::Range(size_t{0}, size_t{65536}));
 }
 
 void add_trigger_options(CLI::App& app, Options& o) {

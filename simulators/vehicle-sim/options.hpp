@@ -21,6 +21,7 @@ struct Options {
   std::vector<std::string> fail, crash, fail_offset;
   double write_speed = 0;
   int dtcs = 0;
+  size_t dtc_text_bytes = 0;  // pads each agent's DTC descriptions (an inflating agent)
   uint32_t chunk_size = 256 * 1024;
   uint32_t window = 0;  // 0: the client's default
   int soc = 80;

@@ -100,8 +100,12 @@ TEST_CASE("render writes a complete instance and keeps passwords when run again"
   CHECK(conf.find("\npersistence true\n") != std::string::npos);
   CHECK(conf.find("password_file " + inst + "/passwd") != std::string::npos);
   const std::string acl = slurp(inst + "/acl");
-  CHECK(acl.find("user ecu-b\ntopic write ota/v1/ecu/ecu-b/up/#\ntopic read ota/v1/ecu/ecu-b/down/#\n") !=
+  // An agent writes the five leaves of its own up/ and nothing else (no up/#).
+  CHECK(acl.find("user ecu-b\ntopic write ota/v1/ecu/ecu-b/up/hello\ntopic write ota/v1/ecu/ecu-b/up/state\n"
+                 "topic write ota/v1/ecu/ecu-b/up/ack\ntopic write ota/v1/ecu/ecu-b/up/result\n"
+                 "topic write ota/v1/ecu/ecu-b/up/dtc\ntopic read ota/v1/ecu/ecu-b/down/#\n") !=
         std::string::npos);
+  CHECK(acl.find("/up/#") == std::string::npos);
   CHECK(acl.find("\npattern ") == std::string::npos);  // no rules that apply to every user
   const std::string pw_a = slurp(inst + "/credentials/ecu-a.pass");
   CHECK(pw_a.size() == 33);  // 32 hex digits and a newline

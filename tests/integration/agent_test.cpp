@@ -50,7 +50,8 @@ struct Vehicle : ota::test::BrokerFixture {
     fleet = std::make_unique<ota::client::AgentDirectory>(*transport);
     transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
     REQUIRE(transport->connect(5s).is_ok());
-    REQUIRE(transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());
+    for (auto leaf : ota::topics::kAgentUpLeaves)
+      REQUIRE(transport->subscribe(ota::topics::all_agents_filter(leaf), 1).is_ok());
   }
 
   std::string ecu_dir(const std::string& ecu) { return dir.file(ecu); }
@@ -182,11 +183,13 @@ TEST_CASE_METHOD(Vehicle, "A command of an unknown major version is refused and 
   factory_image("ecu-a", 64 * 1024);
   start_agent("ecu-a");
   wait_online("ecu-a");
-  auto client = connect("ota-client");
+  // The vehicle's own client connection: the broker allows one per user (client id = username).
+  ota::Transport* client = transport.get();
 
   // Malformed bytes first: dropped with a log line.
-  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/cmd", std::string("\xff\xff\xff\x01garbage", 11)).is_ok());
-  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/data", std::string(100, '\xee')).is_ok());
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/cmd", std::string("\xff\xff\xff\x01garbage", 11), 1, false)
+              .is_ok());
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/data", std::string(100, '\xee'), 1, false).is_ok());
 
   v1::Command cmd;
   cmd.mutable_protocol()->set_major(2);
@@ -194,7 +197,7 @@ TEST_CASE_METHOD(Vehicle, "A command of an unknown major version is refused and 
   cmd.mutable_get_inventory();
   auto observer = connect("ota-observer");
   REQUIRE(observer->subscribe("ota/v1/ecu/ecu-a/up/result").is_ok());
-  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/cmd", cmd.SerializeAsString()).is_ok());
+  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/cmd", cmd.SerializeAsString(), 1, false).is_ok());
   auto msg = observer->wait_for_topic("ota/v1/ecu/ecu-a/up/result", 5s);
   REQUIRE(msg.has_value());
   v1::Result r;
@@ -429,8 +432,8 @@ TEST_CASE_METHOD(Vehicle, "A corrupted chunk is refused and re-sent and the imag
   bad.set_offset(0);
   bad.set_data(std::string(plan.chunk_size, 'x'));
   bad.set_crc32c(12345);
-  auto client = connect("ota-client");
-  REQUIRE(client->publish("ota/v1/ecu/ecu-a/down/data", bad.SerializeAsString()).is_ok());
+  // The vehicle's own client connection: the broker allows one per user (client id = username).
+  REQUIRE(transport->publish("ota/v1/ecu/ecu-a/down/data", bad.SerializeAsString(), 1, false).is_ok());
   auto ack = observer->wait_for_topic("ota/v1/ecu/ecu-a/up/ack", 5s);
   REQUIRE(ack.has_value());
   v1::ChunkAck a;

@@ -109,7 +109,8 @@ TEST_CASE("kill -9 of the broker mid-transfer resumes every transfer where it st
   }
   CHECK(listens == 2);
   CHECK(starts == 2);
-  for (const std::string who : {"agent-bcm", "agent-tcu", "agent-adas", "ota-client"}) {
+  // Client ids are the usernames (the broker's default, use_username_as_clientid).
+  for (const std::string who : {"bcm", "tcu", "adas", "ota-client"}) {
     CHECK(after_restart.find(" as " + who + " ") != std::string::npos);
   }
 

@@ -584,7 +584,8 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callbac
 
   TestClient client(*this);
   REQUIRE(client.transport->connect(5s).is_ok());
-  REQUIRE(client.transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());
+  for (auto leaf : ota::topics::kAgentUpLeaves)
+    REQUIRE(client.transport->subscribe(ota::topics::all_agents_filter(leaf), 1).is_ok());
   REQUIRE(client.fleet->wait_online({"ecu-a"}, 10s).is_ok());
 
   // A raw 300 KiB image, sent in 64 KiB chunks by the client's own transfer code.
@@ -714,7 +715,8 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "a C agent reads and clears DTCs thro
 
   TestClient client(*this);
   REQUIRE(client.transport->connect(5s).is_ok());
-  REQUIRE(client.transport->subscribe(ota::topics::kAllAgentsUp, 1).is_ok());
+  for (auto leaf : ota::topics::kAgentUpLeaves)
+    REQUIRE(client.transport->subscribe(ota::topics::all_agents_filter(leaf), 1).is_ok());
   REQUIRE(client.fleet->wait_online({"ecu-a"}, 10s).is_ok());
 
   ota::v1::Command read;

@@ -31,6 +31,8 @@ std::string ecu(std::string_view ecu_id, Leaf leaf) {
   return t;
 }
 
+std::string all_agents_filter(Leaf leaf) { return std::string(kPrefix) + "ecu/+/" + leaf_name(leaf); }
+
 std::string ecu_down_filter(std::string_view ecu_id) {
   return std::string(kPrefix) + "ecu/" + std::string(ecu_id) + "/down/#";
 }

@@ -304,7 +304,7 @@ bool Broker::running() { return process_ && process_->running(); }
 Status Broker::render() {
   std::vector<std::string> args{"--dir", dir_, "--port", std::to_string(port_), "--bind", host_, "-q"};
   if (!agents_.empty()) args.insert(args.end(), {"--agents", join(agents_, ',')});
-  if (options_.strict_client_ids) args.push_back("--strict-clientid");
+  if (!options_.strict_client_ids) args.push_back("--no-strict-clientid");
   if (options_.tls) {
     args.insert(args.end(), {"--tls-port", std::to_string(tls_port_), "--pki", pki_dir(), "--tls-bind",
                              options_.tls_bind.empty() ? host_ : options_.tls_bind});

@@ -141,7 +141,6 @@ struct Limits {
   size_t max_root_bytes = 64 * 1024;
   size_t max_image_bytes = 1024 * 1024;
   size_t max_director_bytes = 256 * 1024;
-  size_t max_report_bytes = 64 * 1024;
   size_t max_signatures = 16;                   // more signatures than this: rejected before verifying any
   size_t max_keys = 64;                         // keys in one root
   size_t max_targets = 512;                     // images in image metadata, targets in director metadata

@@ -24,8 +24,17 @@ enum class Leaf { kUnknown, kHello, kState, kAck, kResult, kDtc, kCmd, kData };
 std::string ecu(std::string_view ecu_id, Leaf leaf);
 const char* leaf_name(Leaf leaf);  // "up/hello", "down/cmd", ...
 
+// The leaves an agent publishes: the broker's ACL grants an agent these five topics and nothing
+// else under its up/, and the client subscribes to exactly these, so nothing an agent invents
+// under its subtree (retained or not) is stored for or delivered to the client.
+inline constexpr Leaf kAgentUpLeaves[] = {Leaf::kHello, Leaf::kState, Leaf::kAck, Leaf::kResult, Leaf::kDtc};
+
 // Filters.
+// Every agent's whole up/ subtree: for observers and tests, which also see what the ACL refused to
+// nobody (the broker drops it before any subscriber).
 inline constexpr const char* kAllAgentsUp = "ota/v1/ecu/+/up/#";
+// One leaf of every agent: ota/v1/ecu/+/{leaf_name(leaf)}, e.g. ota/v1/ecu/+/up/hello.
+std::string all_agents_filter(Leaf leaf);
 std::string ecu_down_filter(std::string_view ecu_id);  // ota/v1/ecu/{ecu}/down/#
 
 inline constexpr const char* kVehicleStatus = "ota/v1/vehicle/status";

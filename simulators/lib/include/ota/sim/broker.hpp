@@ -42,10 +42,11 @@ struct BrokerOptions {
   // (e.g. "0.0.0.0" together with a veth address for agents in network namespaces).
   std::vector<std::string> tls_extra_ips = {};
   std::string tls_bind = "127.0.0.1";
-  // Replace every client id by the username (render --strict-clientid): no client can take over
-  // another's session by connecting with its client id (by default mosquitto closes the older
-  // connection), at the price of one connection per user at a time.
-  bool strict_client_ids = false;
+  // Replace every client id by the username (render's default): no client can take over another's
+  // session by connecting with its client id (mosquitto closes the older connection of a client
+  // id), at the price of one connection per user at a time. false renders with
+  // --no-strict-clientid, where any user can close a connection whose client id it knows.
+  bool strict_client_ids = true;
   // Fixed ports instead of free ones picked at random (0 = pick). With a fixed port a port in
   // use is an error, not a retry.
   int port = 0;
