@@ -8,5 +8,7 @@ target_sources(ota_core PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/encoder.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/decoder.cpp
 )
+# The decoder's reading of the compressed streams.
+target_sources(ota_core PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/stream_reader.cpp)
 find_library(OTA_DIVSUFSORT32_LIBRARY divsufsort REQUIRED)
 target_link_libraries(ota_core PRIVATE ${OTA_DIVSUFSORT32_LIBRARY})
