@@ -8,6 +8,12 @@ target_sources(ota_core PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/encoder.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/decoder.cpp
 )
+# The encoder's matching (unchanged stretches, then suffix-array matching of the rest) and its
+# zstd block writer.
+target_sources(ota_core PRIVATE
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/matcher.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/block_writer.cpp
+)
 # The decoder's reading of the compressed streams.
 target_sources(ota_core PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/delta/stream_reader.cpp)
 find_library(OTA_DIVSUFSORT32_LIBRARY divsufsort REQUIRED)
