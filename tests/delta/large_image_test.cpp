@@ -52,9 +52,10 @@ class ScratchDir {
 
 struct Run {
   int exit_code = -1;
-  double seconds = 0;
-  uint64_t peak_rss = 0;  // bytes (wait4): the child's, from its start as a copy of this process
-  std::string log;        // its stderr
+  double seconds = 0;      // wall clock
+  double cpu_seconds = 0;  // user + system
+  uint64_t peak_rss = 0;   // bytes (wait4): the child's, from its start as a copy of this process
+  std::string log;         // its stderr
 };
 
 // Runs a command with stderr to log_path; waits for it and takes its resource usage.
@@ -77,6 +78,10 @@ Run run_measured(const std::vector<std::string>& argv, const std::string& log_pa
   Run r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto secs = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  r.cpu_seconds = secs(ru.ru_utime) + secs(ru.ru_stime);
   r.peak_rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // ru_maxrss is in KiB on Linux
   std::ifstream in(log_path);
   std::stringstream ss;
@@ -176,7 +181,9 @@ TEST_CASE("ota-pack diff and patch round-trip 512 MiB images with 200 MiB unchan
   CHECK(same_files(dir.file("out"), dir.file("new")));
 
   WARN("512 MiB pair: delta " << delta_size << " bytes; diff (with its verifying apply) " << diff.seconds
-                              << " s, peak RSS " << diff.peak_rss / kMiB << " MiB (bound " << gen_bound / kMiB
-                              << " MiB); patch " << patch.seconds << " s, peak RSS " << patch.peak_rss / kMiB
-                              << " MiB (bound " << delta::kMaxApplyHeapBytes / kMiB << " MiB)");
+                              << " s wall, " << diff.cpu_seconds << " s CPU, peak RSS "
+                              << diff.peak_rss / kMiB << " MiB (bound " << gen_bound / kMiB << " MiB); patch "
+                              << patch.seconds << " s wall, " << patch.cpu_seconds << " s CPU, peak RSS "
+                              << patch.peak_rss / kMiB << " MiB (bound " << delta::kMaxApplyHeapBytes / kMiB
+                              << " MiB)");
 }
