@@ -102,7 +102,7 @@ struct EncodeStats {
 // and 228 MB); 1.1 GB for a 512 MiB pair with three small changes 200 MiB apart (the images
 // themselves, memory-mapped, are 1 GiB of it).
 // Time: about 1 s of CPU for an 11 MB patch release, 15 s for a 28 MB minor release (bench/delta),
-// 2 s for the 512 MiB pair (docs/DELTA.md).
+// 2 s for the 512 MiB pair (docs/DELTA.md, Large images).
 // Errors: whatever `out` returns; kInvalidArgument for a bad level.
 Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, size_t image_size,
                   ByteSink& out, const EncodeOptions& options = {}, EncodeStats* stats = nullptr);
