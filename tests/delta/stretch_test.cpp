@@ -9,6 +9,7 @@
 
 #include "delta_support.hpp"
 #include "format.hpp"
+#include "matcher.hpp"
 #include "ota/core/delta.hpp"
 
 namespace {
@@ -190,4 +191,58 @@ TEST_CASE("an ECU install of a delta with long unchanged stretches stays within 
   CHECK(inactive_bank.matches());
   CHECK(hashing.bytes() == image.size());
   CHECK(hashing.finish() == ota::Sha256::of(image.data(), image.size()));
+}
+
+TEST_CASE("unchanged stretches are found exactly: in place and at the same distance from the end",
+          "[unit][delta]") {
+  const uint64_t mib = 1 << 20;
+  Bytes base = fast_random(6 * mib, 40);
+  Bytes image = base;
+  scramble(&image, 2 * mib + 3, 100, 41);  // changed in place: [2 MiB + 3, +100)
+  Bytes ins = fast_random(777, 42);        // an insertion: what follows keeps its distance from the end
+  image.insert(image.begin() + 4 * mib, ins.begin(), ins.end());
+  auto found = delta::detail::find_unchanged_stretches(base.data(), base.size(), image.data(), image.size());
+  REQUIRE(found.size() == 3);
+  CHECK(found[0].image_pos == 0);
+  CHECK(found[0].base_pos == 0);
+  CHECK(found[0].len == 2 * mib + 3);
+  CHECK(found[1].image_pos == 2 * mib + 103);
+  CHECK(found[1].base_pos == 2 * mib + 103);
+  CHECK(found[1].len == 4 * mib - (2 * mib + 103));
+  CHECK(found[2].image_pos == 4 * mib + 777);
+  CHECK(found[2].base_pos == 4 * mib);
+  CHECK(found[2].len == 2 * mib);
+  // Shorter runs are left to the suffix-array matching.
+  Bytes small = fast_random(delta::detail::kMinStretch - 1, 43);
+  CHECK(delta::detail::find_unchanged_stretches(small.data(), small.size(), small.data(), small.size())
+            .empty());
+}
+
+TEST_CASE("a match spanning two changed ranges of the base becomes a copy from each", "[unit][delta]") {
+  // Base A x1 B x2 C, image A z1 B z2 C: A, B and C are unchanged stretches, so only x1 and x2 are
+  // indexed, one after the other. z2 = the end of x1 then the start of x2: a single match there,
+  // which must come out as a copy from x1's end and one from x2's start.
+  const uint64_t mib = 1 << 20;
+  Bytes a = fast_random(2 * mib, 50), x1 = fast_random(3000, 51), b = fast_random(2 * mib, 52),
+        x2 = fast_random(3000, 53), c = fast_random(2 * mib, 54), z1 = fast_random(3000, 55);
+  Bytes z2(x1.begin() + 1000, x1.end());
+  z2.insert(z2.end(), x2.begin(), x2.begin() + 1000);
+  Bytes base, image;
+  for (const Bytes* part : {&a, &x1, &b, &x2, &c}) base.insert(base.end(), part->begin(), part->end());
+  for (const Bytes* part : {&a, &z1, &b, &z2, &c}) image.insert(image.end(), part->begin(), part->end());
+  std::vector<delta::detail::Entry> entries;
+  uint64_t indexed = 0;
+  REQUIRE(
+      delta::detail::find_entries(base.data(), base.size(), image.data(), image.size(), &entries, &indexed)
+          .is_ok());
+  CHECK(indexed == x1.size() + x2.size());
+  const uint64_t x1_end = a.size() + x1.size(), x2_at = x1_end + b.size();
+  bool split = false;
+  for (size_t k = 0; k + 1 < entries.size(); ++k) {
+    const auto &e = entries[k], &f = entries[k + 1];
+    split |= e.base_pos + e.diff_len == x1_end && e.extra_len == 0 && f.base_pos == x2_at &&
+             f.image_pos == e.image_pos + e.diff_len && e.seek == static_cast<int64_t>(x2_at - x1_end);
+  }
+  CHECK(split);
+  round_trip(base, image);
 }
