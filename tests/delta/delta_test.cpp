@@ -8,55 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "delta_support.hpp"
 #include "format.hpp"
 #include "ota/core/delta.hpp"
 #include "transform.hpp"
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using ota::delta_test::Bytes;
+using ota::delta_test::MemoryReader;
+using ota::delta_test::MemorySource;
+using ota::delta_test::reseal_header;
+using ota::delta_test::VectorSink;
 namespace delta = ota::delta;
-
-class MemoryReader : public ota::RandomReader {
- public:
-  explicit MemoryReader(const Bytes& b) : b_(b) {}
-  uint64_t size() const override { return b_.size(); }
-  ota::Status read_at(uint64_t off, uint8_t* buf, size_t n) override {
-    if (off > b_.size() || n > b_.size() - off)
-      return ota::make_error(ota::Code::kCorrupt, "read beyond base");
-    if (n) std::memcpy(buf, b_.data() + off, n);
-    return ota::Status::ok();
-  }
-
- private:
-  const Bytes& b_;
-};
-
-// Hands out the delta in pieces of at most `piece` bytes, to exercise the streaming reader.
-class MemorySource : public ota::ByteSource {
- public:
-  MemorySource(const Bytes& b, size_t piece = SIZE_MAX) : b_(b), piece_(piece) {}
-  ota::Status read(uint8_t* buf, size_t cap, size_t* got) override {
-    *got = std::min({cap, piece_, b_.size() - pos_});
-    if (*got) std::memcpy(buf, b_.data() + pos_, *got);
-    pos_ += *got;
-    return ota::Status::ok();
-  }
-
- private:
-  const Bytes& b_;
-  size_t piece_;
-  size_t pos_ = 0;
-};
-
-class VectorSink : public ota::ByteSink {
- public:
-  ota::Status write(const uint8_t* d, size_t n) override {
-    out.insert(out.end(), d, d + n);
-    return ota::Status::ok();
-  }
-  Bytes out;
-};
 
 Bytes random_bytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -465,14 +429,6 @@ TEST_CASE("header reports sizes, hashes and the transform", "[unit][delta]") {
   CHECK(h->transform == delta::Transform::kX86_64);
   CHECK(h->image_regions.size() == 1);
 }
-
-namespace {
-// Rewrites the header check value after a deliberate header edit, as an attacker could.
-void reseal_header(Bytes* d, size_t header_len) {
-  ota::Digest check = ota::Sha256::of(d->data(), header_len - 8);
-  std::memcpy(d->data() + header_len - 8, check.data(), 8);
-}
-}  // namespace
 
 TEST_CASE("hostile sizes in a delta are refused without allocating them", "[unit][delta]") {
   Bytes base = random_bytes(20000, 71);

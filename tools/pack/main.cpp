@@ -63,12 +63,15 @@ int cmd_diff(const std::string& base_path, const std::string& new_path, const st
     std::fprintf(
         stderr,
         "%s -> %s: %llu bytes (%.3f%% of new), kinds %s/%s, transform %s, %llu entries, "
-        "copied %llu, new %llu; compressed ctrl %llu diff %llu extra %llu map %llu (%llu points%s); %.2f s\n",
+        "copied %llu, new %llu, %llu base bytes suffix-sorted; compressed ctrl %llu diff %llu extra %llu "
+        "map %llu (%llu points%s); %.2f s\n",
         base_path.empty() ? "(none)" : base_path.c_str(), new_path.c_str(),
         static_cast<unsigned long long>(st.delta_size), pct, delta::image_kind_name(st.base_kind),
         delta::image_kind_name(st.image_kind), delta::transform_name(st.transform),
         static_cast<unsigned long long>(st.entries), static_cast<unsigned long long>(st.diff_bytes),
-        static_cast<unsigned long long>(st.extra_bytes), static_cast<unsigned long long>(st.ctrl_compressed),
+        static_cast<unsigned long long>(st.extra_bytes),
+        static_cast<unsigned long long>(st.indexed_base_bytes),
+        static_cast<unsigned long long>(st.ctrl_compressed),
         static_cast<unsigned long long>(st.diff_compressed),
         static_cast<unsigned long long>(st.extra_compressed),
         static_cast<unsigned long long>(st.map_compressed), static_cast<unsigned long long>(st.map_entries),

@@ -11,14 +11,16 @@
 
 #include "format.hpp"
 #include "ota/core/delta.hpp"
+#include "stream_reader.hpp"
 #include "transform.hpp"
 
 namespace ota::delta {
 namespace {
 
+using detail::corrupt;
+using detail::DiffReader;
 using detail::kTransformBlock;
-
-Status corrupt(const std::string& what) { return make_error(Code::kCorrupt, "delta: " + what); }
+using detail::StreamReader;
 
 // Reads exactly n bytes; kCorrupt naming `what` if the delta ends first.
 Status read_exact(ByteSource& src, uint8_t* buf, size_t n, const char* what, uint64_t* counter) {
@@ -32,173 +34,6 @@ Status read_exact(ByteSource& src, uint8_t* buf, size_t n, const char* what, uin
   *counter += n;
   return Status::ok();
 }
-
-struct DCtxDeleter {
-  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
-};
-
-// One of the compressed streams; its input is the current block's chunk. Reads are buffered.
-class StreamReader {
- public:
-  Status init(const char* name, int window_log_max) {
-    name_ = name;
-    dctx_.reset(ZSTD_createDCtx());
-    if (!dctx_) return make_error(Code::kInternal, "zstd: out of memory");
-    size_t r = ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, window_log_max);
-    if (ZSTD_isError(r)) return make_error(Code::kInternal, "zstd: cannot limit the window");
-    return Status::ok();
-  }
-  std::vector<uint8_t>& chunk() { return chunk_; }
-  void start_block(uint64_t block) {
-    block_ = block;
-    in_ = ZSTD_inBuffer{chunk_.data(), chunk_.size(), 0};
-  }
-  // Exactly n bytes; kCorrupt if this block's part of the stream ends first.
-  Status read(uint8_t* dst, size_t n) {
-    size_t take = std::min(n, buf_len_ - buf_pos_);
-    std::memcpy(dst, buf_ + buf_pos_, take);
-    buf_pos_ += take;
-    dst += take;
-    n -= take;
-    while (n) {
-      size_t got = 0;
-      if (n >= sizeof(buf_)) {
-        OTA_RETURN_IF_ERROR(decompress(dst, n, &got));
-        dst += got;
-        n -= got;
-      } else {
-        OTA_RETURN_IF_ERROR(decompress(buf_, sizeof(buf_), &got));
-        buf_pos_ = 0;
-        buf_len_ = got;
-        take = std::min(n, got);
-        std::memcpy(dst, buf_, take);
-        buf_pos_ = take;
-        dst += take;
-        n -= take;
-      }
-      if (got == 0) return error("ends before the data its control entries need");
-    }
-    return Status::ok();
-  }
-  // A varint; *eof set (and OK) if the block's part of the stream ended before its first byte.
-  Status read_varint(uint64_t* v, bool* eof) {
-    *v = 0;
-    *eof = false;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (buf_pos_ == buf_len_) {
-        OTA_RETURN_IF_ERROR(decompress(buf_, sizeof(buf_), &buf_len_));
-        buf_pos_ = 0;
-        if (buf_len_ == 0) {
-          if (shift == 0) {
-            *eof = true;
-            return Status::ok();
-          }
-          return error("ends inside a number");
-        }
-      }
-      uint8_t b = buf_[buf_pos_++];
-      if (shift == 63 && (b & 0x7e)) return error("holds a number over 64 bits");
-      *v |= uint64_t{b & 0x7fu} << shift;
-      if (!(b & 0x80)) return Status::ok();
-    }
-    return error("holds a number over 64 bits");
-  }
-  Status read_varint(uint64_t* v) {
-    bool eof = false;
-    OTA_RETURN_IF_ERROR(read_varint(v, &eof));
-    return eof ? error("ends before the data its control entries need") : Status::ok();
-  }
-  // At the end of a block: the chunk must be fully used, with nothing decoded left over.
-  Status end_block(bool last) {
-    if (buf_pos_ != buf_len_) return error("holds more data than its control entries use");
-    uint8_t extra_byte;
-    for (;;) {
-      ZSTD_outBuffer out{&extra_byte, 1, 0};
-      size_t in_before = in_.pos;
-      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
-      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
-      if (in_.pos != in_before || r == 0) last_ret_ = r;
-      if (out.pos) return error("holds more data than its control entries use");
-      if (in_.pos == in_.size || in_.pos == in_before) break;
-    }
-    if (in_.pos != in_.size) return error("has unused bytes");
-    if (last && last_ret_ != 0) return error("does not end its zstd frame in the last block");
-    return Status::ok();
-  }
-  Status error(const std::string& what) const {
-    return corrupt(std::string(name_) + " stream of block " + std::to_string(block_) + " " + what);
-  }
-
- private:
-  // Decompresses what the current chunk holds, up to cap bytes; *got == 0 once it is exhausted.
-  Status decompress(uint8_t* dst, size_t cap, size_t* got) {
-    ZSTD_outBuffer out{dst, cap, 0};
-    while (out.pos < cap) {
-      size_t in_before = in_.pos, out_before = out.pos;
-      size_t r = ZSTD_decompressStream(dctx_.get(), &out, &in_);
-      if (ZSTD_isError(r)) return error(std::string("zstd: ") + ZSTD_getErrorName(r));
-      bool progress = in_.pos != in_before || out.pos != out_before;
-      if (progress || r == 0) last_ret_ = r;  // 0: the frame is complete
-      if (!progress) break;
-    }
-    *got = out.pos;
-    return Status::ok();
-  }
-
-  const char* name_ = "";
-  std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx_;
-  std::vector<uint8_t> chunk_;
-  ZSTD_inBuffer in_{nullptr, 0, 0};
-  size_t last_ret_ = 1;
-  uint64_t block_ = 0;
-  uint8_t buf_[4096];
-  size_t buf_pos_ = 0, buf_len_ = 0;
-};
-
-// Rebuilds the difference bytes from zero runs and literal segments.
-class DiffReader {
- public:
-  explicit DiffReader(StreamReader* s) : s_(s) {}
-  Status read(uint8_t* dst, size_t n) {
-    using namespace detail;
-    while (n) {
-      if (zeros_) {
-        size_t k = static_cast<size_t>(std::min<uint64_t>(n, zeros_));
-        std::memset(dst, 0, k);
-        zeros_ -= k;
-        dst += k;
-        n -= k;
-      } else if (literals_) {
-        size_t k = static_cast<size_t>(std::min<uint64_t>(n, literals_));
-        OTA_RETURN_IF_ERROR(s_[kDiffLit].read(dst, k));
-        literals_ -= k;
-        dst += k;
-        n -= k;
-      } else {
-        uint8_t run;
-        OTA_RETURN_IF_ERROR(s_[kDiffRun].read(&run, 1));
-        zeros_ = run;
-        if (run == kRunEscape) {
-          uint64_t more;
-          OTA_RETURN_IF_ERROR(s_[kDiffRunLong].read_varint(&more));
-          if (more > kMaxBlockOutput) return s_[kDiffRunLong].error("has a run longer than a block");
-          zeros_ += more;
-        }
-        OTA_RETURN_IF_ERROR(s_[kDiffLitLen].read_varint(&literals_));
-        if (literals_ > kMaxBlockOutput) return s_[kDiffLitLen].error("has a segment longer than a block");
-      }
-    }
-    return Status::ok();
-  }
-  Status end_block() {
-    if (zeros_ || literals_) return s_[detail::kDiffRun].error("has a segment crossing the block's end");
-    return Status::ok();
-  }
-
- private:
-  StreamReader* s_;
-  uint64_t zeros_ = 0, literals_ = 0;
-};
 
 // Transformed view of the base: caches transform blocks (copies from the base are mostly
 // sequential or revisit recent places, so a modest cache hits most of the time).
@@ -255,13 +90,16 @@ class BaseView {
 };
 
 // Collects the transformed image, undoes the transform one grid block at a time, hashes and writes.
+// Never more than `limit` bytes (the image size the header states) reach the sink: a write that
+// would pass it fails before anything of it is written.
 class ImageOut {
  public:
-  ImageOut(ByteSink& sink, Transform t, const std::vector<Region>& regions)
-      : hashing_(&sink), t_(regions.empty() ? Transform::kNone : t), regions_(regions) {
+  ImageOut(ByteSink& sink, Transform t, const std::vector<Region>& regions, uint64_t limit)
+      : hashing_(&sink), t_(regions.empty() ? Transform::kNone : t), regions_(regions), limit_(limit) {
     if (t_ != Transform::kNone) buf_.resize(16 * kTransformBlock);  // whole grid blocks
   }
   Status write(const uint8_t* p, size_t n) {
+    if (n > limit_ - written_) return corrupt("result would exceed the image size the header states");
     written_ += n;
     if (t_ == Transform::kNone) return hashing_.write(p, n);
     while (n) {
@@ -289,6 +127,7 @@ class ImageOut {
   HashingSink hashing_;
   Transform t_;
   const std::vector<Region>& regions_;
+  uint64_t limit_;
   std::vector<uint8_t> buf_;
   size_t fill_ = 0;
   uint64_t block_start_ = 0;
@@ -418,6 +257,175 @@ class HashingSource : public ByteSource {
   Sha256 sha_;
 };
 
+// The base must be the one the delta was made for: its size always, its SHA-256 unless the caller
+// has just checked it. Before anything is written.
+Status check_base(RandomReader& base, const DeltaHeader& h, bool verify) {
+  if (base.size() != h.base_size) {
+    return make_error(Code::kHashMismatch, "delta: base is " + std::to_string(base.size()) +
+                                               " bytes, the delta was made for a base of " +
+                                               std::to_string(h.base_size) + " bytes");
+  }
+  if (!verify) return Status::ok();
+  Sha256 sha;
+  std::vector<uint8_t> buf(1 << 20);
+  for (uint64_t off = 0; off < h.base_size;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), h.base_size - off));
+    OTA_RETURN_IF_ERROR(base.read_at(off, buf.data(), n));
+    sha.update(buf.data(), n);
+    off += n;
+  }
+  if (sha.finish() != h.base_sha256) {
+    return make_error(
+        Code::kHashMismatch,
+        "delta: base SHA-256 differs from the one the delta was made for " + to_hex(h.base_sha256));
+  }
+  return Status::ok();
+}
+
+// Reads a block's header and its chunks into the streams; *last for the last block.
+Status read_block(ByteSource& delta, StreamReader* streams, uint64_t block, bool* last, uint64_t* counter) {
+  uint8_t bh[detail::kBlockHeaderSize];
+  std::string where = "block " + std::to_string(block);
+  OTA_RETURN_IF_ERROR(read_exact(delta, bh, sizeof(bh), where.c_str(), counter));
+  if (bh[0] != detail::kTagBlock && bh[0] != detail::kTagLastBlock) return corrupt(where + ": bad block tag");
+  *last = bh[0] == detail::kTagLastBlock;
+  uint64_t total = 0;
+  for (int k = 0; k < detail::kStreamCount; ++k) {
+    uint32_t len = detail::get_u32(bh + 1 + 4 * k);
+    total += len;
+    if (len > detail::kMaxChunk || total > detail::kMaxBlockChunks) {
+      return corrupt(where + ": chunk length over the format's limit");
+    }
+  }
+  for (int k = 0; k < detail::kStreamCount; ++k) {
+    auto& c = streams[k].chunk();
+    size_t len = detail::get_u32(bh + 1 + 4 * k);
+    // Capacity kept from earlier blocks counts against the heap bound: keep at most this block's.
+    if (c.capacity() > len + (size_t{64} << 10)) std::vector<uint8_t>().swap(c);
+    c.resize(len);
+    OTA_RETURN_IF_ERROR(read_exact(delta, c.data(), c.size(), where.c_str(), counter));
+    streams[k].start_block(block);
+  }
+  return Status::ok();
+}
+
+// The delta's end: the trailer (SHA-256 of everything before it), then nothing.
+Status check_trailer(HashingSource& delta, ByteSource& delta_in, uint64_t* counter) {
+  Digest expected = delta.finish();
+  Digest trailer;
+  OTA_RETURN_IF_ERROR(read_exact(delta_in, trailer.data(), trailer.size(), "trailer", counter));
+  if (trailer != expected) return corrupt("checksum mismatch: the delta was damaged");
+  uint8_t probe;
+  size_t got = 0;
+  OTA_RETURN_IF_ERROR(delta_in.read(&probe, 1, &got));
+  if (got) return corrupt("trailing bytes after the delta's end");
+  return Status::ok();
+}
+
+// Runs the control entries of each block: copies from the base plus the difference, new bytes,
+// seeks; every length and offset is checked before use.
+class Rebuilder {
+ public:
+  Rebuilder(RandomReader& base, ByteSink& sink, const DeltaHeader& h, const detail::AddressMap& amap,
+            StreamReader* streams)
+      : h_(h),
+        amap_(amap),
+        streams_(streams),
+        bview_(base, h.transform, h.base_regions, &amap),
+        out_(sink, h.transform, h.image_regions, h.image_size),
+        diff_(streams),
+        dbuf_(size_t{64} << 10),
+        bbuf_(size_t{64} << 10) {}
+
+  // Every entry of the current block, then the checks that the block's streams are used up.
+  Status run_block(uint64_t block, bool last) {
+    const std::string where = "block " + std::to_string(block);
+    uint64_t block_output = 0, entries = 0;
+    for (;;) {
+      uint64_t dlen, elen, zseek;
+      bool eof = false;
+      OTA_RETURN_IF_ERROR(streams_[detail::kCtrlDiffLen].read_varint(&dlen, &eof));
+      if (eof) break;
+      OTA_RETURN_IF_ERROR(streams_[detail::kCtrlExtraLen].read_varint(&elen));
+      OTA_RETURN_IF_ERROR(streams_[detail::kCtrlSeek].read_varint(&zseek));
+      if (++entries > detail::kMaxBlockEntries) return corrupt(where + ": too many control entries");
+      OTA_RETURN_IF_ERROR(check_entry(where, dlen, elen, &block_output));
+      OTA_RETURN_IF_ERROR(copy(dlen));
+      OTA_RETURN_IF_ERROR(insert(elen));
+      // Low bit: relative to the current base position (0) or to the map's prediction (1).
+      uint64_t from = (zseek & 1) ? amap_.predict_base(out_.written()) : pos_;
+      uint64_t next = from + static_cast<uint64_t>(detail::unzigzag(zseek >> 1));  // modulo 2^64
+      if (next > h_.base_size) return corrupt(where + ": seek outside the base");
+      pos_ = next;
+    }
+    OTA_RETURN_IF_ERROR(diff_.end_block());
+    for (int k = 0; k < detail::kStreamCount; ++k) OTA_RETURN_IF_ERROR(streams_[k].end_block(last));
+    return Status::ok();
+  }
+
+  // After the last block: the result must have the header's size and SHA-256.
+  Status finish() {
+    OTA_RETURN_IF_ERROR(out_.flush());
+    if (out_.written() != h_.image_size) {
+      return corrupt("result is " + std::to_string(out_.written()) + " bytes, header says " +
+                     std::to_string(h_.image_size));
+    }
+    Digest d = out_.finish();
+    if (d != h_.image_sha256) {
+      return make_error(Code::kHashMismatch, "delta: result SHA-256 " + to_hex(d) +
+                                                 " differs from the expected " + to_hex(h_.image_sha256));
+    }
+    return Status::ok();
+  }
+
+ private:
+  // An entry may not write past the image size the header states, produce more than a block may,
+  // nor copy beyond the base's end.
+  Status check_entry(const std::string& where, uint64_t dlen, uint64_t elen, uint64_t* block_output) const {
+    uint64_t remaining = h_.image_size - out_.written();
+    if (dlen > remaining || elen > remaining - dlen)
+      return corrupt(where + ": entry writes past the image size");
+    if (dlen > detail::kMaxBlockOutput - *block_output ||
+        elen > detail::kMaxBlockOutput - *block_output - dlen) {
+      return corrupt(where + ": block produces more than the format allows");
+    }
+    *block_output += dlen + elen;
+    if (dlen > h_.base_size || pos_ > h_.base_size - dlen)
+      return corrupt(where + ": copy beyond the end of the base");
+    return Status::ok();
+  }
+  Status copy(uint64_t dlen) {
+    while (dlen) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(dlen, dbuf_.size()));
+      OTA_RETURN_IF_ERROR(diff_.read(dbuf_.data(), n));
+      OTA_RETURN_IF_ERROR(bview_.read(pos_, bbuf_.data(), n));
+      for (size_t i = 0; i < n; ++i) dbuf_[i] = static_cast<uint8_t>(dbuf_[i] + bbuf_[i]);
+      OTA_RETURN_IF_ERROR(out_.write(dbuf_.data(), n));
+      pos_ += n;
+      dlen -= n;
+    }
+    return Status::ok();
+  }
+  Status insert(uint64_t elen) {
+    while (elen) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(elen, dbuf_.size()));
+      OTA_RETURN_IF_ERROR(streams_[detail::kExtra].read(dbuf_.data(), n));
+      OTA_RETURN_IF_ERROR(out_.write(dbuf_.data(), n));
+      elen -= n;
+    }
+    return Status::ok();
+  }
+
+  const DeltaHeader& h_;
+  const detail::AddressMap& amap_;
+  StreamReader* streams_;
+  BaseView bview_;
+  ImageOut out_;
+  DiffReader diff_;
+  std::vector<uint8_t> dbuf_, bbuf_;
+  uint64_t pos_ = 0;  // position in the base
+};
+
 Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, const ApplyOptions& options,
                   ApplyStats* stats) {
   HashingSource delta(delta_in);
@@ -428,27 +436,7 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
   if (!hr) return hr.status();
   const DeltaHeader& h = hr.value();
   stats->header = h;
-
-  if (base.size() != h.base_size) {
-    return make_error(Code::kHashMismatch, "delta: base is " + std::to_string(base.size()) +
-                                               " bytes, the delta was made for a base of " +
-                                               std::to_string(h.base_size) + " bytes");
-  }
-  if (options.verify_base || h.base_size == 0) {
-    Sha256 sha;
-    std::vector<uint8_t> buf(1 << 20);
-    for (uint64_t off = 0; off < h.base_size;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), h.base_size - off));
-      OTA_RETURN_IF_ERROR(base.read_at(off, buf.data(), n));
-      sha.update(buf.data(), n);
-      off += n;
-    }
-    if (sha.finish() != h.base_sha256) {
-      return make_error(
-          Code::kHashMismatch,
-          "delta: base SHA-256 differs from the one the delta was made for " + to_hex(h.base_sha256));
-    }
-  }
+  OTA_RETURN_IF_ERROR(check_base(base, h, options.verify_base || h.base_size == 0));
 
   StreamReader streams[detail::kStreamCount];
   for (int k = 0; k < detail::kStreamCount; ++k) {
@@ -457,101 +445,13 @@ Status apply_impl(RandomReader& base, ByteSource& delta_in, ByteSink& sink, cons
   detail::AddressMap amap;
   OTA_RETURN_IF_ERROR(read_map(delta, h, &amap, &stats->delta_bytes));
   amap.build_inverse();
-  BaseView bview(base, h.transform, h.base_regions, &amap);
-  ImageOut out(sink, h.transform, h.image_regions);
-  DiffReader diff(streams);
-  StreamReader& extra = streams[detail::kExtra];
-
-  std::vector<uint8_t> dbuf(size_t{64} << 10), bbuf(size_t{64} << 10);
-  uint64_t pos = 0;  // position in the base
-  for (uint64_t block = 0;; ++block) {
-    uint8_t bh[detail::kBlockHeaderSize];
-    std::string where = "block " + std::to_string(block);
-    OTA_RETURN_IF_ERROR(read_exact(delta, bh, sizeof(bh), where.c_str(), &stats->delta_bytes));
-    if (bh[0] != detail::kTagBlock && bh[0] != detail::kTagLastBlock)
-      return corrupt(where + ": bad block tag");
-    bool last = bh[0] == detail::kTagLastBlock;
-    uint64_t total = 0;
-    for (int k = 0; k < detail::kStreamCount; ++k) {
-      uint32_t len = detail::get_u32(bh + 1 + 4 * k);
-      total += len;
-      if (len > detail::kMaxChunk || total > detail::kMaxBlockChunks) {
-        return corrupt(where + ": chunk length over the format's limit");
-      }
-    }
-    for (int k = 0; k < detail::kStreamCount; ++k) {
-      auto& c = streams[k].chunk();
-      size_t len = detail::get_u32(bh + 1 + 4 * k);
-      // Capacity kept from earlier blocks counts against the heap bound: keep at most this block's.
-      if (c.capacity() > len + (size_t{64} << 10)) std::vector<uint8_t>().swap(c);
-      c.resize(len);
-      OTA_RETURN_IF_ERROR(read_exact(delta, c.data(), c.size(), where.c_str(), &stats->delta_bytes));
-      streams[k].start_block(block);
-    }
-    uint64_t block_output = 0, entries = 0;
-    for (;;) {
-      uint64_t dlen, elen, zseek;
-      bool eof = false;
-      OTA_RETURN_IF_ERROR(streams[detail::kCtrlDiffLen].read_varint(&dlen, &eof));
-      if (eof) break;
-      OTA_RETURN_IF_ERROR(streams[detail::kCtrlExtraLen].read_varint(&elen));
-      OTA_RETURN_IF_ERROR(streams[detail::kCtrlSeek].read_varint(&zseek));
-      if (++entries > detail::kMaxBlockEntries) return corrupt(where + ": too many control entries");
-      uint64_t remaining = h.image_size - out.written();
-      if (dlen > remaining || elen > remaining - dlen)
-        return corrupt(where + ": entry writes past the image size");
-      if (dlen > detail::kMaxBlockOutput - block_output ||
-          elen > detail::kMaxBlockOutput - block_output - dlen) {
-        return corrupt(where + ": block produces more than the format allows");
-      }
-      block_output += dlen + elen;
-      if (dlen > h.base_size || pos > h.base_size - dlen)
-        return corrupt(where + ": copy beyond the end of the base");
-      while (dlen) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(dlen, dbuf.size()));
-        OTA_RETURN_IF_ERROR(diff.read(dbuf.data(), n));
-        OTA_RETURN_IF_ERROR(bview.read(pos, bbuf.data(), n));
-        for (size_t i = 0; i < n; ++i) dbuf[i] = static_cast<uint8_t>(dbuf[i] + bbuf[i]);
-        OTA_RETURN_IF_ERROR(out.write(dbuf.data(), n));
-        pos += n;
-        dlen -= n;
-      }
-      while (elen) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(elen, dbuf.size()));
-        OTA_RETURN_IF_ERROR(extra.read(dbuf.data(), n));
-        OTA_RETURN_IF_ERROR(out.write(dbuf.data(), n));
-        elen -= n;
-      }
-      // Low bit: relative to the current base position (0) or to the map's prediction (1).
-      uint64_t from = (zseek & 1) ? amap.predict_base(out.written()) : pos;
-      uint64_t next = from + static_cast<uint64_t>(detail::unzigzag(zseek >> 1));  // modulo 2^64
-      if (next > h.base_size) return corrupt(where + ": seek outside the base");
-      pos = next;
-    }
-    OTA_RETURN_IF_ERROR(diff.end_block());
-    for (auto& s : streams) OTA_RETURN_IF_ERROR(s.end_block(last));
-    ++stats->blocks;
-    if (last) break;
+  Rebuilder rebuild(base, sink, h, amap, streams);
+  for (bool last = false; !last; ++stats->blocks) {
+    OTA_RETURN_IF_ERROR(read_block(delta, streams, stats->blocks, &last, &stats->delta_bytes));
+    OTA_RETURN_IF_ERROR(rebuild.run_block(stats->blocks, last));
   }
-  Digest expected_trailer = delta.finish();
-  Digest trailer;
-  OTA_RETURN_IF_ERROR(read_exact(delta_in, trailer.data(), trailer.size(), "trailer", &stats->delta_bytes));
-  if (trailer != expected_trailer) return corrupt("checksum mismatch: the delta was damaged");
-  uint8_t probe;
-  size_t got = 0;
-  OTA_RETURN_IF_ERROR(delta_in.read(&probe, 1, &got));
-  if (got) return corrupt("trailing bytes after the delta's end");
-  OTA_RETURN_IF_ERROR(out.flush());
-  if (out.written() != h.image_size) {
-    return corrupt("result is " + std::to_string(out.written()) + " bytes, header says " +
-                   std::to_string(h.image_size));
-  }
-  Digest d = out.finish();
-  if (d != h.image_sha256) {
-    return make_error(Code::kHashMismatch, "delta: result SHA-256 " + to_hex(d) +
-                                               " differs from the expected " + to_hex(h.image_sha256));
-  }
-  return Status::ok();
+  OTA_RETURN_IF_ERROR(check_trailer(delta, delta_in, &stats->delta_bytes));
+  return rebuild.finish();
 }
 
 }  // namespace

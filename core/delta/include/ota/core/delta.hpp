@@ -89,20 +89,38 @@ struct EncodeStats {
   bool data_pointers = false;                    // 64-bit data pointers predicted through the map too
   uint64_t delta_size = 0;                       // total bytes written to the sink
   uint64_t blocks = 0;
+  uint64_t indexed_base_bytes = 0;  // base bytes suffix-sorted: those outside the unchanged stretches
 };
 
 // Builds a delta that turns `base` into `image` and writes it to `out`. Platform side: defined in
 // ota_delta_make (platform/delta), which vehicle code does not link. `base` may be empty
 // (base_size == 0, base may then be null): the delta is then the compressed full image.
-// Memory (platform side; the encoder works on whole images): the images themselves, a transformed
-// copy of each when a transform applies, and while matching a suffix array (4 bytes per base byte,
-// 8 above 2 GiB) and an 8-byte-substring filter (at most 2 bytes per base byte); then up
-// to about 100 MiB of zstd tables. Measured: 124 MB peak RSS for an 11 MB executable pair, 266 MB
-// for a 26 MB -> 28 MB pair (bsdiff 4.3: 99 MB and 228 MB).
-// Time: about 1 s of CPU for an 11 MB patch release, 15 s for a 28 MB minor release (bench/delta).
+// Unchanged stretches -- at least 1 MiB where the image equals the base at the same offset, or at
+// the same distance from the end -- are found by plain comparison and cost neither matching memory
+// nor matching time; only the rest of the base is suffix-sorted (EncodeStats.indexed_base_bytes).
+// Memory (platform side; the encoder works on whole images): see encode_memory_bound(). Measured:
+// 124 MB peak RSS for an 11 MB executable pair, 266 MB for a 26 MB -> 28 MB pair (bsdiff 4.3: 99 MB
+// and 228 MB); 1.1 GB for a 512 MiB pair with three small changes 200 MiB apart (the images
+// themselves, memory-mapped, are 1 GiB of it).
+// Time: about 1 s of CPU for an 11 MB patch release, 15 s for a 28 MB minor release (bench/delta),
+// 2 s for the 512 MiB pair (docs/DELTA.md, Large images).
 // Errors: whatever `out` returns; kInvalidArgument for a bad level.
 Status make_delta(const uint8_t* base, size_t base_size, const uint8_t* image, size_t image_size,
                   ByteSink& out, const EncodeOptions& options = {}, EncodeStats* stats = nullptr);
+
+// Upper bound of the encoder's peak memory, the images included (the caller holds them, e.g.
+// memory-mapped), for images without the executable transform: the images; per base byte outside
+// the unchanged stretches (`indexed_base_bytes`) a copy of it, its suffix-array entry (4 bytes, 8
+// above 2 GiB) and at most 2 bytes of substring filter; 96 bytes per control entry
+// (EncodeStats.entries; typically one per few KiB of changed bytes); and kEncodeFixedBytes of zstd
+// tables and block buffers. With the transform add a transformed copy of each image and the address
+// map's votes (16 bytes per reference inside matched code).
+constexpr uint64_t kEncodeFixedBytes = uint64_t{192} << 20;
+constexpr uint64_t encode_memory_bound(uint64_t base_size, uint64_t image_size, uint64_t indexed_base_bytes,
+                                       uint64_t entries) {
+  const uint64_t per_indexed = indexed_base_bytes < (uint64_t{1} << 31) ? 7 : 11;
+  return base_size + image_size + per_indexed * indexed_base_bytes + 96 * entries + kEncodeFixedBytes;
+}
 
 // Reads and validates only the header of a delta (consumes the header bytes from `delta`).
 Result<DeltaHeader> read_delta_header(ByteSource& delta);
