@@ -1,5 +1,5 @@
 // ota-bench-transfer: the transfer throughput of the real pipeline against plain MQTT clients, in
-// one run (issue 3, "Where the bar is").
+// one run.
 //
 //   (a) ota-sim --agents N --image-size S: broker + ota-client + N ota-agent-sim processes, one
 //       full campaign; throughput over the campaign and over the transfer phase.
@@ -866,8 +866,7 @@ int peer_main(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace ota::bench;
   if (argc > 1 && std::string(argv[1]) == "peer") return peer_main(argc - 1, argv + 1);
-  CLI::App app{
-      "ota-bench-transfer: pipeline transfer throughput against plain Paho and bare-socket MQTT (issue 3)"};
+  CLI::App app{"ota-bench-transfer: pipeline transfer throughput against plain Paho and bare-socket MQTT"};
   Options o;
   app.add_option("--agents", o.agents, "receivers (ECUs / subscribers)")->check(CLI::Range(1, 64));
   app.add_option("--image-size", o.image_size, "bytes per receiver (e.g. 64MiB)");
