@@ -14,13 +14,20 @@ OTA_DEBIAN_PACKAGES=(
   iproute2 time
 )
 
+# What the checks of scripts/test add (CI runs them all): the format check (scripts/check-format)
+# and the clang builds with sanitizers and libFuzzer (scripts/fuzz).
+OTA_CHECK_PACKAGES=(
+  clang-format-14 clang-14 libclang-rt-14-dev
+)
+
 ota_log() { echo "[$(basename "$0")] $*" >&2; }
 
-# Installs the packages that are not installed yet. No apt-get update (and nothing at all) when
-# everything is present, so a second run is quick and works offline.
+# Installs the packages of OTA_DEBIAN_PACKAGES and those named as arguments that are not installed
+# yet. No apt-get update (and nothing at all) when everything is present, so a second run is quick
+# and works offline.
 ota_install_deps() {
   local missing=() pkg status
-  for pkg in "${OTA_DEBIAN_PACKAGES[@]}"; do
+  for pkg in "${OTA_DEBIAN_PACKAGES[@]}" "$@"; do
     status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
     [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
   done

@@ -36,17 +36,6 @@ struct HasError : std::false_type {};
 template <class M>
 struct HasError<M, std::void_t<decltype(std::declval<M>().error())>> : std::true_type {};
 
-// Target.signed_image arrived with the lead's SignedCampaign work: use it when the message has it.
-template <class M, class = void>
-struct HasSignedImage : std::false_type {};
-template <class M>
-struct HasSignedImage<M, std::void_t<decltype(std::declval<M>().signed_image())>> : std::true_type {};
-template <class M>
-std::string signed_image_of(const M& m) {
-  if constexpr (HasSignedImage<M>::value) return m.signed_image();
-  return std::string();
-}
-
 ota::trust::AgentVerifier* g_agent = nullptr;
 ota::trust::PublicKey* g_ecu = nullptr;
 ota::trust::VerifiedCampaign* g_campaign = nullptr;
@@ -64,17 +53,15 @@ ota::trust::VerifiedCampaign* g_campaign = nullptr;
 [[maybe_unused]] void extra(const ota::v1::Command& m) {
   if (!m.has_start_transfer()) return;
   const ota::v1::Target& t = m.start_transfer().target();
-  check_signed_target(t.signed_target(), signed_image_of(t), &t);
+  check_signed_target(t.signed_target(), t.signed_image(), &t);
 }
 [[maybe_unused]] void extra(const ota::v1::Campaign& m) {
-  for (const auto& t : m.targets()) check_signed_target(t.signed_target(), signed_image_of(t), nullptr);
+  for (const auto& t : m.targets()) check_signed_target(t.signed_target(), t.signed_image(), nullptr);
   (void)ota::trust::check_campaign_matches(m, *g_campaign);
 }
-#ifdef OTA_WIRE_SIGNED_CAMPAIGN
 [[maybe_unused]] void extra(const ota::v1::SignedCampaign& m) {
   check_signed_target(m.signed_director(), m.signed_image(), nullptr);
 }
-#endif
 [[maybe_unused]] void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
 
 // The agents decode chunks in place (codec::decode_chunk): whatever protobuf accepts, it accepts

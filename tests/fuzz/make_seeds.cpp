@@ -5,25 +5,15 @@
 
 #include <cstdio>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 #include "fuzz_common.hpp"
-#include "ota/core/file.hpp"
-#if __has_include("ota/core/codec.hpp")
+#include "mqtt_wire.hpp"
 #include "ota/core/codec.hpp"
+#include "ota/core/delta.hpp"
+#include "ota/core/file.hpp"
 #include "ota/v1/ota.pb.h"
 #include "ota/v1/state.pb.h"
-#define OTA_SEEDS_WIRE 1
-#endif
-#if __has_include("ota/core/delta.hpp")
-#include "ota/core/delta.hpp"
-#define OTA_SEEDS_DELTA 1
-#endif
-#if __has_include("mqtt_wire.hpp")
-#include "mqtt_wire.hpp"
-#define OTA_SEEDS_MQTT 1
-#endif
 
 namespace {
 
@@ -35,16 +25,6 @@ void put(const std::string& target, const std::string& name, const std::string& 
     std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
     std::exit(1);
   }
-}
-
-template <class T, class = void>
-struct HasSignedImage : std::false_type {};
-template <class T>
-struct HasSignedImage<T, std::void_t<decltype(std::declval<T&>().set_signed_image(std::string()))>>
-    : std::true_type {};
-template <class T>
-void set_signed_image(T* t, const std::string& image) {
-  if constexpr (HasSignedImage<T>::value) t->set_signed_image(image);
 }
 
 struct StringSink : ota::ByteSink {
@@ -91,7 +71,6 @@ int main(int argc, char** argv) {
   put("fuzz_report", "sig", k.ecu.sign("fixed message").value());
   put("fuzz_report", "counter", "5 " + std::string(64, 'a') + " 0\n");
 
-#ifdef OTA_SEEDS_WIRE
   namespace v1 = ota::v1;
   {
     v1::Hello m;
@@ -114,7 +93,7 @@ int main(int argc, char** argv) {
     t->set_sha256(digest_bytes('B'));
     t->set_hardware_id("hw-brake-a");
     t->set_signed_target(director);
-    set_signed_image(t, image);
+    t->set_signed_image(image);
     put("fuzz_wire_command", "start-transfer", m.SerializeAsString());
     v1::Command c2;
     ota::codec::set_protocol(c2.mutable_protocol());
@@ -176,7 +155,6 @@ int main(int argc, char** argv) {
     m.add_groups()->set_atomic(true);
     put("fuzz_wire_campaign", "campaign", m.SerializeAsString());
   }
-#ifdef OTA_WIRE_SIGNED_CAMPAIGN
   {
     v1::SignedCampaign m;
     m.set_signed_director(director);
@@ -185,7 +163,6 @@ int main(int argc, char** argv) {
     loc->set_sha256(digest_bytes('z'));
     put("fuzz_wire_signed_campaign", "signed-campaign", m.SerializeAsString());
   }
-#endif
   {
     v1::AgentDiskState m;
     m.set_format(1);
@@ -197,9 +174,7 @@ int main(int argc, char** argv) {
     v1::CampaignJournal m;
     put("fuzz_wire_campaign_journal", "journal", m.SerializeAsString());
   }
-#endif
 
-#ifdef OTA_SEEDS_DELTA
   {
     const std::string base = ota_fuzz::fuzz_base();
     std::string next = base;
@@ -217,8 +192,6 @@ int main(int argc, char** argv) {
       return 1;
     put("fuzz_delta", "full", f.s);
   }
-#endif
-#ifdef OTA_SEEDS_MQTT
   {
     // What a broker sends the native client: one packet per seed, and a stream of them.
     namespace mqtt = ota::mqtt;
@@ -243,6 +216,5 @@ int main(int argc, char** argv) {
     put("fuzz_mqtt", "stream",
         connack + suback + q0 + q1 + mqtt::puback_packet(0x1234) + pingresp + unsuback);
   }
-#endif
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "ota/sim/netns.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/test/broker_fixture.hpp"
+#include "ota/test/netns.hpp"
 
 using namespace std::chrono_literals;
 using ota::sim::Broker;
@@ -409,10 +410,7 @@ TEST_CASE_METHOD(TlsBrokerFixture, "TLS: no certificate or a certificate from an
 
 TEST_CASE("TLS: an agent in its own network namespace reaches the broker only over TLS",
           "[integration][tls][netns]") {
-  if (!ota::sim::NetNamespace::supported()) {
-    WARN("skipped: network namespaces need root and iproute2");
-    return;
-  }
+  ota::test::require_network_namespaces();
   auto ns = ota::sim::NetNamespace::create();
   INFO(ns.status().to_string());
   REQUIRE(ns.is_ok());

@@ -4,6 +4,7 @@
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/trust.hpp"
+#include "ota/v1/state.pb.h"
 #include "support.hpp"
 
 using ota::test::run_sim;
@@ -70,6 +71,7 @@ TEST_CASE("The same campaign succeeds with every vehicle connection on either MQ
       REQUIRE(run.exit_code == 0);
       REQUIRE(run.has_report);
       CHECK(run.report.result() == ota::v1::CAMPAIGN_SUCCESS);
+      REQUIRE(run.report.ecus_size() == 2);
       for (const auto& e : run.report.ecus()) {
         CHECK(e.result() == ota::v1::SUCCESS);
         CHECK(ota::test::boot_bank(run, e.ecu_id()) == "B");
@@ -94,6 +96,7 @@ TEST_CASE("A failed health check rolls the whole atomic group back", "[integrati
   CHECK(tcu->result() == ota::v1::FAILED);
   CHECK(tcu->error().phase() == ota::v1::PHASE_HEALTH);
   CHECK(tcu->error().message().find("health") != std::string::npos);
+  REQUIRE(run.report.ecus_size() == 4);
   for (const auto& e : run.report.ecus()) {
     if (e.ecu_id() != "tcu") CHECK(e.result() == ota::v1::ROLLED_BACK);
     CHECK(e.version_after() == "1.0.0");
@@ -109,6 +112,7 @@ TEST_CASE("A mixed campaign sends deltas to capable ECUs and full images to the 
   INFO(run.output << run.client_log());
   REQUIRE(run.exit_code == 0);
   REQUIRE(run.has_report);
+  REQUIRE(run.report.ecus_size() == 4);
   int deltas = 0, fulls = 0;
   for (const auto& e : run.report.ecus()) {
     CHECK(e.result() == ota::v1::SUCCESS);
@@ -136,6 +140,7 @@ TEST_CASE("A refused pre-condition sends nothing", "[integration][client]") {
   REQUIRE(run.has_report);
   CHECK(run.report.result() == ota::v1::CAMPAIGN_REJECTED);
   CHECK(run.report.reason().find("battery at 12 %") != std::string::npos);
+  REQUIRE(run.report.ecus_size() == 4);
   for (const auto& e : run.report.ecus()) {
     CHECK(e.bytes_transferred() == 0);
     CHECK(e.version_after() == "1.0.0");
@@ -159,6 +164,7 @@ TEST_CASE("Consent postponed then accepted updates and declined does not", "[int
   REQUIRE(declined.has_report);
   CHECK(declined.report.result() == ota::v1::CAMPAIGN_REJECTED);
   CHECK(declined.report.reason().find("declined") != std::string::npos);
+  REQUIRE(declined.report.ecus_size() == 2);
   for (const auto& e : declined.report.ecus()) CHECK(e.bytes_transferred() == 0);
 }
 
@@ -171,6 +177,7 @@ TEST_CASE("Cancel before activation leaves every ECU on its old version", "[inte
   CHECK(run.exit_code != 0);
   REQUIRE(run.has_report);
   CHECK(run.report.result() == ota::v1::CAMPAIGN_CANCELLED);
+  REQUIRE(run.report.ecus_size() == 4);
   for (const auto& e : run.report.ecus()) {
     CHECK(e.result() == ota::v1::CANCELLED);
     CHECK(e.version_after() == "1.0.0");
@@ -189,6 +196,7 @@ TEST_CASE("kill -9 of the client mid-transfer resumes without re-sending what ag
   REQUIRE(run.exit_code == 0);
   REQUIRE(run.has_report);
   CHECK(run.report.result() == ota::v1::CAMPAIGN_SUCCESS);
+  REQUIRE(run.report.ecus_size() == 4);
   uint64_t sent = 0, images = 0;
   for (const auto& e : run.report.ecus()) {
     CHECK(e.result() == ota::v1::SUCCESS);
@@ -200,8 +208,16 @@ TEST_CASE("kill -9 of the client mid-transfer resumes without re-sending what ag
   // images, far less than sending them twice.
   CHECK(sent > images / 2);
   CHECK(sent < images + images / 4);
+  // The restarted client took the campaign up from its journal, once.
+  auto journal_bytes = ota::read_small_file(run.work + "/client-state/campaign-journal.pb", 16 << 20);
+  INFO(journal_bytes.status().to_string());
+  REQUIRE(journal_bytes.is_ok());
+  ota::v1::CampaignJournal journal;
+  REQUIRE(journal.ParseFromString(*journal_bytes));
+  CHECK(journal.campaign().campaign_id() == "sim-campaign-1");
+  CHECK(journal.resumes() == 1);
+  CHECK(journal.finished());
   const std::string log = run.client_log();
-  CHECK(log.find("resuming campaign sim-campaign-1") != std::string::npos);
   // Every agent held part of its image when the new client asked: the transfer resumed there.
   for (const auto& e : run.report.ecus()) {
     auto at = log.find(e.ecu_id() + ": resumed at byte ");
@@ -223,6 +239,7 @@ TEST_CASE("A transient commit failure is retried so the atomic group is never ha
   INFO(run.output << run.client_log());
   REQUIRE(run.exit_code == 0);
   REQUIRE(run.has_report);
+  REQUIRE(run.report.ecus_size() == 3);
   for (const auto& e : run.report.ecus()) {
     CHECK(e.result() == ota::v1::SUCCESS);
     CHECK(e.version_after() == "1.1.0");
@@ -237,6 +254,7 @@ TEST_CASE("DTCs the campaign resolves are cleared after the update and reported 
   INFO(run.output << run.client_log());
   REQUIRE(run.exit_code == 0);
   REQUIRE(run.has_report);
+  REQUIRE(run.report.ecus_size() == 4);
   for (const auto& e : run.report.ecus()) {
     CHECK(e.result() == ota::v1::SUCCESS);
     REQUIRE(e.dtcs_before_size() == 2);

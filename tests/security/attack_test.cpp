@@ -2,6 +2,8 @@
 // straight at the broker and an agent.
 #include <catch2/catch.hpp>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "images.hpp"
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
@@ -9,6 +11,8 @@
 #include "ota/platform/campaign_signing.hpp"
 #include "ota/sim/netns.hpp"
 #include "ota/test/broker_fixture.hpp"
+#include "ota/platform/campaign_signing.hpp"
+#include "ota/test/netns.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -103,8 +107,11 @@ TEST_CASE("A replayed campaign is refused once the first run finished", "[integr
   auto replay = ota::test::rerun_vehicle(first, dir, first.work + "/signed-campaign.json", "replay");
   INFO(replay.client_log);
   CHECK(replay.client_exit != 0);
-  CHECK(replay.client_log.find("was already finished (replay)") != std::string::npos);
-  CHECK(replay.report_json.find("CAMPAIGN_REJECTED") != std::string::npos);
+  v1::VehicleReport report;
+  INFO(replay.report_json);
+  REQUIRE(google::protobuf::util::JsonStringToMessage(replay.report_json, &report).ok());
+  CHECK(report.result() == v1::CAMPAIGN_REJECTED);
+  CHECK(report.reason().find("was already finished (replay)") != std::string::npos);
 }
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "A process posing as another agent cannot speak on its topics",
@@ -130,10 +137,7 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "A process posing as another agent ca
 
 TEST_CASE("An agent on another SoC updates over TLS with its certificate and cannot reach the plain listener",
           "[integration][security][tls]") {
-  if (!ota::sim::NetNamespace::supported()) {
-    WARN("network namespaces unavailable (needs root and iproute2): skipped");
-    return;
-  }
+  ota::test::require_network_namespaces();
   auto ns = ota::sim::NetNamespace::create();
   INFO(ns.status().to_string());
   REQUIRE(ns.is_ok());

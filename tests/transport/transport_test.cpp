@@ -14,7 +14,6 @@
 // Mosquitto 2.0 with the project's file ACL grants every SUBSCRIBE (the ACL filters messages at
 // delivery), so the refusal of a subscription is tested against a second Mosquitto whose users and
 // ACL live in its dynamic security plugin, which answers SUBACK 0x80 (DynsecBroker).
-#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -25,14 +24,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -44,7 +40,10 @@
 #include "ota/sim/tempdir.hpp"
 #include "ota/sim/wait.hpp"
 #include "ota/test/broker_fixture.hpp"
+#include "ota/test/dynsec_broker.hpp"
+#include "ota/test/frozen_broker.hpp"
 #include "ota/test/transport_inbox.hpp"
+#include "ota/test/transport_peer.hpp"
 
 using namespace std::chrono_literals;
 using ota::Code;
@@ -55,10 +54,17 @@ using ota::TransportMessage;
 using ota::TransportOptions;
 using ota::WillMessage;
 using ota::test::BrokerFixture;
+using ota::test::DynsecBroker;
+using ota::test::FrozenBroker;
+using ota::test::make_engine_transport;
+using ota::test::open_peer;
+using ota::test::PahoWaker;
+using ota::test::Peer;
+using ota::test::unique_client_id;
+using Inbox = ota::test::TransportInbox;
 
 namespace {
 
-constexpr auto kConnectTimeout = 5s;
 constexpr auto kDeadline = 10s;
 const std::string kChild = OTA_TRANSPORT_CHILD;
 
@@ -117,91 +123,6 @@ std::vector<std::size_t> payload_sizes(const std::string& topic, int qos) {
   return sizes;
 }
 
-using Inbox = ota::test::TransportInbox;
-
-// A transport and what it received. The inbox outlives the transport (declared first), so a
-// callback still running while the transport shuts down has somewhere to write.
-struct Peer {
-  Inbox inbox;
-  std::unique_ptr<Transport> transport;
-
-  Status subscribe(const std::string& filter, int qos) { return transport->subscribe(filter, qos); }
-  Status publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
-    return transport->publish(topic, payload, qos, retain);
-  }
-  Status flush(std::chrono::milliseconds timeout) { return transport->flush(timeout); }
-  bool connected() const { return transport->connected(); }
-};
-
-std::unique_ptr<Transport> make_engine_transport(MqttClient engine, TransportOptions options) {
-  options.client = engine;
-  return engine == MqttClient::kNative ? ota::make_native_transport(std::move(options))
-                                       : ota::make_paho_transport(std::move(options));
-}
-
-// Paho C serves every client of a process from one receive thread that polls the sockets it knew
-// when the poll began, for up to a second: a Paho CONNECT made while another Paho client of the
-// process is connected waits ~1-2 s for that poll to end (see mqtt_test_client.hpp). Any packet
-// arriving on a known connection ends the poll early, so while a Paho transport connects, the
-// waker (a Paho connection of its own) publishes QoS 1 messages on a topic no ACL allows: the
-// broker drops them and answers with a PUBACK. Only time is saved; the transports under test are
-// used as they are.
-class PahoWaker {
- public:
-  explicit PahoWaker(TransportOptions options) : options_(std::move(options)) {}
-
-  Status connect(MqttClient engine, Transport& transport) {
-    if (engine != MqttClient::kPaho) return transport.connect(kConnectTimeout);
-    if (!waker_) {
-      waker_ = ota::make_paho_transport(options_);
-      const Status st = waker_->connect(kConnectTimeout);
-      if (!st) return st.with_context("Paho waker");
-    }
-    auto pending =
-        std::async(std::launch::async, [&transport] { return transport.connect(kConnectTimeout); });
-    while (pending.wait_for(10ms) != std::future_status::ready) {
-      if (waker_->connected()) (void)waker_->publish("ota-test/wake", "", 1, false);
-    }
-    return pending.get();
-  }
-
- private:
-  TransportOptions options_;
-  std::unique_ptr<Transport> waker_;
-};
-
-// A transport of `engine` whose callbacks record into its inbox; not connected yet.
-std::unique_ptr<Peer> open_peer(MqttClient engine, TransportOptions options) {
-  auto peer = std::make_unique<Peer>();
-  peer->transport = make_engine_transport(engine, std::move(options));
-  REQUIRE(peer->transport);
-  Inbox* inbox = &peer->inbox;
-  peer->transport->on_message([inbox](TransportMessage&& m) { inbox->add(std::move(m)); });
-  peer->transport->on_connection([inbox](bool up) { inbox->add_connection(up); });
-  return peer;
-}
-
-// The same, connected; REQUIREs that the broker accepted it.
-std::unique_ptr<Peer> connect_peer(PahoWaker& waker, MqttClient engine, TransportOptions options) {
-  auto peer = open_peer(engine, std::move(options));
-  const Status st = waker.connect(engine, *peer->transport);
-  INFO(st.to_string());
-  REQUIRE(st.is_ok());
-  return peer;
-}
-
-std::string unique_client_id(const std::string& user) {
-  static std::atomic<int> counter{0};
-  return "transport-test-" + user + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Replaces the value of `key` on its own line of a mosquitto.conf; false if the key is absent.
 bool replace_setting(std::string& conf, const std::string& key, const std::string& value) {
   const std::string at = "\n" + key + " ";
@@ -216,7 +137,7 @@ bool replace_setting(std::string& conf, const std::string& key, const std::strin
 // the top of this file lifted, then restarted with them.
 struct TransportFixture : BrokerFixture {
   TransportFixture() {
-    std::string conf = read_file(broker().config_path());
+    std::string conf = ota::test::read_text_file(broker().config_path());
     REQUIRE(replace_setting(conf, "message_size_limit", "0"));  // 0: the protocol's 256 MiB
     REQUIRE(replace_setting(conf, "max_queued_messages", "100000"));
     std::ofstream(broker().config_path(), std::ios::trunc) << conf;
@@ -239,7 +160,7 @@ struct TransportFixture : BrokerFixture {
     return waker_->connect(engine, transport);
   }
   std::unique_ptr<Peer> connect_peer(MqttClient engine, TransportOptions options) {
-    return ::connect_peer(*waker_, engine, std::move(options));
+    return ota::test::connect_peer(*waker_, engine, std::move(options));
   }
   std::unique_ptr<Peer> connect_peer(MqttClient engine, const std::string& user) {
     return connect_peer(engine, options_for(user));
@@ -247,156 +168,6 @@ struct TransportFixture : BrokerFixture {
 
  private:
   std::unique_ptr<PahoWaker> waker_;
-};
-
-// A Mosquitto whose users and topic ACL live in the dynamic security plugin: ecu-a may subscribe
-// to its down/ subtree and publish in its up/ subtree, ota-client may publish commands and read
-// every up/ subtree; any other SUBSCRIBE is refused (SUBACK 0x80). Stopped on destruction.
-class DynsecBroker {
- public:
-  DynsecBroker() {
-    auto temp = ota::sim::TempDir::create("ota-dynsec-broker-");
-    REQUIRE(temp.is_ok());
-    dir_.emplace(std::move(temp.value()));
-    const std::string mosquitto =
-        ota::sim::find_executable("mosquitto", {"/usr/sbin", "/usr/local/sbin", "/sbin"});
-    const std::string ctrl = ota::sim::find_executable("mosquitto_ctrl");
-    const std::string plugin = find_plugin();
-    INFO("mosquitto: '" << mosquitto << "', mosquitto_ctrl: '" << ctrl << "', plugin: '" << plugin << "'");
-    REQUIRE(!mosquitto.empty());
-    REQUIRE(!ctrl.empty());
-    REQUIRE(!plugin.empty());
-
-    // `mosquitto_ctrl dynsec init FILE USER PASSWORD` writes a configuration whose only client is
-    // USER with the salted hash of PASSWORD; the hashes are taken from there.
-    std::string clients;
-    for (const std::string user : {"ecu-a", "ota-client"}) {
-      passwords_[user == "ecu-a" ? 0 : 1] = "dynsec-" + user + "-" + std::to_string(::getpid());
-      const std::string init = dir_->file("init-" + user + ".json");
-      auto run = ota::sim::run_command({ctrl, "dynsec", "init", init, user, password(user)}, 10s);
-      REQUIRE(run.is_ok());
-      INFO(run->output);
-      REQUIRE(run->exit.success());
-      const std::string json = read_file(init);
-      std::smatch hash, salt, iterations;
-      REQUIRE(std::regex_search(json, hash, std::regex(R"re("password":\s*"([^"]+)")re")));
-      REQUIRE(std::regex_search(json, salt, std::regex(R"re("salt":\s*"([^"]+)")re")));
-      REQUIRE(std::regex_search(json, iterations, std::regex(R"re("iterations":\s*(\d+))re")));
-      clients += std::string(clients.empty() ? "" : ",") + R"({"username":")" + user + R"(","password":")" +
-                 hash[1].str() + R"(","salt":")" + salt[1].str() + R"(","iterations":)" +
-                 iterations[1].str() + R"(,"roles":[{"rolename":")" + user + R"("}]})";
-    }
-    std::ofstream(dir_->file("dynsec.json"))
-        << R"({"clients":[)" << clients << R"(],"roles":[)"
-        << R"({"rolename":"ecu-a","acls":[)"
-        << R"({"acltype":"subscribePattern","topic":"ota/v1/ecu/ecu-a/down/#","allow":true},)"
-        << R"({"acltype":"publishClientSend","topic":"ota/v1/ecu/ecu-a/up/#","allow":true}]},)"
-        << R"({"rolename":"ota-client","acls":[)"
-        << R"({"acltype":"subscribePattern","topic":"ota/v1/ecu/+/up/#","allow":true},)"
-        << R"({"acltype":"publishClientSend","topic":"ota/v1/ecu/+/down/#","allow":true}]}],)"
-        << R"("defaultACLAccess":{"publishClientSend":false,"publishClientReceive":true,)"
-        << R"("subscribe":false,"unsubscribe":true}})";
-
-    const passwd* pw = ::getpwuid(::geteuid());
-    REQUIRE(pw != nullptr);
-    // Started as root, mosquitto drops to this user: by default "mosquitto", who cannot read dir_.
-    const std::string run_user = pw->pw_name;
-    // Another process may take the picked port before mosquitto binds it: then a new one.
-    for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
-      auto port = ota::sim::pick_free_port();
-      REQUIRE(port.is_ok());
-      port_ = port.value();
-      std::ofstream(dir_->file("mosquitto.conf"), std::ios::trunc)
-          << "user " << run_user << "\n"
-          << "per_listener_settings false\nallow_anonymous false\npersistence false\n"
-          << "plugin " << plugin << "\nplugin_opt_config_file " << dir_->file("dynsec.json") << "\n"
-          << "listener " << port_ << " 127.0.0.1\n";
-      const std::string log = dir_->file("mosquitto-" + std::to_string(attempt) + ".log");
-      auto child = ota::sim::ChildProcess::spawn(
-          {mosquitto, "-c", dir_->file("mosquitto.conf")},
-          ota::sim::SpawnOptions{log, {}, "mosquitto (dynamic security)", dir_->path()});
-      INFO(child.status().to_string());
-      REQUIRE(child.is_ok());
-      const bool ready = ota::sim::wait_until(
-          [&] {
-            auto rc = ota::sim::mqtt_connect_probe("127.0.0.1", port_, "ecu-a", password("ecu-a"), 500ms);
-            return (rc.is_ok() && rc.value() == 0) || !child->running();
-          },
-          kDeadline, 10ms);
-      const std::string output = ota::sim::tail_file(log);
-      if (ready && child->running()) {
-        process_.emplace(std::move(child.value()));
-      } else if (output.find("Address already in use") == std::string::npos) {
-        INFO("mosquitto log:\n" << output);
-        FAIL("the dynamic-security mosquitto did not accept ecu-a on port " << port_);
-      }
-    }
-    REQUIRE(process_);
-    waker_ = std::make_unique<PahoWaker>(options_for("ota-client"));
-  }
-  DynsecBroker(const DynsecBroker&) = delete;
-  DynsecBroker& operator=(const DynsecBroker&) = delete;
-  ~DynsecBroker() {
-    waker_.reset();  // before the broker ends
-    if (process_) process_->terminate(2000ms);
-  }
-
-  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
-  std::string password(const std::string& user) const { return passwords_[user == "ecu-a" ? 0 : 1]; }
-  TransportOptions options_for(const std::string& user) const {
-    TransportOptions o;
-    o.uri = uri();
-    o.client_id = unique_client_id(user);
-    o.username = user;
-    o.password = password(user);
-    return o;
-  }
-  std::unique_ptr<Peer> connect_peer(MqttClient engine, const std::string& user) {
-    return ::connect_peer(*waker_, engine, options_for(user));
-  }
-
- private:
-  static std::string find_plugin() {
-    std::vector<std::string> candidates{"/usr/lib/mosquitto_dynamic_security.so",
-                                        "/usr/local/lib/mosquitto_dynamic_security.so"};
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/usr/lib", ec)) {
-      if (entry.is_directory(ec))
-        candidates.push_back(entry.path().string() + "/mosquitto_dynamic_security.so");
-    }
-    for (const auto& c : candidates) {
-      if (std::filesystem::exists(c, ec)) return c;
-    }
-    return {};
-  }
-
-  std::optional<ota::sim::TempDir> dir_;
-  std::string passwords_[2];
-  int port_ = 0;
-  std::optional<ota::sim::ChildProcess> process_;
-  std::unique_ptr<PahoWaker> waker_;
-};
-
-// Stops the broker answering (SIGSTOP): its sockets stay open but nothing is read or sent. The
-// destructor lets it run again (SIGCONT), whatever happened in between.
-class FrozenBroker {
- public:
-  explicit FrozenBroker(ota::sim::Broker& broker) : process_(broker.process()) {
-    REQUIRE(process_ != nullptr);
-    auto st = process_->send_signal(SIGSTOP);
-    INFO(st.to_string());
-    REQUIRE(st.is_ok());
-  }
-  FrozenBroker(const FrozenBroker&) = delete;
-  FrozenBroker& operator=(const FrozenBroker&) = delete;
-  ~FrozenBroker() { thaw(); }
-  void thaw() {
-    if (process_ != nullptr) (void)process_->send_signal(SIGCONT);
-    process_ = nullptr;
-  }
-
- private:
-  ota::sim::ChildProcess* process_;
 };
 
 // Sets (or unsets) an environment variable for one scope; restores the previous value after.

@@ -4,34 +4,27 @@
 // and the wire-level promises the conformance tests (transport_test.cpp) cannot observe: DUP on
 // a re-delivery, a callback's publish travelling before the PUBACK of its message.
 //
-// The broker is FakeBroker: a thread that accepts TCP connections on a free 127.0.0.1 port, reads
-// each CONNECT and answers it with a chosen CONNACK; the test then plays the broker's side of each
-// connection itself, with blocking reads bounded by a deadline. Packets are built and parsed here
-// from the MQTT 3.1.1 text, not with core/src/mqtt_wire (the codec under test), so that a mistake
-// there is not repeated on both ends.
+// The broker is FakeBroker (ota/test/fake_broker.hpp): a thread that accepts TCP connections on a
+// free 127.0.0.1 port, reads each CONNECT and answers it with a chosen CONNACK; the test then plays
+// the broker's side of each connection itself, with blocking reads bounded by a deadline. Packets
+// are built and parsed from the MQTT 3.1.1 text (ota/test/mqtt311_packets.hpp), not with
+// core/src/mqtt_wire (the codec under test), so that a mistake there is not repeated on both ends.
 //
 // What the client logs is captured (LogCapture) to check that the reason it gives names what was
 // wrong. Catch assertions run on the test thread only; the broker thread reports through state
 // that the test reads after waiting for it.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <cstring>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +32,8 @@
 #include "ota/core/log.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
+#include "ota/test/fake_broker.hpp"
+#include "ota/test/mqtt311_packets.hpp"
 #include "ota/test/transport_inbox.hpp"
 
 using namespace std::chrono_literals;
@@ -48,7 +43,11 @@ using ota::Status;
 using ota::Transport;
 using ota::TransportMessage;
 using ota::TransportOptions;
+using ota::test::BrokerConnection;
+using ota::test::FakeBroker;
+using ota::test::left_until;
 using std::chrono::milliseconds;
+using namespace ota::test::mqtt311;
 
 namespace {
 
@@ -60,365 +59,9 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-// Time left until `t` (zero once past), for the waits that take a duration.
-milliseconds left_until(Clock::time_point t) {
-  return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(t - Clock::now()));
-}
-
 long long ms_since(Clock::time_point t) {
   return static_cast<long long>(std::chrono::duration_cast<milliseconds>(Clock::now() - t).count());
 }
-
-// ---- MQTT 3.1.1 packets, the broker's side ---------------------------------------------------
-
-enum PacketType : int {
-  kConnect = 1,
-  kConnack = 2,
-  kPublish = 3,
-  kPuback = 4,
-  kPingreq = 12,
-  kPingresp = 13,
-  kDisconnect = 14,
-};
-
-// Section 2.2.3: base-128, least significant group first, high bit = more bytes follow.
-std::string remaining_length(std::size_t n) {
-  std::string out;
-  do {
-    auto byte = static_cast<uint8_t>(n % 128);
-    n /= 128;
-    if (n > 0) byte |= 0x80;
-    out.push_back(static_cast<char>(byte));
-  } while (n > 0);
-  return out;
-}
-
-std::string u16(uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)}; }
-
-std::string mqtt_string(const std::string& s) { return u16(static_cast<uint16_t>(s.size())) + s; }
-
-std::string packet(uint8_t first_byte, const std::string& body) {
-  return std::string(1, static_cast<char>(first_byte)) + remaining_length(body.size()) + body;
-}
-
-std::string publish_packet(const std::string& topic, const std::string& payload, int qos, uint16_t id) {
-  const auto first = static_cast<uint8_t>((kPublish << 4) | (qos << 1));
-  return packet(first, mqtt_string(topic) + (qos > 0 ? u16(id) : "") + payload);
-}
-
-std::string puback_packet(uint16_t id) { return packet(kPuback << 4, u16(id)); }
-std::string pingresp_packet() { return packet(kPingresp << 4, ""); }
-std::string connack_packet(uint8_t code) {
-  return packet(kConnack << 4, std::string{'\0', static_cast<char>(code)});
-}
-
-struct WirePacket {
-  uint8_t first_byte = 0;
-  std::string body;  // everything after the fixed header
-
-  int type() const { return first_byte >> 4; }
-};
-
-struct Publish {
-  std::string topic;
-  std::string payload;
-  int qos = 0;
-  bool dup = false;
-  bool retain = false;
-  uint16_t id = 0;
-};
-
-uint16_t get_u16(const std::string& s, std::size_t at) {
-  return static_cast<uint16_t>((static_cast<uint8_t>(s[at]) << 8) | static_cast<uint8_t>(s[at + 1]));
-}
-
-// A PUBLISH the client sent, or nullopt when the packet is not a well-formed one.
-std::optional<Publish> parse_publish(const WirePacket& p) {
-  if (p.type() != kPublish || p.body.size() < 2) return std::nullopt;
-  Publish out;
-  out.qos = (p.first_byte >> 1) & 0x3;
-  out.dup = (p.first_byte & 0x08) != 0;
-  out.retain = (p.first_byte & 0x01) != 0;
-  const std::size_t topic_len = get_u16(p.body, 0);
-  const std::size_t variable = 2 + topic_len + (out.qos > 0 ? 2 : 0);
-  if (out.qos == 3 || p.body.size() < variable) return std::nullopt;
-  out.topic = p.body.substr(2, topic_len);
-  if (out.qos > 0) out.id = get_u16(p.body, 2 + topic_len);
-  out.payload = p.body.substr(variable);
-  return out;
-}
-
-struct Connect {
-  std::string client_id;
-  uint16_t keepalive_s = 0;
-};
-
-// A CONNECT (3.1) of protocol "MQTT" level 4, or nullopt.
-std::optional<Connect> parse_connect(const WirePacket& p) {
-  const std::string& b = p.body;
-  if (p.type() != kConnect || b.size() < 12 || b.compare(0, 6, std::string("\0\4MQTT", 6)) != 0 ||
-      b[6] != 4) {
-    return std::nullopt;
-  }
-  Connect c;
-  c.keepalive_s = get_u16(b, 8);
-  const std::size_t id_len = get_u16(b, 10);
-  if (b.size() < 12 + id_len) return std::nullopt;
-  c.client_id = b.substr(12, id_len);
-  return c;
-}
-
-// One line about a packet, for failure messages.
-std::string describe(const WirePacket& p) {
-  std::ostringstream s;
-  s << "packet type " << p.type() << " flags " << (p.first_byte & 0x0f) << ", " << p.body.size() << " bytes";
-  if (auto pub = parse_publish(p)) {
-    s << ": PUBLISH QoS " << pub->qos << (pub->dup ? " DUP" : "") << " id " << pub->id << " on '"
-      << pub->topic << "', payload '" << pub->payload << "'";
-  } else if (p.type() == kPuback && p.body.size() == 2) {
-    s << ": PUBACK id " << get_u16(p.body, 0);
-  }
-  return s.str();
-}
-
-// ---- The fake broker -------------------------------------------------------------------------
-
-void set_timeout(int fd, int option, milliseconds t) {
-  t = std::max(t, milliseconds(1));  // 0 would mean "forever"
-  timeval tv{static_cast<time_t>(t.count() / 1000), static_cast<suseconds_t>((t.count() % 1000) * 1000)};
-  (void)::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
-}
-
-// The broker's end of one client connection: blocking reads, each bounded by a deadline.
-// Used by the accepting thread until the connection is handed over, then by the test thread.
-class BrokerConnection {
- public:
-  explicit BrokerConnection(int fd) : fd_(fd) { set_timeout(fd_, SO_SNDTIMEO, kDeadline); }
-  ~BrokerConnection() { ::close(fd_); }
-  BrokerConnection(const BrokerConnection&) = delete;
-  BrokerConnection& operator=(const BrokerConnection&) = delete;
-
-  // The next whole packet. kTimeout at the deadline, kUnavailable once the client closed the
-  // connection, kCorrupt for a fixed header MQTT does not allow.
-  ota::Result<WirePacket> read_packet(Clock::time_point deadline) {
-    for (;;) {
-      if (buf_.size() >= 2) {
-        std::size_t remaining = 0;
-        std::size_t header = 0;
-        for (std::size_t i = 1, multiplier = 1; i < buf_.size() && i <= 4; ++i, multiplier *= 128) {
-          const auto byte = static_cast<uint8_t>(buf_[i]);
-          remaining += (byte & 0x7fu) * multiplier;
-          if ((byte & 0x80) == 0) {
-            header = i + 1;
-            break;
-          }
-          if (i == 4) {
-            return Status(Code::kCorrupt, "a remaining length of more than four bytes from the client");
-          }
-        }
-        if (header > 0 && buf_.size() >= header + remaining) {
-          WirePacket p{static_cast<uint8_t>(buf_[0]), buf_.substr(header, remaining)};
-          buf_.erase(0, header + remaining);
-          return p;
-        }
-      }
-      const Status st = fill(deadline);
-      if (!st.is_ok()) return st;
-    }
-  }
-
-  // The same, passing over PINGREQs (left unanswered): for tests about other packets.
-  ota::Result<WirePacket> next_packet(Clock::time_point deadline) {
-    for (;;) {
-      auto p = read_packet(deadline);
-      if (!p.is_ok() || p->type() != kPingreq) return p;
-    }
-  }
-
-  // Reads until the client closes the connection (true) or the deadline passes (false); what
-  // the client sent meanwhile is appended to `read`.
-  bool wait_closed(Clock::time_point deadline, std::vector<WirePacket>* read) {
-    for (;;) {
-      auto p = read_packet(deadline);
-      if (p.is_ok()) {
-        if (read != nullptr) read->push_back(std::move(p.value()));
-        continue;
-      }
-      return p.status().code() == Code::kUnavailable;
-    }
-  }
-
-  bool send(const std::string& bytes) {
-    const char* p = bytes.data();
-    std::size_t n = bytes.size();
-    while (n > 0) {
-      const ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-    return true;
-  }
-
-  // The broker goes away: the client reads end-of-stream. The descriptor stays ours until the
-  // object goes, so no other socket can take its number meanwhile.
-  void close() { (void)::shutdown(fd_, SHUT_RDWR); }
-
-  // Set by the accepting thread before the connection is handed over.
-  std::optional<Connect> connect;
-  Clock::time_point connack_sent;
-
- private:
-  Status fill(Clock::time_point deadline) {
-    for (;;) {
-      const milliseconds left = left_until(deadline);
-      if (left.count() <= 0) return Status(Code::kTimeout, "no packet from the client in time");
-      set_timeout(fd_, SO_RCVTIMEO, left);
-      char chunk[16384];
-      const ssize_t r = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (r > 0) {
-        buf_.append(chunk, static_cast<std::size_t>(r));
-        return Status::ok();
-      }
-      if (r == 0) return Status(Code::kUnavailable, "the client closed the connection");
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        return Status(Code::kUnavailable, std::string("recv: ") + std::strerror(errno));
-      }
-    }
-  }
-
-  int fd_;
-  std::string buf_;
-};
-
-// A TCP server on a free 127.0.0.1 port whose thread accepts each connection, reads its CONNECT
-// and answers with a CONNACK of `connack_code` (never, when it is nullopt), then hands the
-// connection to the test (next_connection). Stopped and joined on destruction.
-class FakeBroker {
- public:
-  explicit FakeBroker(std::optional<uint8_t> connack_code) : connack_code_(connack_code) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(listen_fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;  // the kernel picks a free port: no race with other tests
-    socklen_t len = sizeof addr;
-    const bool listening = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                           ::listen(listen_fd_, 8) == 0 &&
-                           ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    if (!listening) {
-      const int err = errno;
-      ::close(listen_fd_);
-      FAIL("listen on 127.0.0.1: " << std::strerror(err));
-    }
-    port_ = ntohs(addr.sin_port);
-    // accept() wakes up now and then to see whether the broker stops (shutdown() of a listening
-    // socket wakes it too on Linux; this is the fallback).
-    set_timeout(listen_fd_, SO_RCVTIMEO, 200ms);
-    thread_ = std::thread([this] { accept_main(); });
-  }
-  ~FakeBroker() { shutdown(); }
-  FakeBroker(const FakeBroker&) = delete;
-  FakeBroker& operator=(const FakeBroker&) = delete;
-
-  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
-
-  // The next connection whose CONNECT was read (and answered); nullptr at the deadline.
-  std::shared_ptr<BrokerConnection> next_connection(milliseconds deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, deadline, [&] { return !ready_.empty(); })) return nullptr;
-    auto conn = ready_.front();
-    ready_.pop_front();
-    return conn;
-  }
-
-  // While held, a new connection's CONNECT is read but not answered: the client stays offline.
-  void hold_connack(bool hold) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      hold_ = hold;
-    }
-    cv_.notify_all();
-  }
-
-  // Waits until the CONNECTs of `n` connections in all were read (answered or not).
-  bool wait_connects(std::size_t n, milliseconds deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, deadline, [&] { return connects_read_ >= n; });
-  }
-
-  // Stops accepting and ends every connection. Idempotent.
-  void shutdown() {
-    std::vector<std::shared_ptr<BrokerConnection>> all;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-      all = all_;
-    }
-    cv_.notify_all();
-    if (listen_fd_ >= 0) (void)::shutdown(listen_fd_, SHUT_RDWR);
-    for (auto& conn : all) conn->close();
-    if (thread_.joinable()) thread_.join();
-    // Closed only now: a client reconnecting from here on is refused at once.
-    if (listen_fd_ >= 0) ::close(listen_fd_);
-    listen_fd_ = -1;
-  }
-
- private:
-  void accept_main() {
-    for (;;) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      const int err = errno;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (stopping_) {
-          if (fd >= 0) ::close(fd);
-          return;
-        }
-      }
-      if (fd < 0) {
-        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) continue;
-        return;
-      }
-      auto conn = std::make_shared<BrokerConnection>(fd);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        all_.push_back(conn);
-      }
-      auto connect = conn->read_packet(Clock::now() + kDeadline);
-      if (connect.is_ok()) conn->connect = parse_connect(*connect);
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        ++connects_read_;
-        cv_.notify_all();
-        cv_.wait(lock, [&] { return !hold_ || stopping_; });
-        if (stopping_) return;
-      }
-      if (connack_code_ && conn->connect && conn->send(connack_packet(*connack_code_))) {
-        conn->connack_sent = Clock::now();
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ready_.push_back(conn);
-      }
-      cv_.notify_all();
-    }
-  }
-
-  const std::optional<uint8_t> connack_code_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  bool hold_ = false;
-  std::size_t connects_read_ = 0;
-  std::deque<std::shared_ptr<BrokerConnection>> ready_;
-  std::vector<std::shared_ptr<BrokerConnection>> all_;
-};
 
 // ---- The client's side -----------------------------------------------------------------------
 

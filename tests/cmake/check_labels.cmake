@@ -1,0 +1,47 @@
+# The ctest test tests_have_kind_labels: every test of BUILD_DIR carries the label unit or
+# integration, so that `ctest -L unit` and `ctest -L integration` together run the whole suite.
+# Inputs (-D): CTEST (the ctest executable), BUILD_DIR.
+cmake_minimum_required(VERSION 3.19)  # string(JSON)
+
+execute_process(COMMAND "${CTEST}" --test-dir "${BUILD_DIR}" --show-only=json-v1
+                OUTPUT_VARIABLE json ERROR_VARIABLE error RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "ctest --show-only=json-v1 failed (${rc}): ${error}")
+endif()
+
+string(JSON count LENGTH "${json}" tests)
+if(count EQUAL 0)
+  message(FATAL_ERROR "no test in ${BUILD_DIR}")
+endif()
+set(unlabelled "")
+math(EXPR last "${count} - 1")
+foreach(i RANGE ${last})
+  string(JSON name GET "${json}" tests ${i} name)
+  set(labels "")
+  string(JSON nprops ERROR_VARIABLE no_props LENGTH "${json}" tests ${i} properties)
+  if(NOT no_props AND nprops GREATER 0)
+    math(EXPR plast "${nprops} - 1")
+    foreach(p RANGE ${plast})
+      string(JSON pname GET "${json}" tests ${i} properties ${p} name)
+      if(pname STREQUAL "LABELS")
+        string(JSON nlabels LENGTH "${json}" tests ${i} properties ${p} value)
+        if(nlabels GREATER 0)
+          math(EXPR llast "${nlabels} - 1")
+          foreach(l RANGE ${llast})
+            string(JSON label GET "${json}" tests ${i} properties ${p} value ${l})
+            list(APPEND labels "${label}")
+          endforeach()
+        endif()
+      endif()
+    endforeach()
+  endif()
+  if(NOT "unit" IN_LIST labels AND NOT "integration" IN_LIST labels)
+    string(APPEND unlabelled "  ${name} (labels: ${labels})\n")
+  endif()
+endforeach()
+
+if(NOT unlabelled STREQUAL "")
+  message(FATAL_ERROR "tests without the label unit or integration (a Catch2 executable is registered with "
+                      "ota_discover_tests, an add_test sets LABELS):\n${unlabelled}")
+endif()
+message(STATUS "${count} tests, each labelled unit or integration")
