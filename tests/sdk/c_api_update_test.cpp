@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "c_agent_setup.hpp"
 #include "agent_directory.hpp"
+#include "c_agent_setup.hpp"
 #include "ota/agent.h"
 #include "ota/agent.hpp"
 #include "ota/core/sha256.hpp"

@@ -11,7 +11,6 @@
 #include "ota/platform/campaign_signing.hpp"
 #include "ota/sim/netns.hpp"
 #include "ota/test/broker_fixture.hpp"
-#include "ota/platform/campaign_signing.hpp"
 #include "ota/test/netns.hpp"
 #include "support.hpp"
 
