@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "agent_directory.hpp"
 #include "campaign_intake.hpp"
 #include "config.hpp"
-#include "agent_directory.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/trust.hpp"
 #include "ota/v1/ota.pb.h"

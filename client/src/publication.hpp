@@ -6,8 +6,8 @@
 #include <map>
 #include <string>
 
-#include "cloud_link.hpp"
 #include "agent_directory.hpp"
+#include "cloud_link.hpp"
 #include "ota/core/transport.hpp"
 
 namespace ota::client {

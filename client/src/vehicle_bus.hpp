@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "config.hpp"
 #include "agent_directory.hpp"
+#include "config.hpp"
 #include "ota/core/status.hpp"
 #include "ota/core/transport.hpp"
 
