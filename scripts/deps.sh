@@ -11,7 +11,7 @@ OTA_DEBIAN_PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libzstd-dev zstd libdivsufsort-dev
   catch2 libcli11-dev libtomlplusplus-dev
-  iproute2 time
+  iproute2 time help2man
 )
 
 # What the checks of scripts/test add (CI runs them all): the format check (scripts/check-format)

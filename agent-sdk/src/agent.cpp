@@ -7,11 +7,12 @@
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/topics.hpp"
+#include "ota/core/version.hpp"
 
 namespace ota::agent {
 
 const char* bank_name(Bank b) { return b == Bank::kA ? "A" : "B"; }
-const char* sdk_version() { return "0.1.0"; }
+const char* sdk_version() { return ota::kVersion; }
 uint32_t protocol_major() { return codec::kProtocolMajor; }
 
 class Agent::Impl : public agent_impl::AgentCore {

@@ -37,6 +37,7 @@
 
 #include "common.hpp"
 #include "ota/core/file.hpp"
+#include "ota/core/program_info.hpp"
 #include "ota/sim/broker.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
@@ -867,6 +868,7 @@ int main(int argc, char** argv) {
   using namespace ota::bench;
   if (argc > 1 && std::string(argv[1]) == "peer") return peer_main(argc - 1, argv + 1);
   CLI::App app{"ota-bench-transfer: pipeline transfer throughput against plain Paho and bare-socket MQTT"};
+  app.set_version_flag("--version", ota::version_text("ota-bench-transfer"));
   Options o;
   app.add_option("--agents", o.agents, "receivers (ECUs / subscribers)")->check(CLI::Range(1, 64));
   app.add_option("--image-size", o.image_size, "bytes per receiver (e.g. 64MiB)");

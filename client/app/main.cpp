@@ -14,6 +14,7 @@
 #include "ota/core/codec.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
+#include "ota/core/program_info.hpp"
 #include "platform_connection.hpp"
 #include "publication.hpp"
 #include "rejection_report.hpp"
@@ -25,7 +26,6 @@ namespace {
 
 using namespace ota;
 constexpr const char* kLog = "client";
-constexpr const char* kVersion = "0.1.0";
 
 // Exit statuses (docs/CLIENT.md, section 1).
 constexpr int kExitSuccess = 0;     // the campaign ended CAMPAIGN_SUCCESS
@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
   client::CommandLine cl;
   if (auto done = client::parse_command_line(argc, argv, &cl)) return *done;
   if (cl.version) {
-    std::printf("ota-client %s (protocol %u.%u)\n", kVersion, codec::kProtocolMajor, codec::kProtocolMinor);
+    std::printf("%s\nprotocol %u.%u\n", version_text("ota-client").c_str(), codec::kProtocolMajor,
+                codec::kProtocolMinor);
     return kExitSuccess;
   }
   set_log_level(cl.log_level);

@@ -13,6 +13,7 @@
 #include "ota/agent.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
+#include "ota/core/program_info.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/file_device.hpp"
 
@@ -261,6 +262,7 @@ int serve(const Settings& s) {
 
 int main(int argc, char** argv) {
   CLI::App app{"ota-agent-sim: a simulated ECU (file-backed A/B flash) built on the OTA agent SDK"};
+  app.set_version_flag("--version", ota::version_text("ota-agent-sim"));
   Settings s;
   add_agent_options(app, s);
   add_fault_options(app, s);

@@ -22,6 +22,7 @@
 #include "ota/core/codec.hpp"
 #include "ota/core/crc32c.hpp"
 #include "ota/core/file.hpp"
+#include "ota/core/program_info.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/core/transport.hpp"
 #include "ota/v1/cloud.pb.h"
@@ -406,6 +407,7 @@ class CloudSim {
 int main(int argc, char** argv) {
   Config cfg;
   CLI::App app{"ota-cloud-sim: the simulated OTA platform on the cloud broker (MQTT v5 over TLS)"};
+  app.set_version_flag("--version", ota::version_text("ota-cloud-sim"));
   app.add_option("--broker", cfg.broker, "cloud broker URI, ssl://HOST:PORT")->required();
   app.add_option("--pki", cfg.pki, "make-pki directory: ca.crt and clients/ota-cloud.crt|key");
   app.add_option("--ca", cfg.ca, "CA file (default PKI/ca.crt)");

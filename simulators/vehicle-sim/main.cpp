@@ -8,10 +8,12 @@
 
 #include "options.hpp"
 #include "ota/core/log.hpp"
+#include "ota/core/program_info.hpp"
 #include "run.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"ota-sim: a simulated vehicle (broker, client, N ECU agents) running one OTA campaign"};
+  app.set_version_flag("--version", ota::version_text("ota-sim"));
   ota::sim::Options o;
   ota::sim::add_options(app, o);
   CLI11_PARSE(app, argc, argv);

@@ -8,10 +8,12 @@
 #include <CLI/CLI.hpp>
 
 #include "ota/core/file.hpp"
+#include "ota/core/program_info.hpp"
 #include "ota/core/trust.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Make an ECDSA P-256 key pair for OTA signing roles or ECU reports"};
+  app.set_version_flag("--version", ota::version_text("ota-keygen"));
   std::string out_dir;
   std::string name;
   bool force = false;

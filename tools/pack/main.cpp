@@ -10,6 +10,7 @@
 
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
+#include "ota/core/program_info.hpp"
 #include "ota/core/sha256.hpp"
 #include "ota/platform/mapped_file.hpp"
 #include "ota/platform/pack.hpp"
@@ -153,6 +154,7 @@ CLI::App* add_pack_command(CLI::App& app, ota::pack::PackArgs& args) {
 
 int main(int argc, char** argv) {
   CLI::App app{"ota-pack: make and apply OTA deltas and update packages"};
+  app.set_version_flag("--version", ota::version_text("ota-pack"));
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "print sizes, method and timing to stderr");

@@ -116,6 +116,10 @@ int main(int argc, char** argv) {
           argv[0], ota_agent_sdk_version(), ota_agent_abi_version());
       return 0;
     }
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("example-agent-c %s\n", ota_agent_sdk_version());
+      return 0;
+    }
   }
   const char* state_dir = arg(argc, argv, "--state-dir", NULL);
   const char* pw_file = arg(argc, argv, "--password-file", NULL);

@@ -141,6 +141,10 @@ int main(int argc, char** argv) {
                 << "OTA agent SDK " << ota::agent::sdk_version() << "\n";
       return 0;
     }
+    if (a == "--version") {
+      std::cout << "example-agent-cpp " << ota::agent::sdk_version() << "\n";
+      return 0;
+    }
     if (i + 1 < argc) args[a] = argv[++i];
   }
   if (args["--ecu"].empty() || args["--state-dir"].empty()) {
