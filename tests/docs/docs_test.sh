@@ -18,26 +18,28 @@ code_words() { grep -ohE '`[^`]+`' "$@" | tr -c 'A-Za-z0-9_\n' '\n' | grep -v '^
 # Message and enum names of a .proto file, nested ones included.
 proto_names() { sed -nE 's/^[[:space:]]*(message|enum)[[:space:]]+([A-Za-z0-9_]+).*/\2/p' "$1"; }
 
-protocol_words=$(code_words docs/PROTOCOL.md docs/SECURITY.md)
-all_words=$(code_words docs/*.md)
+declare -A protocol_words all_words
+while read -r w; do protocol_words[$w]=1; done < <(code_words docs/PROTOCOL.md docs/SECURITY.md)
+while read -r w; do all_words[$w]=1; done < <(code_words docs/*.md)
 checked=0
 for proto in ota cloud trust state package; do
   file=proto/ota/v1/$proto.proto
   [[ -f $file ]] || { fail "$file does not exist"; continue; }
-  case $proto in
-    state | package) words=$all_words where="docs/" ;;
-    *) words=$protocol_words where="docs/PROTOCOL.md or docs/SECURITY.md" ;;
-  esac
   for name in $(proto_names "$file"); do
     checked=$((checked + 1))
-    grep -qxF "$name" <<<"$words" || fail "$file: $name is not described in $where"
+    case $proto in
+      state | package) [[ -n ${all_words[$name]:-} ]] || fail "$file: $name is not described in docs/" ;;
+      *) [[ -n ${protocol_words[$name]:-} ]] ||
+           fail "$file: $name is not described in docs/PROTOCOL.md or docs/SECURITY.md" ;;
+    esac
   done
 done
 ((checked > 50)) || fail "only $checked proto names found: is the parser still right?"
 
 # Paths: a code span that starts with a top-level directory of the repository. Spans with
 # placeholders ({ecu}, <target>, *, ...) name patterns, not files.
-tops=$(find . -mindepth 1 -maxdepth 1 -type d ! -name '.*' ! -name 'build*' -printf '%f\n')
+declare -A tops
+while read -r d; do tops[$d]=1; done < <(find . -mindepth 1 -maxdepth 1 -type d ! -name '.*' ! -name 'build*' -printf '%f\n')
 paths=0
 while IFS= read -r span; do
   path=${span%%:*}                 # file.cpp:123, broker-config/render:line
@@ -45,7 +47,7 @@ while IFS= read -r span; do
   [[ $path == */* ]] || continue
   [[ $path =~ [{}\<\>*\ ] ]] && continue
   top=${path%%/*}
-  grep -qxF "$top" <<<"$tops" || continue
+  [[ -n $top && -n ${tops[$top]:-} ]] || continue
   paths=$((paths + 1))
   [[ -e $path ]] || fail "a document names $path, which does not exist"
 done < <(grep -ohE '`[^`]+`' docs/*.md README.md | tr -d '`' | sort -u)
