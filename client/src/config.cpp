@@ -31,7 +31,7 @@ std::string not_empty(std::string_view s) { return s.empty() ? "must not be empt
 
 std::string ecu_id(std::string_view s) {
   if (topics::valid_ecu_id(s)) return "";
-  return "'" + std::string(s) + "' is not an ECU id (1-64 characters of A-Z a-z 0-9 _ . -)";
+  return "'" + std::string(s) + "' is not an ECU id (" + topics::kEcuIdRule + ")";
 }
 
 std::string consent_answer(std::string_view s) {

@@ -33,10 +33,6 @@ std::string self_dir() {
   return p.substr(0, p.rfind('/'));
 }
 
-std::string bytes_field(const Digest& d) {
-  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
-
 v1::Campaign campaign_shell(const Options& opt) {
   v1::Campaign campaign;
   codec::set_protocol(campaign.mutable_protocol());
@@ -59,7 +55,7 @@ void set_payload(v1::PayloadRef* ref, v1::PayloadEncoding encoding, const ImageF
   ref->set_encoding(encoding);
   ref->set_uri(file.path);
   ref->set_size(file.size);
-  ref->set_sha256(bytes_field(file.sha256));
+  ref->set_sha256(digest_to_bytes(file.sha256));
 }
 
 // One ECU: version 1.0.0 in both banks, 1.1.0 (and with --delta the delta to it) as its target.
@@ -79,7 +75,7 @@ Status add_target(const Options& opt, const Scenario& s, size_t i, v1::Campaign*
   t->set_hardware_id(ecu + "-hw1");
   t->set_version("1.1.0");
   t->set_size(next->size);
-  t->set_sha256(bytes_field(next->sha256));
+  t->set_sha256(digest_to_bytes(next->sha256));
   t->set_group(1);
   set_payload(t->mutable_full(), v1::PAYLOAD_ENCODING_RAW, *next);
   if (opt.dtcs > 0) t->add_resolves_dtcs(0xC10000u);
@@ -88,7 +84,7 @@ Status add_target(const Options& opt, const Scenario& s, size_t i, v1::Campaign*
     if (!d) return d.status();
     set_payload(t->mutable_delta(), v1::PAYLOAD_ENCODING_DELTA, *d);
     t->mutable_delta()->set_base_version("1.0.0");
-    t->mutable_delta()->set_base_sha256(bytes_field(base->sha256));
+    t->mutable_delta()->set_base_sha256(digest_to_bytes(base->sha256));
   }
   return Status::ok();
 }

@@ -228,6 +228,16 @@ TEST_CASE("Topic names round-trip and reject foreign topics", "[unit][core]") {
   CHECK_FALSE(ota::topics::valid_ecu_id("a/b"));
   CHECK_FALSE(ota::topics::valid_ecu_id("#"));
   CHECK_FALSE(ota::topics::valid_ecu_id(std::string(65, 'a')));
+  CHECK(ota::topics::valid_ecu_id(std::string(64, 'a')));
+  CHECK(ota::topics::valid_ecu_id("0bcm"));
+  // Not a file name component nor an option, and no reserved broker user.
+  CHECK_FALSE(ota::topics::valid_ecu_id("."));
+  CHECK_FALSE(ota::topics::valid_ecu_id(".."));
+  CHECK_FALSE(ota::topics::valid_ecu_id("-bcm"));
+  CHECK_FALSE(ota::topics::valid_ecu_id("_bcm"));
+  CHECK_FALSE(ota::topics::valid_ecu_id("ota-client"));
+  CHECK_FALSE(ota::topics::valid_ecu_id("ota-observer"));
+  CHECK(ota::topics::valid_ecu_id("ota-client2"));
 }
 
 TEST_CASE("Codec refuses malformed, oversized and foreign-version messages", "[unit][core]") {

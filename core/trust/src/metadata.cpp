@@ -5,6 +5,7 @@
 #include <set>
 
 #include "internal.hpp"
+#include "ota/core/topics.hpp"
 
 namespace ota::trust {
 
@@ -312,8 +313,8 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
   c.targets.reserve(static_cast<size_t>(m.targets_size()));
   for (const auto& t : m.targets()) {
     const std::string what = "director metadata: target for ECU " + quote(t.ecu_id());
-    if (t.ecu_id().empty() || t.ecu_id().size() > 128)
-      return make_error(Code::kCorrupt, what + ": bad ECU id");
+    if (!topics::valid_ecu_id(t.ecu_id()))
+      return make_error(Code::kCorrupt, what + ": not an ECU id (" + topics::kEcuIdRule + ")");
     // One target per ECU: two would let an attacker choose which one the agent sees.
     if (!ecus.insert(t.ecu_id()).second) return make_error(Code::kCorrupt, what + ": ECU listed twice");
     if (t.hardware_id().empty() || t.hardware_id().size() > 128)

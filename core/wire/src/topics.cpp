@@ -57,14 +57,16 @@ bool parse_ecu_topic(std::string_view topic, std::string* ecu_id, Leaf* leaf) {
   return false;
 }
 
+namespace {
+bool alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+}  // namespace
+
 bool valid_ecu_id(std::string_view ecu_id) {
-  if (ecu_id.empty() || ecu_id.size() > 64) return false;
+  if (ecu_id.empty() || ecu_id.size() > 64 || !alnum(ecu_id[0])) return false;
   for (char c : ecu_id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '_' || c == '.';
-    if (!ok) return false;
+    if (!alnum(c) && c != '-' && c != '_' && c != '.') return false;
   }
-  return true;
+  return ecu_id != kClientUser && ecu_id != kObserverUser;
 }
 
 }  // namespace ota::topics

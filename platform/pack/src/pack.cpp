@@ -10,6 +10,7 @@
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/core/topics.hpp"
 #include "ota/core/trust.hpp"
 #include "ota/platform/mapped_file.hpp"
 #include "ota/v1/package.pb.h"
@@ -46,14 +47,6 @@ Status verify_delta_file(const std::string& base_path, const std::string& delta_
 
 namespace {
 
-bool valid_ecu_id(const std::string& id) {
-  if (id.empty() || id.size() > 64 || id[0] == '.') return false;
-  for (char c : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
-  }
-  return true;
-}
-
 // "ID=VALUE" pairs into a map; kInvalidArgument naming the bad one.
 Status parse_pairs(const std::vector<std::string>& in, const char* what,
                    std::map<std::string, std::string>* out) {
@@ -63,8 +56,8 @@ Status parse_pairs(const std::vector<std::string>& in, const char* what,
       return make_error(Code::kInvalidArgument, std::string(what) + " '" + s + "' is not ECU_ID=VALUE");
     }
     std::string id = s.substr(0, eq);
-    if (!valid_ecu_id(id)) {
-      return make_error(Code::kInvalidArgument, "ECU id '" + id + "' must be 1-64 of [A-Za-z0-9._-]");
+    if (!topics::valid_ecu_id(id)) {
+      return make_error(Code::kInvalidArgument, "'" + id + "' is not an ECU id (" + topics::kEcuIdRule + ")");
     }
     if (!out->emplace(id, s.substr(eq + 1)).second) {
       return make_error(Code::kInvalidArgument, std::string(what) + " given twice for ECU " + id);

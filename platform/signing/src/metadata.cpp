@@ -11,12 +11,8 @@ namespace v1 = ::ota::v1;
 
 namespace {
 
-std::string bytes_of(const Digest& d) {
-  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
-
 void set_payload(const PayloadInfo& p, v1::Payload* out) {
-  out->set_sha256(bytes_of(p.sha256));
+  out->set_sha256(digest_to_bytes(p.sha256));
   out->set_size(p.size);
   out->set_encoding(p.encoding);
 }
@@ -66,14 +62,14 @@ std::string make_image_body(uint64_t version, int64_t expires, const std::vector
     t->set_version(img.version);
     t->set_version_number(img.version_number);
     t->set_size(img.size);
-    t->set_sha256(bytes_of(img.sha256));
+    t->set_sha256(digest_to_bytes(img.sha256));
     for (const auto& h : img.hardware_ids) t->add_hardware_ids(h);
     if (img.has_full) set_payload(img.full, t->mutable_full());
     for (const auto& d : img.deltas) {
       auto* dp = t->add_deltas();
       dp->set_base_version(d.base_version);
       dp->set_base_version_number(d.base_version_number);
-      dp->set_base_sha256(bytes_of(d.base_sha256));
+      dp->set_base_sha256(digest_to_bytes(d.base_sha256));
       dp->set_base_size(d.base_size);
       set_payload(d.payload, dp->mutable_payload());
     }
@@ -95,7 +91,7 @@ std::string make_director_body(const VerifiedCampaign& c) {
     d->set_image_name(t.image_name);
     d->set_version(t.version);
     d->set_version_number(t.version_number);
-    d->set_sha256(bytes_of(t.sha256));
+    d->set_sha256(digest_to_bytes(t.sha256));
     d->set_size(t.size);
     d->set_allow_downgrade(t.allow_downgrade);
     d->set_group(t.group);

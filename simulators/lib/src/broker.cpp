@@ -1,4 +1,5 @@
 #include "ota/sim/broker.hpp"
+#include "ota/core/topics.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -62,13 +63,6 @@ std::string last_lines(const std::string& text, std::size_t n) {
     if (pos == std::string::npos) return text;
   }
   return pos == 0 ? text : text.substr(pos + 1);
-}
-
-bool valid_id(const std::string& id) {
-  if (id.empty() || id.size() > 64 || !std::isalnum(static_cast<unsigned char>(id[0]))) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
 }
 
 // Binds `count` distinct free ports on 127.0.0.1 (all held open until all are known).
@@ -229,7 +223,8 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions options) {
                                            "OTA_BROKER_CONFIG_DIR)");
   }
   for (const auto& a : options.agents) {
-    if (!valid_id(a)) return make_error(Code::kInvalidArgument, "invalid agent id '" + a + "'");
+    if (!topics::valid_ecu_id(a))
+      return make_error(Code::kInvalidArgument, "'" + a + "' is not an ECU id (" + topics::kEcuIdRule + ")");
   }
   b->mosquitto_ = options.mosquitto_path.empty()
                       ? find_executable("mosquitto", {"/usr/sbin", "/usr/local/sbin", "/sbin"})
@@ -293,7 +288,7 @@ std::string Broker::credentials_file(const std::string& user) const {
 }
 
 std::string Broker::password(const std::string& user) const {
-  if (!valid_id(user)) return {};
+  if (!topics::valid_ecu_id(user) && user != topics::kClientUser && user != topics::kObserverUser) return {};
   return read_first_line(credentials_file(user));
 }
 
@@ -365,8 +360,9 @@ Status Broker::launch_and_wait() {
 }
 
 Status Broker::add_agent(const std::string& ecu_id) {
-  if (!valid_id(ecu_id) || ecu_id == "ota-client" || ecu_id == "ota-observer") {
-    return make_error(Code::kInvalidArgument, "invalid agent id '" + ecu_id + "'");
+  if (!topics::valid_ecu_id(ecu_id)) {
+    return make_error(Code::kInvalidArgument,
+                      "'" + ecu_id + "' is not an ECU id (" + topics::kEcuIdRule + ")");
   }
   if (std::find(agents_.begin(), agents_.end(), ecu_id) != agents_.end()) return Status::ok();
   agents_.push_back(ecu_id);

@@ -50,6 +50,12 @@ inline std::string to_hex(const Digest& d) { return to_hex(d.data(), d.size()); 
 bool digest_from_hex(std::string_view hex, Digest* out);
 // Digest from raw bytes (e.g. a protobuf bytes field); false unless exactly 32 bytes.
 bool digest_from_bytes(std::string_view bytes, Digest* out);
+// The digest as raw bytes, as protobuf bytes fields and state files hold it (digest_from_bytes's inverse).
+inline std::string digest_to_bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
+// Lower-case hex of raw bytes (a digest read from a bytes field), for messages and reports.
+inline std::string bytes_to_hex(std::string_view bytes) {
+  return to_hex(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
 
 // A sink that hashes what passes through it on its way to another sink (which may be null).
 class HashingSink : public ByteSink {

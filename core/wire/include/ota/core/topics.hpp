@@ -43,7 +43,19 @@ inline constexpr const char* kVehicleReport = "ota/v1/vehicle/report";
 // Splits "ota/v1/ecu/{ecu}/{up|down}/{leaf}". False for any other topic.
 bool parse_ecu_topic(std::string_view topic, std::string* ecu_id, Leaf* leaf);
 
-// ECU ids are topic segments and MQTT usernames: 1-64 chars of [A-Za-z0-9_.-].
+// The vehicle broker's users that are not ECUs: the client and the read-only observer.
+inline constexpr const char* kClientUser = "ota-client";
+inline constexpr const char* kObserverUser = "ota-observer";
+
+// The one ECU-id rule, for every program and script that takes an ECU id (broker-config/render
+// checks the same pattern). ECU ids are topic segments, MQTT usernames, file names (credentials,
+// state) and command-line values, hence: 1-64 characters of [A-Za-z0-9._-], starting with a
+// letter or a digit (never ".", ".." or an option), and not a reserved user (kClientUser,
+// kObserverUser), which an ECU could otherwise impersonate.
 bool valid_ecu_id(std::string_view ecu_id);
+
+// The rule above in words, for error messages: "'x' is not an ECU id (" + kEcuIdRule + ")".
+inline constexpr const char* kEcuIdRule =
+    "1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, not ota-client or ota-observer";
 
 }  // namespace ota::topics
