@@ -597,6 +597,21 @@ TEST_CASE("MQTT CONNACK return codes and their meaning", "[unit][core][mqtt]") {
   CHECK(std::string(mqtt::connack_reason(5)) == "not authorized");
   CHECK(std::string(mqtt::connack_reason(6)) == "unknown CONNACK return code");
   CHECK(std::string(mqtt::connack_reason(255)) == "unknown CONNACK return code");
+  CHECK(std::string(mqtt::connack_reason(0x86)) == "bad user name or password");
+}
+
+TEST_CASE("A refused CONNECT is final only when the same CONNECT can never succeed", "[unit][core][mqtt]") {
+  // Both MQTT clients (native and Paho) turn a refusal into a Status through this one rule.
+  for (int final_code : {2, 4, 5, 0x85, 0x86, 0x87}) {
+    ota::Status st = mqtt::connect_refused(final_code, "connect x");
+    CHECK(st.code() == Code::kRejected);
+    CHECK(st.message().find("connect x: broker refused the connection (") == 0);
+  }
+  for (int transient : {1, 3, 0x80, 0x88, 0x89}) {
+    CHECK(mqtt::connect_refused(transient, "connect x").code() == Code::kUnavailable);
+  }
+  CHECK(mqtt::connect_refused(4, "c").message() ==
+        "c: broker refused the connection (bad user name or password, code 4)");
 }
 
 TEST_CASE("MQTT SUBSCRIBE, PINGREQ and DISCONNECT bytes", "[unit][core][mqtt]") {

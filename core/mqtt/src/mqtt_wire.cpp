@@ -136,7 +136,7 @@ Result<uint8_t> parse_connack(const FixedHeader& h, const uint8_t* body, size_t 
   return static_cast<uint8_t>(body[1]);
 }
 
-const char* connack_reason(uint8_t code) {
+const char* connack_reason(int code) {
   switch (code) {
     case 0:
       return "accepted";
@@ -150,9 +150,27 @@ const char* connack_reason(uint8_t code) {
       return "bad user name or password";
     case 5:
       return "not authorized";
+    case 0x80:
+      return "unspecified error";
+    case 0x85:
+      return "client identifier not valid";
+    case 0x86:
+      return "bad user name or password";
+    case 0x87:
+      return "not authorized";
     default:
       return "unknown CONNACK return code";
   }
+}
+
+bool connect_refusal_is_final(int code) {
+  return code == 2 || code == 4 || code == 5 || code == 0x85 || code == 0x86 || code == 0x87;
+}
+
+Status connect_refused(int code, const std::string& what) {
+  return Status(connect_refusal_is_final(code) ? Code::kRejected : Code::kUnavailable,
+                what + ": broker refused the connection (" + connack_reason(code) + ", code " +
+                    std::to_string(code) + ")");
 }
 
 Status append_publish_header(std::string& out, std::string_view topic, int qos, bool retain, bool dup,

@@ -70,8 +70,15 @@ Result<std::string> connect_packet(const ConnectFields& fields);
 
 // CONNACK (3.2): the return code (0 = accepted).
 Result<uint8_t> parse_connack(const FixedHeader& h, const uint8_t* body, size_t n);
-// What a CONNACK return code means, in words.
-const char* connack_reason(uint8_t code);
+// What a broker's refusal code means, in words: CONNACK return codes of MQTT 3.1.1 and the
+// reason codes of MQTT 5 (CONNACK, SUBACK) that Paho hands back.
+const char* connack_reason(int code);
+// The one rule for a refused CONNECT, for both MQTT clients: kRejected when the same CONNECT can
+// never succeed (client identifier rejected, bad user name or password, not authorised: 3.1.1
+// codes 2, 4, 5; MQTT 5 reason codes 0x85, 0x86, 0x87), so a caller stops retrying and says so;
+// kUnavailable otherwise (server unavailable, ...), worth retrying. `what` prefixes the message.
+bool connect_refusal_is_final(int code);
+Status connect_refused(int code, const std::string& what);
 
 // The PUBLISH fixed header and variable header (topic, packet id), appended to out; the payload
 // follows it on the wire. kInvalidArgument for an empty or overlong topic, a wildcard or NUL in

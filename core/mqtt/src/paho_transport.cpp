@@ -2,6 +2,8 @@
 // client does not speak: ssl:// and MQTT 5.
 #include <mqtt/async_client.h>
 
+#include "mqtt_wire.hpp"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -21,35 +23,11 @@ namespace {
 
 constexpr const char* kLog = "mqtt";
 
-// What a refusing CONNACK or SUBACK code means (MQTT 3.1.1 return codes, MQTT 5 reason codes).
-std::string refusal_reason(int code) {
-  switch (code) {
-    case 1:
-      return "unacceptable protocol version, code 1";
-    case 2:
-    case 0x85:
-      return "client identifier rejected, code " + std::to_string(code);
-    case 4:
-    case 0x86:
-      return "bad user name or password, code " + std::to_string(code);
-    case 5:
-    case 0x87:
-      return "not authorized, code " + std::to_string(code);
-    case 0x80:
-      return "refused, code 128";
-    default:
-      return "code " + std::to_string(code);
-  }
-}
-
-Status status_from_exception(const mqtt::exception& e, const std::string& what) {
+Status status_from_exception(const ::mqtt::exception& e, const std::string& what) {
   const int rc = e.get_return_code();
   const int reason = e.get_reason_code();
-  // CONNACK refusals: bad credentials or not authorised (v3 codes 4/5, v5 reason codes 0x86/0x87).
   for (int code : {rc, reason}) {
-    if (code == 2 || code == 4 || code == 5 || code == 0x85 || code == 0x86 || code == 0x87) {
-      return Status(Code::kRejected, what + ": broker refused the connection (" + refusal_reason(code) + ")");
-    }
+    if (ota::mqtt::connect_refusal_is_final(code)) return ota::mqtt::connect_refused(code, what);
   }
   return Status(Code::kUnavailable, what + ": " + e.what());
 }
@@ -90,8 +68,8 @@ void set_nodelay_towards(int port) {
 // std::string behind a shared pointer), hands the message to the callback and drops it afterwards.
 // Moving the bytes out saves a copy of every chunk (up to 512 KiB) on the agents' hot path; a
 // payload something else still shares is copied instead.
-std::string take_payload(const mqtt::message& msg) {
-  const mqtt::binary_ref& ref = msg.get_payload_ref();
+std::string take_payload(const ::mqtt::message& msg) {
+  const ::mqtt::binary_ref& ref = msg.get_payload_ref();
   if (!ref) return std::string();
   if (ref.ptr().use_count() != 1) return ref.str();
   return std::move(const_cast<std::string&>(ref.str()));
@@ -100,11 +78,11 @@ std::string take_payload(const mqtt::message& msg) {
 class PahoTransport : public Transport {
  public:
   explicit PahoTransport(TransportOptions options) : options_(std::move(options)) {
-    mqtt::create_options create(options_.mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
-                                options_.offline_buffer);
+    ::mqtt::create_options create(options_.mqtt_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1,
+                                  options_.offline_buffer);
     create.set_send_while_disconnected(true);
-    client_ = std::make_unique<mqtt::async_client>(options_.uri, options_.client_id, create, nullptr);
-    client_->set_message_callback([this](mqtt::const_message_ptr msg) {
+    client_ = std::make_unique<::mqtt::async_client>(options_.uri, options_.client_id, create, nullptr);
+    client_->set_message_callback([this](::mqtt::const_message_ptr msg) {
       if (!message_handler_) return;
       TransportMessage m{msg->get_topic(), take_payload(*msg), msg->is_retained()};
       message_handler_(std::move(m));
@@ -128,7 +106,7 @@ class PahoTransport : public Transport {
   void on_connection(ConnectionHandler handler) override { connection_handler_ = std::move(handler); }
 
   Status connect(std::chrono::milliseconds timeout) override {
-    mqtt::connect_options opts;
+    ::mqtt::connect_options opts;
     opts.set_keep_alive_interval(static_cast<int>(options_.keepalive.count()));
     if (options_.mqtt_v5) {
       opts.set_mqtt_version(MQTTVERSION_5);
@@ -144,12 +122,12 @@ class PahoTransport : public Transport {
     opts.set_connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout) +
                              std::chrono::seconds(1));
     if (options_.will) {
-      mqtt::will_options will(options_.will->topic, options_.will->payload.data(),
-                              options_.will->payload.size(), options_.will->qos, options_.will->retain);
+      ::mqtt::will_options will(options_.will->topic, options_.will->payload.data(),
+                                options_.will->payload.size(), options_.will->qos, options_.will->retain);
       opts.set_will(will);
     }
     if (options_.tls) {
-      mqtt::ssl_options ssl;
+      ::mqtt::ssl_options ssl;
       ssl.set_trust_store(options_.tls->ca_file);
       if (!options_.tls->cert_file.empty()) ssl.set_key_store(options_.tls->cert_file);
       if (!options_.tls->key_file.empty()) ssl.set_private_key(options_.tls->key_file);
@@ -161,7 +139,7 @@ class PahoTransport : public Transport {
       auto tok = client_->connect(opts);
       if (!tok->wait_for(timeout))
         return Status(Code::kTimeout, "connect to " + options_.uri + ": no CONNACK in time");
-    } catch (const mqtt::exception& e) {
+    } catch (const ::mqtt::exception& e) {
       return status_from_exception(e, "connect to " + options_.uri + " as " + options_.username);
     }
     return Status::ok();
@@ -177,17 +155,18 @@ class PahoTransport : public Transport {
       if (!tok->wait_for(std::chrono::seconds(10))) return Status(Code::kTimeout, "subscribe " + filter);
       // A broker answers 0x80 (failure) when it refuses the filter (Mosquitto 2.0 with its
       // dynamic-security plugin does; with an ACL file it grants and filters at delivery).
-      const mqtt::subscribe_response resp = tok->get_subscribe_response();
-      const std::vector<mqtt::ReasonCode> codes = resp.get_reason_codes();
+      const ::mqtt::subscribe_response resp = tok->get_subscribe_response();
+      const std::vector<::mqtt::ReasonCode> codes = resp.get_reason_codes();
       for (auto rc : codes) {
         if (rc >= 0x80) return Status(Code::kRejected, "subscribe " + filter + ": refused by broker");
       }
-    } catch (const mqtt::exception& e) {
+    } catch (const ::mqtt::exception& e) {
       // Over MQTT 3.1.1 Paho throws on a refusing SUBACK (return code 0x80) rather than handing it back.
       if (e.get_return_code() >= 0x80 || e.get_reason_code() >= 0x80) {
         const int code = e.get_reason_code() >= 0x80 ? e.get_reason_code() : e.get_return_code();
-        return Status(Code::kRejected,
-                      "subscribe " + filter + ": refused by broker (" + refusal_reason(code) + ")");
+        return Status(Code::kRejected, "subscribe " + filter + ": refused by broker (" +
+                                           ota::mqtt::connack_reason(code) + ", code " +
+                                           std::to_string(code) + ")");
       }
       return status_from_exception(e, "subscribe " + filter);
     }
@@ -197,7 +176,7 @@ class PahoTransport : public Transport {
   Status publish(const std::string& topic, const void* data, size_t n, int qos, bool retain) override {
     try {
       client_->publish(topic, data, n, qos, retain);
-    } catch (const mqtt::exception& e) {
+    } catch (const ::mqtt::exception& e) {
       return Status(Code::kUnavailable, "publish " + topic + ": " + e.what());
     }
     return Status::ok();
@@ -211,7 +190,7 @@ class PahoTransport : public Transport {
       try {
         if (left.count() <= 0 || !tok->wait_for(left))
           return Status(Code::kTimeout, "flush: deliveries pending");
-      } catch (const mqtt::exception& e) {
+      } catch (const ::mqtt::exception& e) {
         return Status(Code::kUnavailable, std::string("flush: ") + e.what());
       }
     }
@@ -221,7 +200,7 @@ class PahoTransport : public Transport {
   void disconnect(std::chrono::milliseconds timeout) override {
     try {
       if (client_->is_connected()) client_->disconnect()->wait_for(timeout);
-    } catch (const mqtt::exception& e) {
+    } catch (const ::mqtt::exception& e) {
       OTA_LOGW(kLog, "%s: disconnect: %s", options_.client_id.c_str(), e.what());
     }
   }
@@ -242,7 +221,7 @@ class PahoTransport : public Transport {
     for (const auto& [filter, qos] : subs) {
       try {
         client_->subscribe(filter, qos);
-      } catch (const mqtt::exception& e) {
+      } catch (const ::mqtt::exception& e) {
         OTA_LOGE(kLog, "%s: resubscribe %s: %s", options_.client_id.c_str(), filter.c_str(), e.what());
       }
     }
@@ -250,7 +229,7 @@ class PahoTransport : public Transport {
   }
 
   TransportOptions options_;
-  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<::mqtt::async_client> client_;
   MessageHandler message_handler_;
   ConnectionHandler connection_handler_;
   std::mutex mu_;

@@ -124,12 +124,7 @@ Status NativeTransport::handshake(int fd, SteadyClock::time_point deadline, cons
   OTA_RETURN_IF_ERROR(recv_exact(fd, buf + 2, 2, deadline, what, &stopping_));
   auto rc = mqtt::parse_connack(**h, buf + 2, 2);
   if (!rc.is_ok()) return rc.status().with_context(what);
-  if (*rc != 0) {
-    const std::string reason = std::string(mqtt::connack_reason(*rc)) + ", code " + std::to_string(*rc);
-    // 4 and 5: bad credentials or not authorised; 2: the client id is refused.
-    const Code code = (*rc == 2 || *rc == 4 || *rc == 5) ? Code::kRejected : Code::kUnavailable;
-    return Status(code, what + ": broker refused the connection (" + reason + ")");
-  }
+  if (*rc != 0) return mqtt::connect_refused(*rc, what);
   return Status::ok();
 }
 
