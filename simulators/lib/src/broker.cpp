@@ -1,4 +1,5 @@
 #include "ota/sim/broker.hpp"
+#include "mqtt_wire.hpp"
 #include "ota/core/topics.hpp"
 
 #include <arpa/inet.h>
@@ -108,10 +109,62 @@ bool poll_fd(int fd, short events, Clock::time_point deadline) {
   }
 }
 
-void put_string(std::string& out, const std::string& s) {
-  out += static_cast<char>((s.size() >> 8) & 0xff);
-  out += static_cast<char>(s.size() & 0xff);
-  out += s;
+// A TCP connection to host:port (IPv4), made within the deadline. Non-blocking descriptor.
+Result<int> connect_tcp(const std::string& host, int port, const std::string& where,
+                        Clock::time_point deadline) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    return make_error(Code::kInvalidArgument, "mqtt probe: '" + host + "' is not an IPv4 address");
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return make_error(Code::kUnavailable, where + ": socket: " + std::strerror(errno));
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      if (!poll_fd(fd, POLLOUT, deadline)) {
+        ::close(fd);
+        return make_error(Code::kTimeout, where + ": connect timed out");
+      }
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    }
+  }
+  if (err != 0) {
+    ::close(fd);
+    return make_error(Code::kUnavailable, where + ": connect: " + std::strerror(err));
+  }
+  return fd;
+}
+
+Status send_all(int fd, std::string_view data, const std::string& where, Clock::time_point deadline) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    if (!poll_fd(fd, POLLOUT, deadline)) return make_error(Code::kTimeout, where + ": send timed out");
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      return make_error(Code::kUnavailable, where + ": send: " + std::strerror(errno));
+    }
+    if (n > 0) sent += static_cast<std::size_t>(n);
+  }
+  return Status::ok();
+}
+
+Status recv_all(int fd, uint8_t* out, std::size_t size, const std::string& where,
+                Clock::time_point deadline) {
+  std::size_t got = 0;
+  while (got < size) {
+    if (!poll_fd(fd, POLLIN, deadline)) return make_error(Code::kTimeout, where + ": no CONNACK in time");
+    ssize_t n = ::recv(fd, out + got, size - got, 0);
+    if (n == 0) return make_error(Code::kUnavailable, where + ": connection closed before CONNACK");
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      return make_error(Code::kUnavailable, where + ": recv: " + std::strerror(errno));
+    }
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -125,90 +178,36 @@ Result<int> pick_free_port() {
 Result<int> mqtt_connect_probe(const std::string& host, int port, const std::string& user,
                                const std::string& password, milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  const std::string where = host + ":" + std::to_string(port);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return make_error(Code::kInvalidArgument, "mqtt probe: '" + host + "' is not an IPv4 address");
-  }
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return make_error(Code::kUnavailable, std::string("mqtt probe: socket: ") + std::strerror(errno));
+  const std::string where = "mqtt probe " + host + ":" + std::to_string(port);
+  auto fd = connect_tcp(host, port, where, deadline);
+  if (!fd) return fd.status();
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
-  } closer{fd};
-
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    if (errno != EINPROGRESS) {
-      return make_error(Code::kUnavailable, "mqtt probe " + where + ": connect: " + std::strerror(errno));
-    }
-    if (!poll_fd(fd, POLLOUT, deadline))
-      return make_error(Code::kTimeout, "mqtt probe " + where + ": connect timed out");
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0)
-      return make_error(Code::kUnavailable, "mqtt probe " + where + ": connect: " + std::strerror(err));
-  }
+  } closer{*fd};
 
   static std::atomic<unsigned> counter{0};
-  std::string client_id = "ota-probe-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  std::string body;
-  put_string(body, "MQTT");
-  body += static_cast<char>(4);  // protocol level 4 = MQTT 3.1.1
-  unsigned char flags = 0x02;    // clean session
-  if (!user.empty()) flags |= 0x80 | (password.empty() ? 0 : 0x40);
-  body += static_cast<char>(flags);
-  body += static_cast<char>(0);
-  body += static_cast<char>(10);  // keepalive 10 s
-  put_string(body, client_id);
-  if (!user.empty()) {
-    put_string(body, user);
-    if (!password.empty()) put_string(body, password);
+  mqtt::ConnectFields fields;
+  fields.client_id = "ota-probe-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  fields.username = user;
+  fields.password = password;
+  fields.keepalive_s = 10;
+  auto packet = mqtt::connect_packet(fields);
+  if (!packet) return packet.status().with_context(where);
+  OTA_RETURN_IF_ERROR(send_all(*fd, *packet, where, deadline));
+  uint8_t connack[4];
+  OTA_RETURN_IF_ERROR(recv_all(*fd, connack, sizeof connack, where, deadline));
+  auto h = mqtt::parse_fixed_header(connack, 2);
+  if (!h.is_ok() || !h->has_value() || (*h)->remaining != 2) {
+    return make_error(Code::kCorrupt, where + ": answer is not a CONNACK");
   }
-  std::string packet(1, static_cast<char>(0x10));
-  std::size_t remaining = body.size();
-  do {
-    unsigned char byte = remaining % 128;
-    remaining /= 128;
-    if (remaining > 0) byte |= 0x80;
-    packet += static_cast<char>(byte);
-  } while (remaining > 0);
-  packet += body;
-
-  std::size_t sent = 0;
-  while (sent < packet.size()) {
-    if (!poll_fd(fd, POLLOUT, deadline))
-      return make_error(Code::kTimeout, "mqtt probe " + where + ": send timed out");
-    ssize_t n = ::send(fd, packet.data() + sent, packet.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      return make_error(Code::kUnavailable, "mqtt probe " + where + ": send: " + std::strerror(errno));
-    }
-    if (n > 0) sent += static_cast<std::size_t>(n);
-  }
-  unsigned char connack[4];
-  std::size_t got = 0;
-  while (got < sizeof connack) {
-    if (!poll_fd(fd, POLLIN, deadline))
-      return make_error(Code::kTimeout, "mqtt probe " + where + ": no CONNACK in time");
-    ssize_t n = ::recv(fd, connack + got, sizeof connack - got, 0);
-    if (n == 0)
-      return make_error(Code::kUnavailable, "mqtt probe " + where + ": connection closed before CONNACK");
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      return make_error(Code::kUnavailable, "mqtt probe " + where + ": recv: " + std::strerror(errno));
-    }
-    if (n > 0) got += static_cast<std::size_t>(n);
-  }
-  if (connack[0] != 0x20 || connack[1] != 0x02) {
-    return make_error(Code::kCorrupt, "mqtt probe " + where + ": answer is not a CONNACK");
-  }
-  if (connack[3] == 0) {
+  auto rc = mqtt::parse_connack(**h, connack + 2, 2);
+  if (!rc.is_ok()) return rc.status().with_context(where);
+  if (*rc == 0) {
     const char disconnect[2] = {static_cast<char>(0xe0), 0};
-    (void)::send(fd, disconnect, sizeof disconnect, MSG_NOSIGNAL);
+    (void)::send(*fd, disconnect, sizeof disconnect, MSG_NOSIGNAL);
   }
-  return static_cast<int>(connack[3]);
+  return static_cast<int>(*rc);
 }
 
 Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions options) {

@@ -68,6 +68,107 @@ int open_pidfd(pid_t pid) {
   return -1;  // old kernel or seccomp: fall back to polling with backoff
 }
 
+// What the child runs, prepared before fork (the child may only make async-signal-safe calls).
+struct ExecPlan {
+  std::string exe;
+  std::vector<char*> argv;  // null-terminated, pointing into the caller's strings
+  std::vector<char*> env;   // null-terminated
+  const char* cwd = nullptr;
+  pid_t parent = 0;
+};
+
+// Why exec failed, as the child reported it through the close-on-exec pipe.
+struct ExecReport {
+  bool failed = false;
+  int step = 0;  // 0 stdin, 1 output, 2 chdir, 3 exec
+  int err = 0;
+};
+
+// The child's descriptors: stdin (/dev/null), the log for stdout and stderr, and a close-on-exec
+// pipe on which a child that could not exec writes why. Owned and closed here.
+class ChildFds {
+ public:
+  static Result<ChildFds> open(const std::string& name, const std::string& log_path) {
+    ChildFds f;
+    const std::string log = log_path.empty() ? std::string("/dev/null") : log_path;
+    f.out_ = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (f.out_ < 0) {
+      return make_error(Code::kIoError,
+                        "spawn " + name + ": cannot open log " + log + ": " + errno_text(errno));
+    }
+    f.in_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (f.in_ < 0)
+      return make_error(Code::kIoError, "spawn " + name + ": cannot open /dev/null: " + errno_text(errno));
+    if (::pipe2(f.pipe_, O_CLOEXEC) != 0) {
+      f.pipe_[0] = f.pipe_[1] = -1;
+      return make_error(Code::kIoError, "spawn " + name + ": pipe: " + errno_text(errno));
+    }
+    return Result<ChildFds>(std::move(f));
+  }
+  ChildFds() = default;
+  ChildFds(ChildFds&& o) noexcept : in_(o.in_), out_(o.out_), pipe_{o.pipe_[0], o.pipe_[1]} {
+    o.in_ = o.out_ = o.pipe_[0] = o.pipe_[1] = -1;
+  }
+  ChildFds& operator=(ChildFds&&) = delete;
+  ~ChildFds() {
+    for (int fd : {in_, out_, pipe_[0], pipe_[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  int in() const { return in_; }
+  int out() const { return out_; }
+  int report_fd() const { return pipe_[1]; }
+
+  // In the parent after fork: closes the child's ends and waits for exec (EOF) or its failure.
+  ExecReport read_exec_report() {
+    for (int* fd : {&in_, &out_, &pipe_[1]}) {
+      ::close(*fd);
+      *fd = -1;
+    }
+    int report[2] = {0, 0};
+    ssize_t n;
+    do {
+      n = ::read(pipe_[0], report, sizeof report);
+    } while (n < 0 && errno == EINTR);
+    return ExecReport{n > 0, report[0], report[1]};
+  }
+
+ private:
+  int in_ = -1;
+  int out_ = -1;
+  int pipe_[2] = {-1, -1};
+};
+
+// The child after fork: dies with the parent, resets signals, redirects, changes directory and
+// executes; on failure writes {step, errno} to the report pipe and exits 127.
+[[noreturn]] void exec_child(const ExecPlan& plan, const ChildFds& fds) {
+  // Die with the parent; if it already died between fork and prctl, go now.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != plan.parent) ::_exit(127);
+  // Default signal dispositions and an empty mask (the parent may ignore SIGPIPE, block...).
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+  }
+  int step = 0;
+  if (::dup2(fds.in(), STDIN_FILENO) >= 0) {
+    step = 1;
+    if (::dup2(fds.out(), STDOUT_FILENO) >= 0 && ::dup2(fds.out(), STDERR_FILENO) >= 0) {
+      step = 2;
+      if (plan.cwd == nullptr || ::chdir(plan.cwd) == 0) {
+        step = 3;
+        ::execve(plan.exe.c_str(), plan.argv.data(), plan.env.data());
+      }
+    }
+  }
+  int report[2] = {step, errno};
+  ssize_t ignored = ::write(fds.report_fd(), report, sizeof report);
+  (void)ignored;
+  ::_exit(127);
+}
+
 }  // namespace
 
 std::string ExitInfo::describe() const {
@@ -145,101 +246,38 @@ Result<CommandResult> run_command(std::vector<std::string> argv, milliseconds ti
 
 Result<ChildProcess> ChildProcess::spawn(std::vector<std::string> argv, SpawnOptions options) {
   if (argv.empty() || argv[0].empty()) return make_error(Code::kInvalidArgument, "spawn: empty argv");
-  std::string exe = find_executable(argv[0]);
-  if (exe.empty()) {
+  ExecPlan plan;
+  plan.exe = find_executable(argv[0]);
+  if (plan.exe.empty()) {
     return make_error(Code::kNotFound, "spawn " + argv[0] + ": program not found or not executable");
   }
   std::string name = options.name.empty() ? base_name(argv[0]) : options.name;
-
   // Everything the child needs is prepared before fork: after fork only async-signal-safe calls.
-  std::string log = options.log_path.empty() ? std::string("/dev/null") : options.log_path;
-  int out_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (out_fd < 0) {
-    return make_error(Code::kIoError,
-                      "spawn " + name + ": cannot open log " + log + ": " + errno_text(errno));
-  }
-  int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (in_fd < 0) {
-    int err = errno;
-    ::close(out_fd);
-    return make_error(Code::kIoError, "spawn " + name + ": cannot open /dev/null: " + errno_text(err));
-  }
-  int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    int err = errno;
-    ::close(out_fd);
-    ::close(in_fd);
-    return make_error(Code::kIoError, "spawn " + name + ": pipe: " + errno_text(err));
-  }
-
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  auto fds = ChildFds::open(name, options.log_path);
+  if (!fds) return fds.status();
+  for (auto& a : argv) plan.argv.push_back(a.data());
+  plan.argv.push_back(nullptr);
   std::vector<std::string> env = build_env(options.env_extra);
-  std::vector<char*> cenv;
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
-  const pid_t parent = ::getpid();
+  for (auto& e : env) plan.env.push_back(e.data());
+  plan.env.push_back(nullptr);
+  plan.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+  plan.parent = ::getpid();
 
   pid_t pid = ::fork();
-  if (pid < 0) {
-    int err = errno;
-    ::close(out_fd);
-    ::close(in_fd);
-    ::close(err_pipe[0]);
-    ::close(err_pipe[1]);
-    return make_error(Code::kInternal, "spawn " + name + ": fork: " + errno_text(err));
-  }
-  if (pid == 0) {
-    // Child. Die with the parent; if it already died between fork and prctl, go now.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    // Default signal dispositions and an empty mask (the parent may ignore SIGPIPE, block...).
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig = 1; sig < NSIG; ++sig) {
-      if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
-    }
-    int step = 0;  // what failed, reported to the parent: 0 stdin, 1 output, 2 chdir, 3 exec
-    if (::dup2(in_fd, STDIN_FILENO) >= 0) {
-      step = 1;
-      if (::dup2(out_fd, STDOUT_FILENO) >= 0 && ::dup2(out_fd, STDERR_FILENO) >= 0) {
-        step = 2;
-        if (cwd == nullptr || ::chdir(cwd) == 0) {
-          step = 3;
-          ::execve(exe.c_str(), cargv.data(), cenv.data());
-        }
-      }
-    }
-    int report[2] = {step, errno};
-    ssize_t ignored = ::write(err_pipe[1], report, sizeof report);
-    (void)ignored;
-    ::_exit(127);
-  }
+  if (pid < 0) return make_error(Code::kInternal, "spawn " + name + ": fork: " + errno_text(errno));
+  if (pid == 0) exec_child(plan, *fds);
 
-  // Parent.
-  ::close(out_fd);
-  ::close(in_fd);
-  ::close(err_pipe[1]);
-  int report[2] = {0, 0};
-  ssize_t n;
-  do {
-    n = ::read(err_pipe[0], report, sizeof report);
-  } while (n < 0 && errno == EINTR);
-  ::close(err_pipe[0]);
-
+  const ExecReport report = fds->read_exec_report();
   ChildProcess child;
   child.pid_ = pid;
   child.name_ = std::move(name);
   child.log_path_ = options.log_path;
   child.argv_ = std::move(argv);
-  if (n > 0) {  // exec (or a step before it) failed: the child wrote why, then exited 127
+  if (report.failed) {  // exec (or a step before it) failed: the child wrote why, then exited 127
     child.try_reap(true);
     static const char* const kSteps[] = {"redirect stdin", "redirect output", "chdir", "exec"};
-    return make_error(Code::kInternal, "spawn " + child.name_ + ": " + kSteps[std::min(report[0], 3)] + " " +
-                                           exe + ": " + errno_text(report[1]));
+    return make_error(Code::kInternal, "spawn " + child.name_ + ": " + kSteps[std::min(report.step, 3)] +
+                                           " " + plan.exe + ": " + errno_text(report.err));
   }
   child.pidfd_ = open_pidfd(pid);
   return Result<ChildProcess>(std::move(child));
