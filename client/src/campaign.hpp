@@ -12,8 +12,9 @@
 // decision was recorded has that decision finished, never changed.
 //
 // The implementation lives in campaign/: runner.cpp (the campaign), admission.cpp (pre-conditions,
-// consent), stage.cpp (transfer, install, activation), commit.cpp and rollback.cpp (carrying out a
-// decision), with the pure parts beside them (decision, plan, preconditions, report, journal).
+// consent), stage.cpp (transfer, install, activation), decide.cpp (reaching and journaling a group's
+// decision), carry_out.cpp (carrying it out: commit, rollback or cancel), validate.cpp and status.cpp,
+// with the pure parts beside them (decision, plan, preconditions, report, journal).
 #pragma once
 
 #include <chrono>

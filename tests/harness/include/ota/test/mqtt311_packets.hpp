@@ -1,6 +1,6 @@
 // The MQTT 3.1.1 packets a broker sends and reads, built and parsed from the text of the standard
 // for tests that play the broker's side of a connection (FakeBroker). Written apart from
-// core/src/mqtt_wire on purpose, so that a mistake in the codec under test is not repeated on both
+// core/mqtt/src/mqtt_wire on purpose, so that a mistake in the codec under test is not repeated on both
 // ends.
 #pragma once
 
