@@ -12,6 +12,7 @@ OTA_DEBIAN_PACKAGES=(
   libzstd-dev zstd libdivsufsort-dev
   catch2 libcli11-dev libtomlplusplus-dev
   iproute2 time help2man
+  systemd man-db
 )
 
 # What the checks of scripts/test add (CI runs them all): the format check (scripts/check-format)

@@ -22,9 +22,11 @@ prefix=$tmp/prefix
 step() { echo "== $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-step "install component sdk from $build_dir"
-"$cmake" --install "$build_dir" --prefix "$prefix" --component sdk > "$tmp/install.log" ||
-  { cat "$tmp/install.log" >&2; fail "cmake --install (is ota_agent built?)"; }
+for component in sdk_runtime sdk; do
+  step "install component $component from $build_dir"
+  "$cmake" --install "$build_dir" --prefix "$prefix" --component $component > "$tmp/install.log" ||
+    { cat "$tmp/install.log" >&2; fail "cmake --install (is ota_agent built?)"; }
+done
 
 step "layout"
 lib=$(find "$prefix" -name 'libota-agent.so.*.*.*' -type f | head -n 1)
@@ -45,7 +47,7 @@ headers=$(cd "$prefix/include" && find . -type f | sort | tr '\n' ' ')
 expected="./ota/agent.h ./ota/agent.hpp ./ota/core/io.hpp ./ota/core/status.hpp ./ota/file_device.hpp "
 [[ "$headers" == "$expected" ]] || fail "installed headers are '$headers', expected '$expected'"
 # Only the SDK: no programs of the other components.
-[[ ! -e "$prefix/bin" ]] || fail "component sdk installed programs: $(ls "$prefix/bin")"
+[[ ! -e "$prefix/bin" ]] || fail "components sdk_runtime and sdk installed programs: $(ls "$prefix/bin")"
 examples=$prefix/share/doc/ota-agent-sdk/examples
 [[ -f "$examples/c/CMakeLists.txt" && -f "$examples/cpp/CMakeLists.txt" ]] || fail "examples not installed"
 
