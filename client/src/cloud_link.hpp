@@ -78,6 +78,9 @@ struct DownloadStats {
 // Called from the downloading thread with (bytes present in the .part file, package size).
 using DownloadProgress = std::function<void(uint64_t done, uint64_t total)>;
 
+// Threading: every public method may be called from any thread. Messages are handled on the
+// transport's thread (they only queue, or mark a report acknowledged); a resender thread of the
+// link publishes unacknowledged reports; disconnect() (and the destructor) stops it.
 class CloudLink {
  public:
   // Called on the transport's thread for every new campaign offer: must not block.
