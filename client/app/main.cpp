@@ -64,7 +64,7 @@ int run_client(const client::ClientConfig& cfg) {
   OTA_LOGI(kLog, "connected to %s as %s", cfg.broker.uri.c_str(), cfg.broker.username.c_str());
   client::AgentDirectory& fleet = (*bus)->fleet();
   Transport& transport = (*bus)->transport();
-  auto platform = client::connect_platform(cfg.cloud);
+  auto platform = client::connect_platform(cfg.cloud, cfg.state.dir);
   if (!platform) return fail(kExitUsage, "cloud: " + platform.status().to_string());
   std::unique_ptr<client::CloudLink> cloud = std::move(*platform);
   ropts.on_status = client::status_publisher(transport, cloud.get());
@@ -81,14 +81,21 @@ int run_client(const client::ClientConfig& cfg) {
   auto input =
       from_platform ? client::wait_campaign_offer(*cloud) : client::read_campaign_file(cfg.campaign.file);
   if (!input) return fail(from_platform ? kExitFailure : kExitUsage, input.status());
+  if (auto stored = from_platform ? client::answer_finished_campaign(cloud.get(), *input) : std::nullopt) {
+    client::await_report_acks(cloud.get());
+    return stored->result() == v1::CAMPAIGN_SUCCESS ? kExitSuccess : kExitNotSuccess;
+  }
   auto admission = client::admit_campaign(cfg, *input, fleet.agents());
   if (!admission) return fail(kExitUsage, admission.status());
 
   // Refused before anything was sent to an ECU: the report says why, for the platform and the owner.
   auto reject = [&](const Status& why) {
     OTA_LOGE(kLog, "%s", why.to_string().c_str());
-    (void)client::deliver_report(client::rejection_report(cfg.vehicle.vin, why, fleet.agents()), transport,
-                                 cloud.get(), cfg.report.file);
+    const std::string id = admission->campaign.campaign_id().empty() ? client::claimed_campaign_id(*input)
+                                                                     : admission->campaign.campaign_id();
+    (void)client::deliver_report(client::rejection_report(cfg.vehicle.vin, id, why, fleet.agents()),
+                                 transport, cloud.get(), cfg.report.file);
+    client::await_report_acks(cloud.get());
     return kExitNotSuccess;
   };
   if (!admission->refusal.is_ok()) return reject(admission->refusal);
@@ -106,10 +113,12 @@ int run_client(const client::ClientConfig& cfg) {
   auto report = runner.run(admission->campaign);
   g_runner = nullptr;
   if (!report) return fail(kExitFailure, report.status());
+  // Queued for the platform before the campaign is recorded as finished: a crash in between leaves
+  // the stored report to answer the offer that comes again.
+  Status delivered = client::deliver_report(*report, transport, cloud.get(), cfg.report.file);
   client::record_campaign_end(*admission, *report);
-  if (Status w = client::deliver_report(*report, transport, cloud.get(), cfg.report.file); !w.is_ok()) {
-    return fail(kExitFailure, w);
-  }
+  if (!delivered.is_ok()) return fail(kExitFailure, delivered);
+  client::await_report_acks(cloud.get());
   OTA_LOGI(kLog, "campaign %s: %s%s%s", report->campaign_id().c_str(),
            v1::CampaignResult_Name(report->result()).c_str(), report->reason().empty() ? "" : ": ",
            report->reason().c_str());

@@ -22,6 +22,7 @@
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/v1/trust.pb.h"
 
 namespace ota::client {
 namespace {
@@ -32,18 +33,6 @@ using std::chrono::milliseconds;
 
 // Beyond this many queued chunks the platform is sending what nobody asked for: drop them.
 constexpr size_t kQueueSlack = 16;
-// fdatasync the .part file this often, so that a power cut loses at most this much.
-constexpr uint64_t kSyncEvery = 16u << 20;
-// Re-requests of a range whose CRC did not match before the download fails.
-constexpr int kMaxCrcRetries = 3;
-
-bool valid_segment(const std::string& s, size_t max_len) {
-  if (s.empty() || s.size() > max_len || s[0] == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  });
-}
 
 Status check_readable(const std::string& path, const char* what) {
   if (path.empty()) return make_error(Code::kInvalidArgument, std::string(what) + " is not configured");
@@ -112,26 +101,32 @@ Status tcp_probe(const std::string& uri, milliseconds timeout) {
   return Status::ok();
 }
 
-uint64_t file_size_or(const std::string& path, uint64_t fallback) {
-  std::error_code ec;
-  auto n = std::filesystem::file_size(path, ec);
-  return ec ? fallback : static_cast<uint64_t>(n);
-}
-
 }  // namespace
 
-Result<std::string> cloud_package_name(const std::string& uri) {
-  const std::string scheme = kCloudScheme;
-  if (uri.compare(0, scheme.size(), scheme) != 0) {
-    return make_error(Code::kInvalidArgument, "uri '" + uri + "' is not a " + scheme + " uri");
-  }
-  std::string name = uri.substr(scheme.size());
-  if (!valid_segment(name, 128)) {
-    return make_error(
-        Code::kInvalidArgument,
-        "uri '" + uri + "': package name must be 1-128 of [A-Za-z0-9._-], not starting with '.'");
-  }
-  return name;
+bool valid_cloud_name(const std::string& s, size_t max_len) {
+  if (s.empty() || s.size() > max_len || s[0] == '.') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+std::string claimed_campaign_id(const v1::SignedCampaign& signed_campaign) {
+  // The bounds of the trust layer's director metadata: nothing larger is parsed.
+  constexpr size_t kMaxDirector = 256 * 1024;
+  if (signed_campaign.signed_director().size() > kMaxDirector) return {};
+  v1::SignedMetadata envelope;
+  v1::DirectorMetadata director;
+  if (!envelope.ParseFromString(signed_campaign.signed_director()) ||
+      !director.ParseFromString(envelope.body()))
+    return {};
+  return director.campaign_id().size() <= 256 ? director.campaign_id() : std::string();
+}
+
+std::string offer_campaign_id(const v1::CampaignOffer& offer) {
+  if (!offer.campaign_id().empty()) return offer.campaign_id();
+  if (offer.has_campaign()) return offer.campaign().campaign_id();
+  return claimed_campaign_id(offer.signed_campaign());
 }
 
 CloudLink::CloudLink(CloudLinkOptions options) : options_(std::move(options)) {}
@@ -149,7 +144,7 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
     return make_error(Code::kInvalidArgument,
                       "cloud link: uri '" + options.uri + "' must be ssl://host:port (TLS is mandatory)");
   }
-  if (!valid_segment(options.vehicle, 64)) {
+  if (!valid_cloud_name(options.vehicle, 64)) {
     return make_error(Code::kInvalidArgument, "cloud link: vehicle id '" + options.vehicle + "' is invalid");
   }
   OTA_RETURN_IF_ERROR(check_readable(options.ca_file, "CA file"));
@@ -157,6 +152,8 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
   OTA_RETURN_IF_ERROR(check_readable(options.key_file, "client key file"));
   options.chunk_size = std::max<uint32_t>(1024, std::min(options.chunk_size, codec::kMaxChunkSize));
   options.window = std::max<uint32_t>(1, std::min<uint32_t>(options.window, 64));
+  options.report_resend_min = std::max(options.report_resend_min, milliseconds(100));
+  options.report_resend_max = std::max(options.report_resend_max, options.report_resend_min);
   if (options.client_id.empty()) options.client_id = options.vehicle + "-cloud";
 
   std::unique_ptr<CloudLink> link(new CloudLink(std::move(options)));
@@ -165,6 +162,9 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
   self->on_campaign_ = std::move(on_campaign);
   self->prefix_ = "ota/v1/cloud/" + o.vehicle + "/";
   self->session_ = random_hex(8);
+  auto outbox = ReportOutbox::open(o.report_dir);
+  if (!outbox) return outbox.status().with_context("cloud link");
+  self->outbox_ = std::move(*outbox);
 
   TransportOptions t;
   t.uri = o.uri;
@@ -173,6 +173,7 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
   t.tls = TlsOptions{o.ca_file, o.cert_file, o.key_file};
   self->transport_ = make_transport(t);
   self->transport_->on_message([self](const TransportMessage& m) { self->handle(m); });
+  self->transport_->on_connection([self](bool up) { self->on_connection(up); });
   OTA_RETURN_IF_ERROR(tcp_probe(o.uri, o.connect_timeout).with_context("cloud link"));
   Status st = self->transport_->connect(o.connect_timeout);
   if (st.code() == Code::kUnavailable) {
@@ -190,11 +191,52 @@ Result<std::unique_ptr<CloudLink>> CloudLink::connect(CloudLinkOptions options, 
                            "')");
   }
   OTA_LOGI(kLog, "connected to %s as vehicle %s", o.uri.c_str(), o.vehicle.c_str());
+  self->subscribed_ = true;
+  self->request_offer();
+  self->resender_ = std::thread([self] { self->resend_loop(); });
+  self->publish_pending_reports();
   return link;
 }
 
 void CloudLink::disconnect() {
+  {
+    std::lock_guard<std::mutex> lock(report_mu_);
+    stopping_ = true;
+  }
+  report_cv_.notify_all();
+  if (resender_.joinable()) resender_.join();
   if (transport_) transport_->disconnect(milliseconds(2000));
+}
+
+// Transport thread. After a reconnect the subscription is restored before this runs, so the
+// answer to the offer request cannot be missed.
+void CloudLink::on_connection(bool connected) {
+  if (!connected || !subscribed_) return;
+  OTA_LOGI(kLog, "reconnected to %s: asking for the pending offer, resending queued reports",
+           options_.uri.c_str());
+  request_offer();
+  {
+    std::lock_guard<std::mutex> lock(report_mu_);
+    resend_now_ = true;
+  }
+  report_cv_.notify_all();
+}
+
+void CloudLink::request_offer() {
+  v1::OfferRequest req;
+  codec::set_protocol(req.mutable_protocol());
+  req.set_timestamp_ms(codec::now_ms());
+  if (Status st = transport_->publish(topic("up/offer-request"), req.SerializeAsString(), 1, false);
+      !st.is_ok())
+    OTA_LOGW(kLog, "offer request not sent: %s", st.to_string().c_str());
+}
+
+void CloudLink::acknowledge_offer(const std::string& campaign_id) {
+  v1::OfferAck ack;
+  codec::set_protocol(ack.mutable_protocol());
+  ack.set_campaign_id(campaign_id);
+  if (Status st = transport_->publish(topic("up/offer-ack"), ack.SerializeAsString(), 1, false); !st.is_ok())
+    OTA_LOGW(kLog, "offer ack for campaign %s not sent: %s", campaign_id.c_str(), st.to_string().c_str());
 }
 
 void CloudLink::handle(const TransportMessage& msg) {
@@ -202,50 +244,59 @@ void CloudLink::handle(const TransportMessage& msg) {
   if (msg.topic.compare(0, down.size(), down) != 0) return;
   const std::string rest = msg.topic.substr(down.size());
   if (rest == "campaign") {
-    if (msg.payload.empty()) return;  // offer withdrawn
-    v1::CampaignOffer offer;
-    Status st = codec::decode(msg.payload, &offer, options_.max_offer_size, "CampaignOffer");
-    if (st.is_ok()) st = codec::check_protocol(offer.protocol(), "CampaignOffer");
-    if (st.is_ok() && !offer.has_campaign() && !offer.has_signed_campaign()) {
-      st = make_error(Code::kCorrupt, "CampaignOffer holds neither campaign nor signed_campaign");
-    }
-    if (!st.is_ok()) {
-      OTA_LOGW(kLog, "campaign offer dropped: %s", st.to_string().c_str());
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (msg.payload == last_offer_bytes_) return;  // the same offer again (reconnect)
-      last_offer_bytes_ = msg.payload;
-      pending_offer_ = offer;
-    }
-    cv_.notify_all();
-    if (offer.has_signed_campaign()) {
-      OTA_LOGI(kLog, "signed campaign offer (%d payloads, %d root updates)",
-               offer.signed_campaign().payloads_size(), offer.signed_campaign().root_updates_size());
-    } else {
-      OTA_LOGI(kLog, "campaign offer %s (%d targets)", offer.campaign().campaign_id().c_str(),
-               offer.campaign().targets_size());
-    }
-    if (on_campaign_) on_campaign_(offer);
+    handle_offer(msg.payload);
+  } else if (rest == "report-ack") {
+    handle_report_ack(msg.payload);
+  } else if (rest.compare(0, 9, "download/") == 0) {
+    handle_chunk(rest.substr(9), msg.payload);
+  }
+}
+
+void CloudLink::handle_offer(const std::string& payload) {
+  if (payload.empty()) return;  // offer withdrawn
+  v1::CampaignOffer offer;
+  Status st = codec::decode(payload, &offer, options_.max_offer_size, "CampaignOffer");
+  if (st.is_ok()) st = codec::check_protocol(offer.protocol(), "CampaignOffer");
+  if (st.is_ok() && !offer.has_campaign() && !offer.has_signed_campaign()) {
+    st = make_error(Code::kCorrupt, "CampaignOffer holds neither campaign nor signed_campaign");
+  }
+  if (!st.is_ok()) {
+    OTA_LOGW(kLog, "campaign offer dropped: %s", st.to_string().c_str());
     return;
   }
-  if (rest.compare(0, 9, "download/") == 0) {
-    if (msg.payload.size() > codec::kMaxDataMessage) {
-      OTA_LOGW(kLog, "download chunk of %zu bytes dropped (limit %zu)", msg.payload.size(),
-               codec::kMaxDataMessage);
+  // Every copy is acknowledged: the platform may have missed an earlier ack.
+  const std::string id = offer_campaign_id(offer);
+  acknowledge_offer(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (payload == last_offer_bytes_) return;  // the same offer again (reconnect, platform resend)
+    last_offer_bytes_ = payload;
+    pending_offer_ = offer;
+  }
+  cv_.notify_all();
+  if (offer.has_signed_campaign()) {
+    OTA_LOGI(kLog, "signed campaign offer %s (%d payloads, %d root updates)", id.c_str(),
+             offer.signed_campaign().payloads_size(), offer.signed_campaign().root_updates_size());
+  } else {
+    OTA_LOGI(kLog, "campaign offer %s (%d targets)", id.c_str(), offer.campaign().targets_size());
+  }
+  if (on_campaign_) on_campaign_(offer);
+}
+
+void CloudLink::handle_chunk(const std::string& request_id, const std::string& payload) {
+  if (payload.size() > codec::kMaxDataMessage) {
+    OTA_LOGW(kLog, "download chunk of %zu bytes dropped (limit %zu)", payload.size(), codec::kMaxDataMessage);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!download_active_ || chunks_.size() >= options_.window + kQueueSlack) {
+      OTA_LOGD(kLog, "unexpected download chunk for request %s dropped", request_id.c_str());
       return;
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!download_active_ || chunks_.size() >= options_.window + kQueueSlack) {
-        OTA_LOGD(kLog, "unexpected download chunk on %s dropped", msg.topic.c_str());
-        return;
-      }
-      chunks_.emplace_back(rest.substr(9), msg.payload);
-    }
-    cv_.notify_all();
+    chunks_.emplace_back(request_id, payload);
   }
+  cv_.notify_all();
 }
 
 Result<v1::CampaignOffer> CloudLink::wait_offer(milliseconds timeout) {
@@ -290,249 +341,6 @@ Status CloudLink::publish_status(const v1::CampaignStatus& status) {
   v1::CampaignStatus m = status;
   codec::set_protocol(m.mutable_protocol());
   return transport_->publish(topic("up/status"), m.SerializeAsString(), 1, true);
-}
-
-Status CloudLink::publish_report(const v1::VehicleReport& report, milliseconds timeout) {
-  v1::VehicleReport m = report;
-  codec::set_protocol(m.mutable_protocol());
-  OTA_RETURN_IF_ERROR(transport_->publish(topic("up/report"), m.SerializeAsString(), 1, false));
-  return transport_->flush(timeout).with_context("report of campaign " + report.campaign_id());
-}
-
-Status CloudLink::download(const v1::PayloadRef& ref, const std::string& dest_path,
-                           const DownloadProgress& progress, DownloadStats* stats) {
-  std::lock_guard<std::mutex> serial(download_mu_);
-  auto name = cloud_package_name(ref.uri());
-  if (!name) return name.status();
-  const std::string& package = name.value();
-  Digest want;
-  if (!digest_from_bytes(ref.sha256(), &want)) {
-    return make_error(Code::kInvalidArgument,
-                      "package " + package + ": the campaign gives no 32-byte SHA-256");
-  }
-  DownloadStats local;
-  DownloadStats& st = stats ? *stats : local;
-  st = DownloadStats{};
-  st.total = ref.size();
-  const auto started = Clock::now();
-
-  // Already complete from an earlier run?
-  std::error_code ec;
-  if (std::filesystem::exists(dest_path, ec)) {
-    if (file_size_or(dest_path, UINT64_MAX) == ref.size()) {
-      auto have = sha256_file(dest_path);
-      if (have && have.value() == want) {
-        st.resumed_from = ref.size();
-        if (progress) progress(ref.size(), ref.size());
-        return Status::ok();
-      }
-    }
-    std::filesystem::remove(dest_path, ec);
-  }
-
-  const std::string part = dest_path + ".part";
-  uint64_t have = file_size_or(part, 0);
-  if (have > ref.size()) {
-    OTA_LOGW(kLog,
-             "package %s: %s holds %" PRIu64 " bytes, more than the package's %" PRIu64 "; starting over",
-             package.c_str(), part.c_str(), have, ref.size());
-    have = 0;
-  }
-  st.resumed_from = have;
-  if (have > 0)
-    OTA_LOGI(kLog, "package %s: resuming at %" PRIu64 " of %" PRIu64, package.c_str(), have, ref.size());
-
-  Status s = download_attempt(package, ref, part, &st, progress);
-  st.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  if (!s.is_ok()) return s;
-
-  auto got = sha256_file(part);
-  if (!got) return got.status().with_context("package " + package);
-  if (got.value() != want) {
-    std::filesystem::remove(part, ec);
-    return make_error(Code::kHashMismatch, "package " + package + ": SHA-256 of the downloaded bytes is " +
-                                               to_hex(got.value()) + ", the campaign says " + to_hex(want) +
-                                               " (" + part + " deleted)");
-  }
-  if (::rename(part.c_str(), dest_path.c_str()) != 0) {
-    return errno_status(errno, "rename " + part + " -> " + dest_path);
-  }
-  std::string dir = std::filesystem::path(dest_path).parent_path().string();
-  OTA_RETURN_IF_ERROR(fsync_dir(dir.empty() ? "." : dir));
-  OTA_LOGI(kLog, "package %s: %" PRIu64 " bytes fetched (resumed at %" PRIu64 ") in %.2f s", package.c_str(),
-           st.fetched, st.resumed_from, st.seconds);
-  return Status::ok();
-}
-
-Status CloudLink::download_attempt(const std::string& package, const v1::PayloadRef& ref,
-                                   const std::string& part, DownloadStats* st,
-                                   const DownloadProgress& progress) {
-  const uint64_t total = ref.size();
-  auto sink_or = FileSink::open(part, st->resumed_from);
-  if (!sink_or) return sink_or.status().with_context("package " + package);
-  std::unique_ptr<FileSink> sink = std::move(sink_or.value());
-  uint64_t next_write = st->resumed_from;
-  uint64_t next_request = next_write;
-  uint64_t synced = next_write;
-  if (progress) progress(next_write, total);
-
-  const uint32_t chunk = options_.chunk_size;
-  std::string download_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    download_id = session_ + "-" + std::to_string(++next_download_);
-    chunks_.clear();
-    download_active_ = true;
-  }
-  // Stops accepting chunks whatever way this attempt ends.
-  struct Deactivate {
-    CloudLink* self;
-    ~Deactivate() {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      self->download_active_ = false;
-      self->chunks_.clear();
-    }
-  } deactivate{this};
-
-  std::map<std::string, uint64_t> outstanding;  // request_id -> offset
-  std::map<uint64_t, std::string> ready;        // offset -> data, waiting for the bytes before it
-  std::map<uint64_t, int> crc_retries;
-  uint64_t seq = 0;
-
-  auto request = [&](uint64_t offset) -> Status {
-    v1::DownloadRequest req;
-    codec::set_protocol(req.mutable_protocol());
-    req.set_request_id(download_id + "-" + std::to_string(++seq));
-    req.set_package(package);
-    req.set_offset(offset);
-    req.set_length(static_cast<uint32_t>(std::min<uint64_t>(chunk, total - offset)));
-    req.set_download_id(download_id);
-    outstanding[req.request_id()] = offset;
-    return transport_->publish(topic("up/download"), req.SerializeAsString(), 1, false);
-  };
-  auto stalled = [&](const std::string& why) {
-    (void)sink->sync();
-    return make_error(Code::kTimeout, "package " + package + ": " + why + " at offset " +
-                                          std::to_string(next_write) + " (" + std::to_string(next_write) +
-                                          " of " + std::to_string(total) + " bytes kept in " + part +
-                                          "; download again to resume)");
-  };
-
-  auto last_progress = Clock::now();
-  std::deque<std::pair<std::string, std::string>> batch;
-  while (next_write < total) {
-    while (outstanding.size() + ready.size() < options_.window && next_request < total) {
-      OTA_RETURN_IF_ERROR(request(next_request).with_context("package " + package));
-      next_request += std::min<uint64_t>(chunk, total - next_request);
-    }
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_until(lock, last_progress + options_.stall_timeout,
-                          [this] { return !chunks_.empty(); })) {
-        lock.unlock();
-        return stalled("no data from the platform for " + std::to_string(options_.stall_timeout.count()) +
-                       " ms");
-      }
-      batch.swap(chunks_);
-    }
-    for (auto& [request_id, payload] : batch) {
-      auto it = outstanding.find(request_id);
-      if (it == outstanding.end()) continue;  // a late answer to an earlier attempt or a resent range
-      const uint64_t offset = it->second;
-      const std::string where = "package " + package + " chunk at offset " + std::to_string(offset);
-      v1::DownloadChunk c;
-      OTA_RETURN_IF_ERROR(
-          codec::decode(payload, &c, codec::kMaxDataMessage, "DownloadChunk").with_context(where));
-      OTA_RETURN_IF_ERROR(codec::check_protocol(c.protocol(), "DownloadChunk"));
-      if (c.has_error() && c.error().code() != v1::ERROR_CODE_OK) {
-        return codec::from_wire(c.error()).with_context(where + ": refused by the platform");
-      }
-      const uint64_t expect_len = std::min<uint64_t>(chunk, total - offset);
-      if (c.package() != package || c.offset() != offset) {
-        return make_error(Code::kCorrupt, where + ": answer names package '" + c.package() + "' offset " +
-                                              std::to_string(c.offset()));
-      }
-      if (c.total_size() != total) {
-        return make_error(Code::kCorrupt, where + ": the platform says the package is " +
-                                              std::to_string(c.total_size()) + " bytes, the campaign says " +
-                                              std::to_string(total));
-      }
-      if (c.data().size() != expect_len || c.last() != (offset + expect_len == total)) {
-        return make_error(Code::kCorrupt, where + ": " + std::to_string(c.data().size()) +
-                                              " bytes (last=" + (c.last() ? "true" : "false") +
-                                              "), expected " + std::to_string(expect_len));
-      }
-      outstanding.erase(it);
-      if (crc32c(c.data().data(), c.data().size()) != c.crc32c()) {
-        if (++crc_retries[offset] > kMaxCrcRetries) {
-          return make_error(Code::kHashMismatch,
-                            where + ": CRC-32C mismatch " + std::to_string(kMaxCrcRetries + 1) + " times");
-        }
-        OTA_LOGW(kLog, "%s: CRC-32C mismatch, asking again", where.c_str());
-        OTA_RETURN_IF_ERROR(request(offset));
-        continue;
-      }
-      ready.emplace(offset, std::move(*c.mutable_data()));
-      last_progress = Clock::now();
-    }
-    batch.clear();
-    while (!ready.empty() && ready.begin()->first == next_write) {
-      const std::string& data = ready.begin()->second;
-      OTA_RETURN_IF_ERROR(sink->write(reinterpret_cast<const uint8_t*>(data.data()), data.size())
-                              .with_context("package " + package));
-      next_write += data.size();
-      st->fetched += data.size();
-      ready.erase(ready.begin());
-      if (next_write - synced >= kSyncEvery) {
-        OTA_RETURN_IF_ERROR(sink->sync());
-        synced = next_write;
-      }
-      if (progress) progress(next_write, total);
-    }
-  }
-  return sink->sync().with_context("package " + package);
-}
-
-Result<v1::Campaign> localize(const v1::Campaign& campaign, const std::string& cache_dir, CloudLink& link,
-                              int attempts, const DownloadProgress& progress) {
-  v1::Campaign out = campaign;
-  std::map<std::string, std::string> sha_of;  // package -> sha256 bytes, to catch conflicting refs
-  std::set<std::string> done;
-  bool made_dir = false;
-  auto fetch = [&](v1::PayloadRef* ref, const std::string& what) -> Status {
-    if (ref->uri().compare(0, std::string(kCloudScheme).size(), kCloudScheme) != 0) return Status::ok();
-    auto name = cloud_package_name(ref->uri());
-    if (!name) return name.status().with_context(what);
-    auto [it, fresh] = sha_of.emplace(name.value(), ref->sha256());
-    if (!fresh && it->second != ref->sha256()) {
-      return make_error(Code::kInvalidArgument,
-                        what + ": package " + name.value() + " is named with two different SHA-256 digests");
-    }
-    const std::string dest = cache_dir + "/" + name.value();
-    if (!done.count(name.value())) {
-      if (!made_dir) {
-        OTA_RETURN_IF_ERROR(make_dirs(cache_dir));
-        made_dir = true;
-      }
-      Status st;
-      for (int i = 0; i < std::max(1, attempts); ++i) {
-        st = link.download(*ref, dest, progress);
-        if (st.code() != Code::kTimeout) break;
-        OTA_LOGW(kLog, "%s: %s", what.c_str(), st.to_string().c_str());
-      }
-      OTA_RETURN_IF_ERROR(st.with_context(what));
-      done.insert(name.value());
-    }
-    ref->set_uri(dest);
-    return Status::ok();
-  };
-  for (auto& t : *out.mutable_targets()) {
-    OTA_RETURN_IF_ERROR(fetch(t.mutable_full(), "target " + t.ecu_id() + " full payload"));
-    if (t.has_delta() && !t.delta().uri().empty()) {
-      OTA_RETURN_IF_ERROR(fetch(t.mutable_delta(), "target " + t.ecu_id() + " delta payload"));
-    }
-  }
-  return out;
 }
 
 }  // namespace ota::client

@@ -1,5 +1,7 @@
 #include "publication.hpp"
 
+#include <google/protobuf/util/json_util.h>
+
 #include "agent_field_limits.hpp"
 #include "campaign.hpp"
 #include "ota/core/codec.hpp"
@@ -41,11 +43,27 @@ Status deliver_report(const v1::VehicleReport& full, Transport& vehicle, CloudLi
   else if (Status f = vehicle.flush(std::chrono::seconds(5)); !f.is_ok())
     OTA_LOGE("client", "vehicle report not confirmed by the broker: %s", f.to_string().c_str());
   if (cloud) {
-    if (Status p = cloud->publish_report(report); !p.is_ok())
+    if (Status p = cloud->queue_report(report); !p.is_ok())
       OTA_LOGW("client", "cloud: %s", p.to_string().c_str());
   }
-  if (file.empty()) return Status::ok();
+  if (file.empty() || !may_replace_report_file(file, report)) return Status::ok();
   return atomic_write_file(file, report_to_json(report));
+}
+
+bool may_replace_report_file(const std::string& file, const v1::VehicleReport& report) {
+  if (report.result() != v1::CAMPAIGN_REJECTED) return true;
+  auto json = read_small_file(file, 16u << 20);
+  if (!json) return true;  // no report yet (or unreadable: replaced)
+  v1::VehicleReport stored;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(*json, &stored, opts).ok()) return true;
+  if (stored.result() == v1::CAMPAIGN_REJECTED && stored.campaign_id() == report.campaign_id()) return true;
+  OTA_LOGW("client",
+           "%s holds the %s report of campaign '%s': the rejection of campaign '%s' does not replace it",
+           file.c_str(), v1::CampaignResult_Name(stored.result()).c_str(), stored.campaign_id().c_str(),
+           report.campaign_id().c_str());
+  return false;
 }
 
 }  // namespace ota::client

@@ -115,6 +115,18 @@ void CloudBroker::stop(milliseconds grace) {
   }
 }
 
+void CloudBroker::kill() {
+  if (process_) {
+    process_->kill();
+    process_.reset();
+  }
+}
+
+Status CloudBroker::restart() {
+  stop();
+  return launch().with_context("cloud broker restart on port " + std::to_string(port_));
+}
+
 CloudBroker::~CloudBroker() { stop(); }
 
 }  // namespace ota::sim

@@ -56,6 +56,12 @@ class CloudBroker {
   ChildProcess* process() noexcept { return process_ ? &*process_ : nullptr; }
   // SIGTERM (mosquitto saves its database), SIGKILL after `grace`. Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+  // SIGKILL: what was not yet saved (retained messages since the last autosave, every 60 s) is
+  // lost, as in a crash. Idempotent.
+  void kill();
+  // Starts mosquitto again on the same port, directory and database, after stop() or kill().
+  // Errors: as start() (kUnavailable when the port was taken in between).
+  Status restart();
 
  private:
   CloudBroker() = default;
