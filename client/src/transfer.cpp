@@ -25,6 +25,7 @@ using transfer_detail::Clock;
 using transfer_detail::Wake;
 
 constexpr const char* kLog = "transfer";
+static_assert(kMaxChunkSize == codec::kMaxChunkSize, "the sane range ends at the protocol's limit");
 
 // Why a pass of the sender ended before the end of the payload.
 enum class Interruption {

@@ -47,9 +47,9 @@ struct TransferPlan {
   // Rounds after the first pass: resyncs, retries of an unanswered StartTransfer and rewinds on a
   // CORRUPT ack all count; one more fails the transfer.
   int max_resyncs = 20;
-  // Progress floor: over every rate_window (restarted when a StartTransfer is answered), the agent
-  // must acknowledge at least min_rate x rate_window new bytes (or the rest of the payload), else
-  // the transfer fails ("too slow"). 0: no floor.
+  // Progress floor: over every rate_window (consecutive windows from the start of the run, not
+  // restarted by a resync), the agent must acknowledge at least min_rate x rate_window new bytes
+  // (or the rest of the payload), else the transfer fails ("too slow"). 0: no floor.
   uint64_t min_rate = 0;  // bytes per second
   std::chrono::milliseconds rate_window{30000};
   // The campaign's deadline: the transfer fails with kTimeout when it passes. Default: none.
