@@ -52,6 +52,9 @@ int run_client(const client::ClientConfig& cfg) {
   ropts.ecu_keys = std::move(*keys);
   ropts.agent_timeout = std::chrono::milliseconds(cfg.timeouts.agent_ms);
   ropts.stall_timeout = std::chrono::milliseconds(cfg.timeouts.stall_ms);
+  ropts.campaign_timeout = std::chrono::milliseconds(cfg.timeouts.campaign_ms);
+  ropts.min_rate = static_cast<uint64_t>(cfg.transfer.min_rate);
+  ropts.rate_window = std::chrono::milliseconds(cfg.transfer.rate_window_ms);
   if (Status st = make_dirs(cfg.state.dir); !st.is_ok()) return fail(kExitUsage, st);
   auto topts = client::vehicle_transport_options(cfg.broker);
   if (!topts) return fail(kExitUsage, topts.status());

@@ -68,6 +68,13 @@ struct RunnerOptions {
   std::string journal_path;
   std::chrono::milliseconds agent_timeout{30000};  // online wait and per-command answers
   std::chrono::milliseconds stall_timeout{5000};   // transfer without ack progress
+  // The campaign's deadline, counted from admission in each run of the client: a transfer still
+  // running when it passes fails. 0: derived from the bytes to send (derived_campaign_timeout(),
+  // transfer.hpp).
+  std::chrono::milliseconds campaign_timeout{0};
+  // Progress floor of every transfer (TransferPlan::min_rate, rate_window).
+  uint64_t min_rate = 16384;
+  std::chrono::milliseconds rate_window{30000};
   int max_postpones = 10;
   // ECU public keys (ecu_id -> key). An ECU listed here must sign its commit Result with its own
   // key; the signed Result goes into the report (ecu_signed_result), an unsigned or forged one fails

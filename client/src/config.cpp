@@ -58,6 +58,9 @@ void for_each_key(Config& c, Visit&& visit) {
   visit("consent", "answers", c.consent.answers, items(kMaxConsentAnswers, consent_answer));
   visit("timeouts", "agent_ms", c.timeouts.agent_ms, range(1, kMaxTimeoutMs));
   visit("timeouts", "stall_ms", c.timeouts.stall_ms, range(1, kMaxTimeoutMs));
+  visit("timeouts", "campaign_ms", c.timeouts.campaign_ms, range(0, kMaxCampaignMs));
+  visit("transfer", "min_rate", c.transfer.min_rate, range(1, kMaxMinRate));
+  visit("transfer", "rate_window_ms", c.transfer.rate_window_ms, range(1000, kMaxTimeoutMs));
   visit("trust", "root", c.trust.root, any());
   visit("trust", "dir", c.trust.dir, any());
   visit("trust", "allow_unsigned", c.trust.allow_unsigned, any());

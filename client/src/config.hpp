@@ -22,6 +22,10 @@ inline constexpr size_t kMaxConfigBytes = 1 << 20;
 inline constexpr size_t kMaxConfigEcus = 256;
 inline constexpr size_t kMaxConsentAnswers = 64;
 inline constexpr int64_t kMaxTimeoutMs = 24 * 3600 * 1000;
+// A campaign's deadline ([timeouts] campaign_ms) may be longer than any other wait: a week.
+inline constexpr int64_t kMaxCampaignMs = 7 * kMaxTimeoutMs;
+// The progress floor of a transfer ([transfer] min_rate): 1 byte/s to 1 GiB/s.
+inline constexpr int64_t kMaxMinRate = int64_t{1} << 30;
 
 struct ClientConfig {
   struct Vehicle {
@@ -54,7 +58,12 @@ struct ClientConfig {
   struct Timeouts {
     int64_t agent_ms = 30000;  // agents online at start-up, answers to commands
     int64_t stall_ms = 5000;   // a transfer without acknowledgement progress is re-synchronised
+    int64_t campaign_ms = 0;   // the campaign's deadline; 0: derived from the bytes to send
   } timeouts;
+  struct Transfer {
+    int64_t min_rate = 16384;        // progress floor of every transfer, bytes per second
+    int64_t rate_window_ms = 30000;  // the floor holds over each window of this length
+  } transfer;
   struct Trust {
     std::string root;  // provisioned root metadata; set: campaigns must be signed
     std::string dir;   // trust state; empty: STATE/trust

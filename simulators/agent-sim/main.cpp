@@ -1,6 +1,7 @@
 // ota-agent-sim: a mock ECU built on the agent SDK. Its flash is two bank files; knobs inject the
 // faults an integration test or a demo wants to see (slow flash, failures at a phase or a byte
-// offset, failing health checks, crashes, DTCs).
+// offset, failing health checks, crashes, DTCs), and --misbehave plays an agent that attacks the
+// client from the vehicle bus (misbehave.hpp).
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -10,6 +11,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "agent_internal.hpp"
+#include "misbehave.hpp"
 #include "ota/agent.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
@@ -161,6 +164,8 @@ struct Settings {
   int64_t health_delay_ms = 0;
   int64_t sync_delay_ms = 0;
   bool no_delta = false;
+  std::string misbehave = "none";
+  int64_t misbehave_delay_ms = 4000;
 };
 
 void add_agent_options(CLI::App& app, Settings& s) {
@@ -201,6 +206,14 @@ void add_fault_options(CLI::App& app, Settings& s) {
   app.add_option("--dtcs", k.dtcs, "number of active DTCs to report");
   app.add_option("--dtc-text-bytes", k.dtc_text_bytes, "pad every DTC description to this many bytes")
       ->check(CLI::Range(size_t{0}, size_t{65536}));
+  app.add_option("--misbehave", s.misbehave,
+                 "attack the client from the bus: slowloris (every ack held back --misbehave-delay-ms), "
+                 "corrupt-acks (every chunk refused as CORRUPT), tiny-chunks (declare max_chunk_size 1), "
+                 "silent (answer nothing, acknowledge nothing), absurd-ack (ack byte 2^64-1 before any "
+                 "chunk)")
+      ->check(CLI::IsMember(ota::sim::misbehaviour_names()));
+  app.add_option("--misbehave-delay-ms", s.misbehave_delay_ms, "slowloris: how long each ack is held back")
+      ->check(CLI::Range(int64_t{0}, int64_t{600000}));
 }
 
 // Completes the settings after parsing: log level, delays, password, state directory. Returns 0,
@@ -215,6 +228,7 @@ int finish_settings(Settings& s) {
   s.knobs.health_delay = std::chrono::milliseconds(s.health_delay_ms);
   s.knobs.sync_delay = std::chrono::milliseconds(s.sync_delay_ms);
   s.cfg.delta_capable = !s.no_delta;
+  if (s.misbehave == "tiny-chunks") s.cfg.max_chunk_size = 1;
   s.cfg.state_dir = s.dir + "/state";
   if (!s.password_file.empty()) {
     auto pw = ota::read_password_file(s.password_file);
@@ -241,7 +255,17 @@ int serve(const Settings& s) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   SimDevice device(s.dir, s.bank_size, s.knobs);
-  ota::agent::Agent agent(s.cfg, device);
+  ota::agent_impl::AgentSeams seams;
+  auto misbehaviour = ota::sim::parse_misbehaviour(s.misbehave);  // checked by the command line
+  if (misbehaviour.is_ok() && *misbehaviour != ota::sim::Misbehaviour::kNone) {
+    OTA_LOGW("agent-sim", "%s: misbehaving on the bus: %s", s.cfg.ecu_id.c_str(), s.misbehave.c_str());
+    seams.make_transport = [m = *misbehaviour, &s](const ota::TransportOptions& o) {
+      return ota::sim::misbehaving_transport(ota::make_transport(o), m, s.cfg.ecu_id,
+                                             std::chrono::milliseconds(s.misbehave_delay_ms));
+    };
+  }
+  auto owned = ota::agent_impl::AgentFactory::make(s.cfg, device, std::move(seams));
+  ota::agent::Agent& agent = *owned;
   if (Status st = agent.start(); !st.is_ok()) {
     std::fprintf(stderr, "ota-agent-sim: %s: %s\n", s.cfg.ecu_id.c_str(), st.to_string().c_str());
     return 1;

@@ -46,7 +46,6 @@ int main(int argc, char** argv) {
   ota::cloudsim::Config cfg;
   CLI::App app{"ota-cloud-sim: the simulated OTA platform on the cloud broker (MQTT v5 over TLS)"};
   app.set_version_flag("--version", ota::version_text("ota-cloud-sim"));
-  app.set_version_flag("--version", ota::version_text("ota-cloud-sim"));
   app.add_option("--broker", cfg.broker, "cloud broker URI, ssl://HOST:PORT")->required();
   app.add_option("--pki", cfg.pki, "make-pki directory: ca.crt and clients/ota-cloud.crt|key");
   app.add_option("--ca", cfg.ca, "CA file (default PKI/ca.crt)");

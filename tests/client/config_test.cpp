@@ -50,6 +50,9 @@ ClientConfig populated() {
   c.consent.answers = {"postpone:300", "decline", "accept"};
   c.timeouts.agent_ms = 1;
   c.timeouts.stall_ms = ota::client::kMaxTimeoutMs;
+  c.timeouts.campaign_ms = ota::client::kMaxCampaignMs;
+  c.transfer.min_rate = 1;
+  c.transfer.rate_window_ms = 1000;
   c.trust.root = "/etc/ota/root.signed";
   c.trust.dir = "/var/lib/ota/trust";
   c.trust.allow_unsigned = true;
@@ -89,6 +92,9 @@ TEST_CASE("every default of the client configuration", "[unit][client][config]")
   CHECK(c.consent.answers.empty());
   CHECK(c.timeouts.agent_ms == 30000);
   CHECK(c.timeouts.stall_ms == 5000);
+  CHECK(c.timeouts.campaign_ms == 0);
+  CHECK(c.transfer.min_rate == 16384);
+  CHECK(c.transfer.rate_window_ms == 30000);
   CHECK(c.trust.root.empty());
   CHECK(c.trust.dir.empty());
   CHECK(c.trust_dir() == "/var/lib/ota-client/trust");
@@ -210,6 +216,12 @@ TEST_CASE("a value of the wrong type is an error naming the key and its line", "
 }
 
 TEST_CASE("a value out of range is an error naming the key and its line", "[unit][client][config]") {
+  CHECK(error_of("[timeouts]\ncampaign_ms = -1\n") ==
+        "client.toml:2: timeouts.campaign_ms: -1 is out of range (0 to 604800000)");
+  CHECK(error_of("[transfer]\nmin_rate = 0\n") ==
+        "client.toml:2: transfer.min_rate: 0 is out of range (1 to 1073741824)");
+  CHECK(error_of("[transfer]\nrate_window_ms = 999\n") ==
+        "client.toml:2: transfer.rate_window_ms: 999 is out of range (1000 to 86400000)");
   CHECK(error_of("[timeouts]\nagent_ms = 0\n") ==
         "client.toml:2: timeouts.agent_ms: 0 is out of range (1 to 86400000)");
   CHECK(error_of("[timeouts]\nstall_ms = 86400001\n") ==
@@ -276,7 +288,7 @@ TEST_CASE("ClientConfig -> TOML -> ClientConfig is the identity", "[unit][client
 TEST_CASE("the schema lists every key with its type and default", "[unit][client][config]") {
   std::map<std::string, ota::client::ConfigKey> keys;
   for (const auto& k : ota::client::client_config_schema()) keys.emplace(k.section + "." + k.key, k);
-  CHECK(keys.size() == 24);
+  CHECK(keys.size() == 27);
   REQUIRE(keys.count("timeouts.agent_ms"));
   CHECK(keys["timeouts.agent_ms"].type == "integer");
   CHECK(keys["timeouts.agent_ms"].default_value == "30000");
@@ -286,6 +298,9 @@ TEST_CASE("the schema lists every key with its type and default", "[unit][client
   CHECK(keys["vehicle.ecus"].type == "array of strings");
   CHECK(keys["trust.ecu_keys"].type == "string");
   CHECK(keys["trust.ecu_keys"].default_value.empty());
+  CHECK(keys["transfer.min_rate"].type == "integer");
+  CHECK(keys["transfer.min_rate"].default_value == "16384");
+  CHECK(keys["timeouts.campaign_ms"].default_value == "0");
 }
 
 TEST_CASE("docs/CLIENT.md documents every configuration key, and only those", "[unit][client][config]") {

@@ -68,6 +68,10 @@ Status CampaignRunner::Impl::execute() {
   } else if (!online.is_ok()) {
     OTA_LOGW(kLog, "resuming with %s", online.message().c_str());
   }
+  const auto budget = options_.campaign_timeout.count() > 0
+                          ? options_.campaign_timeout
+                          : derived_campaign_timeout(journal_.campaign(), options_.min_rate);
+  deadline_ = std::chrono::steady_clock::now() + budget;
   for (auto& group : *journal_.data().mutable_groups()) OTA_RETURN_IF_ERROR(run_group(&group));
   return finish(campaign_result(journal_.data()), first_failure(journal_.data()));
 }

@@ -84,6 +84,8 @@ class CampaignRunner::Impl {
   RunnerOptions options_;
   RunnerClock& clock_;
   std::atomic<bool> cancel_{false};
+  // The campaign's deadline (RunnerOptions::campaign_timeout), set before the first group of a run.
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
 
   std::mutex journal_mu_;
   Journal journal_;

@@ -124,6 +124,9 @@ Result<TransferPlan> CampaignRunner::Impl::prepare(v1::EcuJournal* e) {
   for (const auto& other : journal_.campaign().targets()) group_size += other.group() == t.group() ? 1 : 0;
   TransferPlan plan =
       make_transfer_plan(journal_.campaign(), t, e->transfer_id(), *view, group_size, options_.stall_timeout);
+  plan.min_rate = options_.min_rate;
+  plan.rate_window = options_.rate_window;
+  plan.deadline = deadline_;
   {
     std::lock_guard<std::mutex> lock(journal_mu_);
     e->mutable_report()->set_encoding(plan.target.encoding());
