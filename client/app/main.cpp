@@ -52,7 +52,10 @@ int run_client(const client::ClientConfig& cfg) {
   ropts.ecu_keys = std::move(*keys);
   ropts.agent_timeout = std::chrono::milliseconds(cfg.timeouts.agent_ms);
   ropts.stall_timeout = std::chrono::milliseconds(cfg.timeouts.stall_ms);
-  if (Status st = make_dirs(cfg.state.dir); !st.is_ok()) return fail(kExitUsage, st);
+  if (Status st = make_private_dir(cfg.state.dir); !st.is_ok()) return fail(kExitUsage, st);
+  // One client per state directory: a second one would fight the first over the journal.
+  auto lock = DirLock::acquire(cfg.state.dir, "ota-client");
+  if (!lock) return fail(kExitFailure, lock.status());
   auto topts = client::vehicle_transport_options(cfg.broker);
   if (!topts) return fail(kExitUsage, topts.status());
 

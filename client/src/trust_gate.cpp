@@ -6,6 +6,7 @@
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/core/trust_wire.hpp"
 
 namespace ota::client {
 namespace {
@@ -16,24 +17,16 @@ std::string raw(const Digest& d) { return std::string(reinterpret_cast<const cha
 
 }  // namespace
 
-Status apply_root_updates(trust::TrustStore& store, const v1::SignedCampaign& sc) {
-  for (const auto& signed_root : sc.root_updates()) {
-    auto claimed = trust::claimed_root_version(signed_root);
-    if (!claimed) return claimed.status().with_context("root update");
-    if (*claimed <= store.root_version()) continue;  // already in force: nothing is trusted from it
-    const uint64_t before = store.root_version();
-    OTA_RETURN_IF_ERROR(store.update_root(signed_root).with_context("root update"));
-    OTA_LOGI(kLog, "trust root rotated from version %llu to %llu", static_cast<unsigned long long>(before),
-             static_cast<unsigned long long>(store.root_version()));
-  }
-  return Status::ok();
-}
-
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& sc,
                                           const std::string& vin,
                                           const std::map<std::string, AgentView>& agents) {
   // A rotation first: the campaign may be signed by keys only the newer root names.
-  OTA_RETURN_IF_ERROR(apply_root_updates(store, sc));
+  const uint64_t root_before = store.root_version();
+  OTA_RETURN_IF_ERROR(trust::apply_root_updates(sc.root_updates(), store));
+  if (store.root_version() != root_before)
+    OTA_LOGI(kLog, "trust root rotated from version %llu to %llu",
+             static_cast<unsigned long long>(root_before),
+             static_cast<unsigned long long>(store.root_version()));
   trust::VehicleInfo vehicle;
   vehicle.vin = vin;
   for (const auto& [id, view] : agents) {
@@ -117,24 +110,28 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
       break;
     }
   }
+  // The campaign the runner executes, held to the signed one and its unsigned fields to their bounds
+  // by the same check the agents' targets go through.
+  OTA_RETURN_IF_ERROR(trust::check_campaign_matches(c, vc));
   return out;
 }
 
 Status check_payload_file(const std::string& path, const v1::PayloadRef& ref) {
+  trust::PayloadInfo signed_payload;
+  if (!digest_from_bytes(ref.sha256(), &signed_payload.sha256))
+    return Status(Code::kCorrupt, path + ": the payload reference holds no 32-byte SHA-256");
+  signed_payload.size = ref.size();
   auto reader = FileReader::open(path);
   if (!reader) return reader.status();
-  if ((*reader)->size() != ref.size()) {
-    return Status(Code::kCorrupt, path + " has " + std::to_string((*reader)->size()) +
-                                      " bytes, the signed size is " + std::to_string(ref.size()));
+  // Hashes at most the signed size: a padded file is refused by its size without being read.
+  const uint64_t size = (*reader)->size();
+  Digest digest{};
+  if (size == ref.size()) {
+    auto got = sha256_reader(**reader, ref.size());
+    if (!got) return got.status();
+    digest = *got;
   }
-  auto digest = sha256_reader(**reader, ref.size());
-  if (!digest) return digest.status();
-  if (raw(*digest) != ref.sha256()) {
-    return Status(Code::kHashMismatch,
-                  path + ": SHA-256 " + to_hex(*digest) + " is not the signed " +
-                      to_hex(reinterpret_cast<const uint8_t*>(ref.sha256().data()), ref.sha256().size()));
-  }
-  return Status::ok();
+  return trust::check_payload(signed_payload, digest, size, path);
 }
 
 }  // namespace ota::client
