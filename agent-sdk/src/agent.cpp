@@ -55,14 +55,14 @@ AgentCore::AgentCore(agent::AgentConfig cfg, agent::Device& dev, AgentSeams seam
       checks_(cfg_, dev_, *clock_),
       out_(cfg_, dev_, disk_, *clock_),
       receiver_(cfg_, dev_, disk_, out_, cfg_.state_dir + "/payload.part"),
-      installer_(dev_, disk_, receiver_),
+      installer_(cfg_.ecu_id, dev_, disk_, receiver_),
       inbox_([this](const Inbound& m) { handle(m); }) {}
 
 AgentCore::~AgentCore() { stop(); }
 
 Status AgentCore::start() {
   OTA_RETURN_IF_ERROR(check_config());
-  OTA_RETURN_IF_ERROR(make_dirs(cfg_.state_dir));
+  OTA_RETURN_IF_ERROR(disk_.claim_directory(cfg_.state_dir));
   OTA_RETURN_IF_ERROR(recover_at_start());
   OTA_RETURN_IF_ERROR(checks_.load_trust_root(cfg_.state_dir));
   OTA_RETURN_IF_ERROR(load_ecu_key());
@@ -84,6 +84,7 @@ void AgentCore::stop() {
     transport_->disconnect(std::chrono::seconds(2));
   }
   transport_.reset();
+  disk_.release_directory();
 }
 
 Bank AgentCore::active_bank() const {

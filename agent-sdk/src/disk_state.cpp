@@ -9,8 +9,16 @@ namespace {
 constexpr size_t kMaxStateFile = 1 << 20;
 }
 
+Status DiskState::claim_directory(const std::string& dir) {
+  OTA_RETURN_IF_ERROR(make_private_dir(dir));
+  auto lock = DirLock::acquire(dir, "agent");
+  if (!lock) return lock.status();
+  lock_.emplace(std::move(lock).value());
+  return Status::ok();
+}
+
 Status DiskState::load() {
-  auto content = read_small_file(path_, kMaxStateFile);
+  auto content = read_state_file(path_, kMaxStateFile);
   if (!content) return content.status();
   std::lock_guard<std::mutex> lock(state_mu_);
   v1::AgentDiskState loaded;

@@ -8,13 +8,20 @@
 // the state, except the durable offset, which the checkpoint thread moves (record_durable). The
 // protocol thread may therefore read the state without the lock (view()), the durable offset
 // aside; every other thread reads through read().
+//
+// The state directory is the agent's alone: claim_directory() makes it private (0700, owned by the
+// running user) and holds an exclusive lock on it while the agent runs, so a second agent started
+// on the same directory is refused instead of fighting the first over the state file. Every file in
+// it is opened without following a symbolic link (ota/core/file.hpp).
 #pragma once
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "ota/agent.hpp"
+#include "ota/core/file.hpp"
 #include "ota/core/status.hpp"
 #include "ota/v1/state.pb.h"
 
@@ -45,6 +52,12 @@ class DiskState {
   DiskState& operator=(const DiskState&) = delete;
 
   const std::string& path() const { return path_; }
+
+  // Creates `dir` if needed, refuses it unless private (make_private_dir), and locks it for this
+  // agent (DirLock): kUnavailable naming the directory and the holder's pid when another agent runs
+  // on it. The lock is held until release_directory() or destruction.
+  Status claim_directory(const std::string& dir);
+  void release_directory() { lock_.reset(); }
 
   // Reads the state file. kNotFound when there is none (first start: then create()); kCorrupt when
   // it does not decode or is of another format.
@@ -90,6 +103,7 @@ class DiskState {
   Status write(const std::string& bytes, uint64_t generation);
 
   const std::string path_;
+  std::optional<DirLock> lock_;  // the state directory's lock, while the agent runs
 
   mutable std::mutex state_mu_;  // guards state_ (see the threading note) and snapshot_generation_
   v1::AgentDiskState state_;

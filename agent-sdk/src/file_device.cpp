@@ -33,7 +33,7 @@ FileDevice::FileDevice(std::string bank_a, std::string bank_b, std::string boot_
 Result<std::unique_ptr<BankWriter>> FileDevice::open_bank_writer(Bank bank, uint64_t offset) {
   // In place, like a partition: a block device cannot be truncated, and rewriting the pages a bank
   // file already has is much cheaper than growing it anew. finish_install() trims a file to the image.
-  auto sink = FileSink::open(bank_path(bank), offset, /*truncate=*/false);
+  auto sink = FileSink::open(bank_path(bank), offset, /*truncate=*/false, Links::kFollow);
   if (!sink) return sink.status();
   return std::unique_ptr<BankWriter>(new FileBankWriter(std::move(*sink)));
 }

@@ -4,6 +4,7 @@
 #include "digests.hpp"
 #include "ota/core/delta.hpp"
 #include "ota/core/file.hpp"
+#include "ota/core/trust.hpp"
 
 namespace ota::agent_impl {
 
@@ -17,6 +18,43 @@ class WriterSink : public ByteSink {
  private:
   agent::BankWriter& w_;
 };
+
+// Takes at most `limit` bytes: a delta's reconstruction never writes past the signed image size,
+// whatever the delta says (the bytes beyond would land in the bank, after the image).
+class BoundedSink : public ByteSink {
+ public:
+  BoundedSink(ByteSink& out, uint64_t limit) : out_(out), limit_(limit) {}
+  Status write(const uint8_t* data, size_t n) override {
+    if (n > limit_ - written_) {
+      return Status(Code::kCorrupt, "the delta reconstructs more than the signed image size of " +
+                                        std::to_string(limit_) + " bytes; stopped before writing past it");
+    }
+    written_ += n;
+    return out_.write(data, n);
+  }
+
+ private:
+  ByteSink& out_;
+  const uint64_t limit_;
+  uint64_t written_ = 0;
+};
+
+// What the held target promises, in the trust layer's terms: its checks are the ones that run.
+trust::PayloadInfo signed_payload(const v1::Target& t) {
+  trust::PayloadInfo p;
+  (void)digest_from_bytes(t.payload_sha256(), &p.sha256);  // 32 bytes: checked at StartTransfer
+  p.size = t.payload_size();
+  return p;
+}
+
+trust::CampaignTarget signed_image(const std::string& ecu_id, const v1::Target& t) {
+  trust::CampaignTarget out;
+  out.ecu_id = ecu_id;
+  out.version = t.version();
+  out.size = t.size();
+  (void)digest_from_bytes(t.sha256(), &out.sha256);
+  return out;
+}
 
 // The first n bytes of a reader: the bank may be larger than the image in it, and the base of a
 // delta is exactly the active image.
@@ -57,12 +95,7 @@ Status Installer::verify_payload() {
   }
   auto digest = receiver_.payload_digest(t.payload_size());
   if (!digest) return digest.status();
-  if (digest_bytes(*digest) != t.payload_sha256()) {
-    return Status(Code::kHashMismatch, "payload SHA-256 " + to_hex(*digest) +
-                                           " does not match the target's " +
-                                           hex_of_bytes(t.payload_sha256()));
-  }
-  return Status::ok();
+  return trust::check_payload(signed_payload(t), *digest, durable, "target " + t.version());
 }
 
 Status Installer::reconstruct() {
@@ -72,19 +105,16 @@ Status Installer::reconstruct() {
   OTA_RETURN_IF_ERROR(open_bank_reader(dev_, active, &base));
   std::unique_ptr<agent::BankWriter> out;
   OTA_RETURN_IF_ERROR(open_bank_writer(dev_, agent::other(active), 0, &out));
-  auto delta_file = FileReader::open(receiver_.staging_path());
+  auto delta_file = FileReader::open(receiver_.staging_path(), Links::kRefuse);
   if (!delta_file) return delta_file.status();
   BoundedReader bounded(*base, bank_record(disk_.view(), active).size());
   WriterSink sink(*out);
-  HashingSink hashing(&sink);
+  BoundedSink bounded_out(sink, t.size());
+  HashingSink hashing(&bounded_out);
   OTA_RETURN_IF_ERROR(delta::apply_delta(bounded, **delta_file, hashing));
   OTA_RETURN_IF_ERROR(guarded("sync", [&] { return out->sync(); }));
-  Digest d = hashing.finish();
-  if (hashing.bytes() != t.size() || digest_bytes(d) != t.sha256()) {
-    return Status(Code::kHashMismatch, "reconstructed image (" + std::to_string(hashing.bytes()) +
-                                           " bytes, SHA-256 " + to_hex(d) + ") is not the target");
-  }
-  return Status::ok();
+  const uint64_t written = hashing.bytes();
+  return trust::check_installed(signed_image(ecu_id_, t), hashing.finish(), written);
 }
 
 }  // namespace ota::agent_impl

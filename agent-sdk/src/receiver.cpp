@@ -1,5 +1,8 @@
 #include "receiver.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <vector>
 
 #include "device_calls.hpp"
@@ -51,6 +54,12 @@ bool Receiver::is_delta() const { return disk_.view().target().encoding() == v1:
 
 Result<std::unique_ptr<agent::BankWriter>> Receiver::open_destination(uint64_t offset) {
   if (is_delta()) {
+    // From byte 0 nothing in the staging file is wanted: whatever is there (a stale file, or a link
+    // planted in its place) is removed, never followed; the file is then created anew, not through a
+    // link (a resumed one is opened the same way, and refused if it is a link).
+    if (offset == 0 && ::unlink(staging_path_.c_str()) != 0 && errno != ENOENT) {
+      return errno_status(errno, "remove " + staging_path_);
+    }
     auto sink = FileSink::open(staging_path_, offset);
     if (!sink) return sink.status();
     return std::unique_ptr<agent::BankWriter>(new StagingWriter(std::move(*sink)));
@@ -63,7 +72,7 @@ Result<std::unique_ptr<agent::BankWriter>> Receiver::open_destination(uint64_t o
 Status Receiver::rehash_prefix(uint64_t n) {
   std::unique_ptr<RandomReader> reader;
   if (is_delta()) {
-    auto r = FileReader::open(staging_path_);
+    auto r = FileReader::open(staging_path_, Links::kRefuse);
     if (!r) return r.status();
     reader = std::move(*r);
   } else {

@@ -4,6 +4,7 @@
 #include "disk_state.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
+#include "ota/core/trust_wire.hpp"
 
 namespace ota::agent_impl {
 
@@ -26,7 +27,7 @@ Status TargetChecks::load_trust_root(const std::string& state_dir) {
   // predecessor (both thresholds) before it was written; here it is re-checked only for being a
   // root signed by a threshold of its own keys.
   trust_root_path_ = state_dir + "/trust-root.signed";
-  auto saved = read_small_file(trust_root_path_, kMaxRootFile);
+  auto saved = read_state_file(trust_root_path_, kMaxRootFile);
   if (saved) {
     auto accepted = trust::AgentVerifier::from_root(*saved);
     if (!accepted) return accepted.status().with_context(trust_root_path_);
@@ -36,8 +37,15 @@ Status TargetChecks::load_trust_root(const std::string& state_dir) {
   } else if (saved.status().code() != Code::kNotFound) {
     return saved.status().with_context(trust_root_path_);
   }
-  OTA_LOGI(kLog, "%s: trust root version %llu", cfg_.ecu_id.c_str(),
-           static_cast<unsigned long long>(verifier_->root_version()));
+  if (cfg_.partial_verification) {
+    OTA_LOGW(kLog,
+             "%s: trust root version %llu, PARTIAL verification: targets are checked against the "
+             "director's signature only, not the image role's metadata",
+             cfg_.ecu_id.c_str(), static_cast<unsigned long long>(verifier_->root_version()));
+  } else {
+    OTA_LOGI(kLog, "%s: trust root version %llu, full verification (director and image metadata)",
+             cfg_.ecu_id.c_str(), static_cast<unsigned long long>(verifier_->root_version()));
+  }
   return Status::ok();
 }
 
@@ -46,7 +54,7 @@ Status TargetChecks::check(const v1::StartTransfer& req, const v1::AgentDiskStat
   *director_version = 0;
   OTA_RETURN_IF_ERROR(check_shape(req, state));
   OTA_RETURN_IF_ERROR(apply_root_updates(req));
-  OTA_RETURN_IF_ERROR(verify_signed_target(req.target(), state, director_version));
+  OTA_RETURN_IF_ERROR(verify_signed_target(req, state, director_version));
   const v1::Target& t = req.target();
   if (t.kind() != v1::PAYLOAD_KIND_UNSPECIFIED && t.kind() != v1::PAYLOAD_KIND_FIRMWARE_IMAGE) {
     return Status(Code::kUnsupported, "payload kind " + std::to_string(t.kind()) + " is not supported");
@@ -97,24 +105,13 @@ Status TargetChecks::check_shape(const v1::StartTransfer& req, const v1::AgentDi
   return Status::ok();
 }
 
-// Root rotations handed over with the transfer, oldest first: those above the root in force go
-// through AgentVerifier::update_root (version + 1, thresholds of the old and the new root keys) in
-// order, and the newest accepted one is persisted. A bad one refuses the transfer.
+// Root rotations handed over with the transfer, walked as the client walks them
+// (trust::apply_root_updates); the newest root accepted is persisted, even when a later one of the
+// chain is bad (which refuses the transfer).
 Status TargetChecks::apply_root_updates(const v1::StartTransfer& req) {
   if (!verifier_ || req.root_updates().empty()) return Status::ok();
   const uint64_t before = verifier_->root_version();
-  Status result;
-  for (const auto& signed_root : req.root_updates()) {
-    auto claimed = trust::claimed_root_version(signed_root);
-    if (!claimed) {
-      result = claimed.status().with_context("root update");
-      break;
-    }
-    if (*claimed <= verifier_->root_version()) continue;  // already in force: nothing is trusted from it
-    result = verifier_->update_root(signed_root).with_context("root update");
-    if (!result.is_ok()) break;
-  }
-  // The roots accepted before a bad one stay accepted: persist them whatever follows.
+  Status result = trust::apply_root_updates(req.root_updates(), *verifier_);
   if (verifier_->root_version() != before) {
     OTA_RETURN_IF_ERROR(
         atomic_write_file(trust_root_path_, verifier_->signed_root()).with_context("root update"));
@@ -125,35 +122,63 @@ Status TargetChecks::apply_root_updates(const v1::StartTransfer& req) {
   return result;
 }
 
-// The agent's own check of what the client hands it: signed by the director for this ECU, the very
-// image (hash, size, version) the client announces, no downgrade unless allowed, no replay, not
-// expired by the agent's clock.
-Status TargetChecks::verify_signed_target(const v1::Target& t, const v1::AgentDiskState& state,
+// The agent's own check of what the client hands it: signed by the director for this ECU and, under
+// full verification, listed by the image role with the payload sent; the very image (hash, size,
+// version) the client announces (trust::check_target_matches); no downgrade unless allowed; no
+// replay; not expired by the agent's clock.
+Status TargetChecks::verify_signed_target(const v1::StartTransfer& req, const v1::AgentDiskState& state,
                                           uint64_t* director_version) const {
   if (!verifier_) return Status::ok();
+  const v1::Target& t = req.target();
   if (t.signed_target().empty()) {
     return Status(Code::kSignatureInvalid, "target " + t.version() + " carries no signed director metadata");
+  }
+  const bool full = !cfg_.partial_verification;
+  if (full && t.signed_image().empty()) {
+    return Status(Code::kSignatureInvalid,
+                  "target " + t.version() +
+                      " carries no signed image metadata, and this ECU does full verification "
+                      "(the director's signature alone is not enough)");
   }
   trust::AgentIdentity me;
   me.ecu_id = cfg_.ecu_id;
   me.hardware_id = cfg_.hardware_id;
   me.active_version = active_record(state).version();
   me.min_director_version = state.director_version();
-  auto verified = verifier_->verify_target(t.signed_target(), t.signed_image(), me, &clock_);
+  auto verified =
+      verifier_->verify_target(t.signed_target(), full ? t.signed_image() : std::string(), me, &clock_);
   if (!verified) return verified.status();
-  const trust::CampaignTarget& signed_target = verified->target;
-  if (digest_bytes(signed_target.sha256) != t.sha256() || signed_target.size != t.size() ||
-      signed_target.version != t.version()) {
-    return Status(Code::kRejected, "the target announced (" + t.version() + ", " + std::to_string(t.size()) +
-                                       " bytes) is not the one the director signed for " + cfg_.ecu_id +
-                                       " (" + signed_target.version + ", " +
-                                       std::to_string(signed_target.size) + " bytes)");
-  }
-  if (t.allow_downgrade() && !signed_target.allow_downgrade) {
-    return Status(Code::kRejected, "allow_downgrade is set but not signed by the director");
-  }
   *director_version = verified->director_version;
+  OTA_RETURN_IF_ERROR(trust::check_target_matches(t, *verified));
+  // A director metadata version serves the one transfer it was first accepted for, and that one
+  // only while it is held: once it has ended (rolled back, cancelled) or been replaced, the same
+  // signed metadata would re-flash the inactive bank, the ECU's fallback, under a new transfer id.
+  const uint64_t v = verified->director_version;
+  const std::string& bound = state.director_transfer_id();
+  if (v == state.director_version() && !bound.empty()) {
+    if (req.transfer_id() != bound) {
+      return Status(Code::kRejected, "director metadata version " + std::to_string(v) +
+                                         " was accepted for transfer " + bound + "; transfer " +
+                                         req.transfer_id().substr(0, 256) + " with it is a replay");
+    }
+    if (state.transfer_id() != bound) {
+      return Status(Code::kRejected, "transfer " + bound + " of director metadata version " +
+                                         std::to_string(v) + " has ended; it is not started again");
+    }
+  }
   return Status::ok();
+}
+
+void TargetChecks::record(uint64_t director_version, const std::string& accepted_transfer_id,
+                          v1::AgentDiskState* state) {
+  if (director_version == 0) return;
+  if (director_version > state->director_version()) {
+    state->set_director_version(director_version);
+    state->clear_director_transfer_id();
+  }
+  if (!accepted_transfer_id.empty() && director_version == state->director_version()) {
+    state->set_director_transfer_id(accepted_transfer_id);
+  }
 }
 
 }  // namespace ota::agent_impl

@@ -14,10 +14,9 @@ constexpr const char* kLog = "agent";
 bool AgentCore::accept_target(const v1::Command& cmd) {
   uint64_t director_version = 0;
   Status st = checks_.check(cmd.start_transfer(), disk_.view(), &director_version);
-  if (director_version > disk_.view().director_version()) {
-    // Recorded even when a later check refuses the transfer: no replay of older director metadata.
-    disk_.change([&](v1::AgentDiskState& s) { s.set_director_version(director_version); });
-  }
+  // Recorded even when a later check refuses the transfer: no replay of older director metadata.
+  const std::string accepted = st.is_ok() ? cmd.start_transfer().transfer_id() : std::string();
+  disk_.change([&](v1::AgentDiskState& s) { TargetChecks::record(director_version, accepted, &s); });
   if (st.is_ok()) return true;
   fail(cmd, st, v1::PHASE_TRANSFER, v1::OUTCOME_REFUSED);
   return false;

@@ -55,7 +55,10 @@ int run_client(const client::ClientConfig& cfg) {
   ropts.campaign_timeout = std::chrono::milliseconds(cfg.timeouts.campaign_ms);
   ropts.min_rate = static_cast<uint64_t>(cfg.transfer.min_rate);
   ropts.rate_window = std::chrono::milliseconds(cfg.transfer.rate_window_ms);
-  if (Status st = make_dirs(cfg.state.dir); !st.is_ok()) return fail(kExitUsage, st);
+  if (Status st = make_private_dir(cfg.state.dir); !st.is_ok()) return fail(kExitUsage, st);
+  // One client per state directory: a second one would fight the first over the journal.
+  auto lock = DirLock::acquire(cfg.state.dir, "ota-client");
+  if (!lock) return fail(kExitFailure, lock.status());
   auto topts = client::vehicle_transport_options(cfg.broker);
   if (!topts) return fail(kExitUsage, topts.status());
 

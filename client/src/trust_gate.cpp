@@ -6,6 +6,7 @@
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
 #include "ota/core/sha256.hpp"
+#include "ota/core/trust_wire.hpp"
 
 namespace ota::client {
 namespace {
@@ -14,26 +15,66 @@ constexpr const char* kLog = "trust";
 
 std::string raw(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
 
-}  // namespace
+using Locations = std::map<std::string, std::string>;  // raw sha256 -> uri
 
-Status apply_root_updates(trust::TrustStore& store, const v1::SignedCampaign& sc) {
-  for (const auto& signed_root : sc.root_updates()) {
-    auto claimed = trust::claimed_root_version(signed_root);
-    if (!claimed) return claimed.status().with_context("root update");
-    if (*claimed <= store.root_version()) continue;  // already in force: nothing is trusted from it
-    const uint64_t before = store.root_version();
-    OTA_RETURN_IF_ERROR(store.update_root(signed_root).with_context("root update"));
-    OTA_LOGI(kLog, "trust root rotated from version %llu to %llu", static_cast<unsigned long long>(before),
-             static_cast<unsigned long long>(store.root_version()));
+Result<std::string> locate(const Locations& locations, const Digest& sha, const std::string& what) {
+  auto it = locations.find(raw(sha));
+  if (it == locations.end())
+    return Status(Code::kNotFound, what + ": no location for payload " + to_hex(sha));
+  return it->second;
+}
+
+// The payloads of one target: its full image and, for the base the ECU runs now (agent, when
+// known), its delta.
+Status add_payloads(const trust::CampaignTarget& t, const Locations& locations, const AgentView* agent,
+                    const std::string& who, v1::CampaignTarget* ct) {
+  if (!t.image.has_full) return Status(Code::kRejected, who + ": the image metadata has no full payload");
+  auto full_uri = locate(locations, t.image.full.sha256, who);
+  if (!full_uri) return full_uri.status();
+  auto* full = ct->mutable_full();
+  full->set_encoding(t.image.full.encoding == "raw" ? v1::PAYLOAD_ENCODING_RAW : v1::PAYLOAD_ENCODING_DELTA);
+  full->set_uri(*full_uri);
+  full->set_size(t.image.full.size);
+  full->set_sha256(raw(t.image.full.sha256));
+  if (agent == nullptr) return Status::ok();
+  const std::string base = active_bank(*agent).sha256();
+  for (const auto& d : t.image.deltas) {
+    if (raw(d.base_sha256) != base) continue;
+    auto uri = locate(locations, d.payload.sha256, who);
+    if (!uri) return uri.status();
+    auto* delta = ct->mutable_delta();
+    delta->set_encoding(v1::PAYLOAD_ENCODING_DELTA);
+    delta->set_uri(*uri);
+    delta->set_size(d.payload.size);
+    delta->set_sha256(raw(d.payload.sha256));
+    delta->set_base_version(d.base_version);
+    delta->set_base_sha256(raw(d.base_sha256));
+    break;
   }
   return Status::ok();
 }
+
+// The runner orders groups by number: they are numbered 1.. in the director's (order, id) order,
+// once the campaign has been held to the signed one (which names groups by their ids).
+void number_groups_in_order(const trust::VerifiedCampaign& vc, v1::Campaign* c) {
+  std::map<uint32_t, uint32_t> rank;
+  for (size_t i = 0; i < vc.groups.size(); ++i) rank[vc.groups[i].id] = static_cast<uint32_t>(i + 1);
+  for (auto& g : *c->mutable_groups()) g.set_group(rank[g.group()]);
+  for (auto& t : *c->mutable_targets()) t.set_group(rank.count(t.group()) ? rank[t.group()] : 1);
+}
+
+}  // namespace
 
 Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::SignedCampaign& sc,
                                           const std::string& vin,
                                           const std::map<std::string, AgentView>& agents) {
   // A rotation first: the campaign may be signed by keys only the newer root names.
-  OTA_RETURN_IF_ERROR(apply_root_updates(store, sc));
+  const uint64_t root_before = store.root_version();
+  OTA_RETURN_IF_ERROR(trust::apply_root_updates(sc.root_updates(), store));
+  if (store.root_version() != root_before)
+    OTA_LOGI(kLog, "trust root rotated from version %llu to %llu",
+             static_cast<unsigned long long>(root_before),
+             static_cast<unsigned long long>(store.root_version()));
   trust::VehicleInfo vehicle;
   vehicle.vin = vin;
   for (const auto& [id, view] : agents) {
@@ -45,14 +86,8 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
   if (!verified) return verified.status();
   const trust::VerifiedCampaign& vc = *verified;
 
-  std::map<std::string, std::string> locations;  // raw sha256 -> uri
+  Locations locations;
   for (const auto& loc : sc.payloads()) locations[loc.sha256()] = loc.uri();
-  auto locate = [&](const Digest& sha, const std::string& what) -> Result<std::string> {
-    auto it = locations.find(raw(sha));
-    if (it == locations.end())
-      return Status(Code::kNotFound, what + ": no location for payload " + to_hex(sha));
-    return it->second;
-  };
 
   GateResult out;
   out.director_version = vc.version;
@@ -69,12 +104,9 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
   c.mutable_preconditions()->set_require_parked(vc.preconditions.require_parked);
   c.mutable_preconditions()->set_require_ignition_off(vc.preconditions.require_ignition_off);
   c.mutable_preconditions()->set_min_battery_soc_percent(vc.preconditions.min_battery_percent);
-  // The runner orders groups by number: number them in the director's (order, id) order.
-  std::map<uint32_t, uint32_t> rank;
   for (size_t i = 0; i < vc.groups.size(); ++i) {
-    rank[vc.groups[i].id] = static_cast<uint32_t>(i + 1);
     auto* g = c.add_groups();
-    g->set_group(static_cast<uint32_t>(i + 1));
+    g->set_group(vc.groups[i].id);
     g->set_atomic(vc.groups[i].atomic);
   }
   for (const auto& t : vc.targets) {
@@ -85,56 +117,38 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
     ct->set_version(t.version);
     ct->set_size(t.size);
     ct->set_sha256(raw(t.sha256));
-    ct->set_group(rank.count(t.group) ? rank[t.group] : 1);
+    ct->set_group(t.group);
     ct->set_allow_downgrade(t.allow_downgrade);
     for (uint32_t code : t.clear_dtcs) ct->add_resolves_dtcs(code);
     ct->set_signed_target(sc.signed_director());
     ct->set_signed_image(sc.signed_image());
-    if (!t.image.has_full) return Status(Code::kRejected, who + ": the image metadata has no full payload");
-    auto full_uri = locate(t.image.full.sha256, who);
-    if (!full_uri) return full_uri.status();
-    auto* full = ct->mutable_full();
-    full->set_encoding(t.image.full.encoding == "raw" ? v1::PAYLOAD_ENCODING_RAW
-                                                      : v1::PAYLOAD_ENCODING_DELTA);
-    full->set_uri(*full_uri);
-    full->set_size(t.image.full.size);
-    full->set_sha256(raw(t.image.full.sha256));
-    // A delta is offered only for the base the ECU runs now.
     auto agent = agents.find(t.ecu_id);
-    if (agent == agents.end()) continue;
-    const std::string base = active_bank(agent->second).sha256();
-    for (const auto& d : t.image.deltas) {
-      if (raw(d.base_sha256) != base) continue;
-      auto uri = locate(d.payload.sha256, who);
-      if (!uri) return uri.status();
-      auto* delta = ct->mutable_delta();
-      delta->set_encoding(v1::PAYLOAD_ENCODING_DELTA);
-      delta->set_uri(*uri);
-      delta->set_size(d.payload.size);
-      delta->set_sha256(raw(d.payload.sha256));
-      delta->set_base_version(d.base_version);
-      delta->set_base_sha256(raw(d.base_sha256));
-      break;
-    }
+    OTA_RETURN_IF_ERROR(
+        add_payloads(t, locations, agent == agents.end() ? nullptr : &agent->second, who, ct));
   }
+  // The campaign the runner executes, held to the signed one and its unsigned fields to their bounds
+  // by the trust layer's own check (check_campaign_matches, fuzzed).
+  OTA_RETURN_IF_ERROR(trust::check_campaign_matches(c, vc));
+  number_groups_in_order(vc, &c);
   return out;
 }
 
 Status check_payload_file(const std::string& path, const v1::PayloadRef& ref) {
+  trust::PayloadInfo signed_payload;
+  if (!digest_from_bytes(ref.sha256(), &signed_payload.sha256))
+    return Status(Code::kCorrupt, path + ": the payload reference holds no 32-byte SHA-256");
+  signed_payload.size = ref.size();
   auto reader = FileReader::open(path);
   if (!reader) return reader.status();
-  if ((*reader)->size() != ref.size()) {
-    return Status(Code::kCorrupt, path + " has " + std::to_string((*reader)->size()) +
-                                      " bytes, the signed size is " + std::to_string(ref.size()));
+  // Hashes at most the signed size: a padded file is refused by its size without being read.
+  const uint64_t size = (*reader)->size();
+  Digest digest{};
+  if (size == ref.size()) {
+    auto got = sha256_reader(**reader, ref.size());
+    if (!got) return got.status();
+    digest = *got;
   }
-  auto digest = sha256_reader(**reader, ref.size());
-  if (!digest) return digest.status();
-  if (raw(*digest) != ref.sha256()) {
-    return Status(Code::kHashMismatch,
-                  path + ": SHA-256 " + to_hex(*digest) + " is not the signed " +
-                      to_hex(reinterpret_cast<const uint8_t*>(ref.sha256().data()), ref.sha256().size()));
-  }
-  return Status::ok();
+  return trust::check_payload(signed_payload, digest, size, path);
 }
 
 }  // namespace ota::client

@@ -177,6 +177,8 @@ void add_agent_options(CLI::App& app, Settings& s) {
   app.add_option("--ecu-key", s.cfg.ecu_key_file, "this ECU's private key (PEM): results are signed with it");
   app.add_option("--trust-root", s.cfg.trust_root_file,
                  "root metadata (SignedMetadata) provisioned in this ECU");
+  app.add_flag("--partial-verification", s.cfg.partial_verification,
+               "check targets against the director's signature alone (no image metadata)");
   app.add_option("--tls-ca", s.cfg.tls_ca_file, "CA certificate of the broker (ssl:// URIs)");
   app.add_option("--tls-cert", s.cfg.tls_cert_file, "this agent's certificate");
   app.add_option("--tls-key", s.cfg.tls_key_file, "this agent's private key");

@@ -1,5 +1,6 @@
 // Image metadata: envelope + image-role threshold, and the body decoder and hash/hardware matching
-// on their own (mutated bodies rarely keep a valid signature).
+// on their own (mutated bodies rarely keep a valid signature), then the payload checks that run on
+// what matched.
 #include "fuzz_common.hpp"
 #include "internal.hpp"
 
@@ -10,8 +11,17 @@ ota::trust::Limits g_limits;
 d::RootInfo* g_root = nullptr;
 std::vector<ota::trust::CampaignTarget>* g_targets = nullptr;
 
+// What the client and the agents then check with the images matched: each payload against its
+// signed size and hash (trust::check_payload), as the client checks a download and the agent a
+// transfer.
 void match_all(const ota::trust::VerifiedImages& images) {
-  for (auto t : *g_targets) (void)d::match_image(&t, images);
+  for (auto t : *g_targets) {
+    if (!d::match_image(&t, images).is_ok()) continue;
+    if (t.image.has_full)
+      (void)ota::trust::check_payload(t.image.full, t.image.full.sha256, t.image.full.size, "full");
+    for (const auto& delta : t.image.deltas)
+      (void)ota::trust::check_payload(delta.payload, t.sha256, delta.payload.size + 1, "delta");
+  }
 }
 }  // namespace
 

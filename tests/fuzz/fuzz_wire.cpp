@@ -37,6 +37,7 @@ template <class M>
 struct HasError<M, std::void_t<decltype(std::declval<M>().error())>> : std::true_type {};
 
 ota::trust::AgentVerifier* g_agent = nullptr;
+std::string* g_root = nullptr;
 ota::trust::PublicKey* g_ecu = nullptr;
 ota::trust::VerifiedCampaign* g_campaign = nullptr;
 
@@ -50,8 +51,17 @@ ota::trust::VerifiedCampaign* g_campaign = nullptr;
   if (t.is_ok() && wire != nullptr) (void)ota::trust::check_target_matches(*wire, *t);
 }
 
+// A rotation chain as the client and the agents walk it (trust::apply_root_updates), from the
+// provisioned root: a fresh verifier per input, since an accepted rotation changes it.
+[[maybe_unused]] void walk_roots(const google::protobuf::RepeatedPtrField<std::string>& chain) {
+  if (chain.empty()) return;
+  auto agent = ota::trust::AgentVerifier::from_root(*g_root);
+  if (agent.is_ok()) (void)ota::trust::apply_root_updates(chain, *agent);
+}
+
 [[maybe_unused]] void extra(const ota::v1::Command& m) {
   if (!m.has_start_transfer()) return;
+  walk_roots(m.start_transfer().root_updates());
   const ota::v1::Target& t = m.start_transfer().target();
   check_signed_target(t.signed_target(), t.signed_image(), &t);
 }
@@ -60,6 +70,7 @@ ota::trust::VerifiedCampaign* g_campaign = nullptr;
   (void)ota::trust::check_campaign_matches(m, *g_campaign);
 }
 [[maybe_unused]] void extra(const ota::v1::SignedCampaign& m) {
+  walk_roots(m.root_updates());
   check_signed_target(m.signed_director(), m.signed_image(), nullptr);
 }
 [[maybe_unused]] void extra(const ota::v1::Chunk& m) { (void)ota::crc32c(m.data().data(), m.data().size()); }
@@ -121,6 +132,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::string root =
       trust_test::signed_by(trust_test::root_body(trust_test::default_root()), {k.root1, k.root2});
   g_agent = new ota::trust::AgentVerifier(ota::trust::AgentVerifier::from_root(root).value());
+  g_root = new std::string(root);
   g_ecu = new ota::trust::PublicKey(k.ecu.public_key());
   // The signed campaign the default seeds describe, for the wire/signed agreement check.
   namespace d = ota::trust::detail;

@@ -144,3 +144,126 @@ TEST_CASE("an agent's wire target must be the signed one", "[unit][trust][agent]
   t.set_allow_downgrade(true);
   CHECK(ota::trust::check_target_matches(t, *st).code() == Code::kRejected);
 }
+
+TEST_CASE("under full verification the payload sent is bound to the signed image",
+          "[unit][trust][agent][attack]") {
+  auto agent =
+      ota::trust::AgentVerifier::from_root(signed_by(root_body(default_root()), {K().root1, K().root2}))
+          .value();
+  ota::trust::AgentIdentity me;
+  me.ecu_id = "ecu-brake";
+  me.hardware_id = "hw-brake-a";
+  auto st = agent.verify_target(signed_by(director_body(1, default_targets()), {K().director1}),
+                                signed_by(image_body(1, default_images()), {K().image1}), me);
+  REQUIRE(st.is_ok());
+  REQUIRE(st->image_verified);
+  ota::v1::Target t;
+  t.set_version("2.0.0");
+  t.set_size(4096);
+  t.set_sha256(bytes('B'));
+  t.set_encoding(ota::v1::PAYLOAD_ENCODING_RAW);
+  t.set_payload_size(4096);
+  t.set_payload_sha256(bytes('B'));
+  CHECK(ota::trust::check_target_matches(t, *st).is_ok());
+  SECTION("a raw payload that is not the image") {
+    t.set_payload_sha256(bytes('X'));
+    auto s = ota::trust::check_target_matches(t, *st);
+    CHECK(s.code() == Code::kRejected);
+    CHECK_THAT(s.message(), Contains("the raw payload is not the signed image"));
+  }
+  SECTION("a delta: its base, size and hash must be a signed delta's") {
+    t.set_encoding(ota::v1::PAYLOAD_ENCODING_DELTA);
+    t.set_base_sha256(bytes('b'));
+    t.set_payload_size(64);
+    t.set_payload_sha256(bytes('d'));
+    CHECK(ota::trust::check_target_matches(t, *st).is_ok());
+    t.set_payload_sha256(bytes('e'));
+    auto s = ota::trust::check_target_matches(t, *st);
+    CHECK(s.code() == Code::kRejected);
+    CHECK_THAT(s.message(), Contains("matches no signed delta of brake-fw 2.0.0"));
+    t.set_payload_sha256(bytes('d'));
+    t.set_payload_size(65);
+    CHECK(ota::trust::check_target_matches(t, *st).code() == Code::kRejected);
+    t.set_payload_size(64);
+    t.set_base_sha256(bytes('c'));
+    CHECK(ota::trust::check_target_matches(t, *st).code() == Code::kRejected);
+  }
+}
+
+TEST_CASE("the unsigned fields of a campaign are bounded", "[unit][trust][attack]") {
+  auto sc = verified();
+  auto w = wire_campaign();
+  w.set_campaign_id(sc.campaign_id);
+  REQUIRE(ota::trust::check_campaign_matches(w, sc).is_ok());
+  auto refused = [&](const ota::v1::Campaign& c, const std::string& expect) {
+    auto s = ota::trust::check_campaign_matches(c, sc);
+    CHECK(s.code() == Code::kRejected);
+    CHECK_THAT(s.message(), Contains(expect));
+  };
+  auto c = w;
+  c.set_health_timeout_ms(1);
+  refused(c, "health_timeout_ms 1 is outside 1000..600000");
+  c.set_health_timeout_ms(ota::trust::kMaxHealthTimeoutMs + 1);
+  refused(c, "health_timeout_ms");
+  c.set_health_timeout_ms(ota::trust::kMinHealthTimeoutMs);
+  CHECK(ota::trust::check_campaign_matches(c, sc).is_ok());
+  c = w;
+  c.set_chunk_size(16);
+  refused(c, "chunk_size 16");
+  c.set_chunk_size(ota::trust::kMaxChunkSize + 1);
+  refused(c, "chunk_size");
+  c = w;
+  c.set_window(ota::trust::kMaxWindow + 1);
+  refused(c, "window");
+  c = w;
+  for (size_t i = 0; i <= ota::trust::Limits{}.max_root_updates; ++i) c.add_root_updates("padding");
+  refused(c, "root updates, more than the limit of 16");
+}
+
+TEST_CASE("a root rotation chain is walked one way by the store and by agents", "[unit][trust][root]") {
+  auto agent =
+      ota::trust::AgentVerifier::from_root(signed_by(root_body(default_root()), {K().root1, K().root2}))
+          .value();
+  RootDef r2 = default_root();
+  r2.version = 2;
+  r2.director = {{K().director2}, 1};
+  const std::string v1_root = signed_by(root_body(default_root()), {K().root1, K().root2});
+  const std::string v2_root = signed_by(root_body(r2), {K().root1, K().root2});
+  google::protobuf::RepeatedPtrField<std::string> chain;
+  SECTION("padding is refused before any root is verified") {
+    for (size_t i = 0; i <= ota::trust::Limits{}.max_root_updates; ++i) *chain.Add() = v1_root;
+    *chain.Add() = v2_root;
+    auto s = ota::trust::apply_root_updates(chain, agent);
+    CHECK(s.code() == Code::kRejected);
+    CHECK_THAT(s.message(), Contains("more than the limit of 16"));
+    CHECK(agent.root_version() == 1);
+  }
+  SECTION("versions must increase") {
+    *chain.Add() = v2_root;
+    *chain.Add() = v1_root;
+    auto s = ota::trust::apply_root_updates(chain, agent);
+    CHECK(s.code() == Code::kRejected);
+    CHECK_THAT(s.message(), Contains("versions must increase"));
+    CHECK(agent.root_version() == 1);
+  }
+  SECTION("roots in force are skipped, newer ones applied in order") {
+    *chain.Add() = v1_root;
+    *chain.Add() = v2_root;
+    REQUIRE(ota::trust::apply_root_updates(chain, agent).is_ok());
+    CHECK(agent.root_version() == 2);
+    Vehicle v;
+    auto store = v.open();
+    REQUIRE(ota::trust::apply_root_updates(chain, *store).is_ok());
+    CHECK(store->root_version() == 2);
+  }
+  SECTION("a bad root stops the walk with its reason; the ones before it stay") {
+    RootDef r3 = r2;
+    r3.version = 3;
+    *chain.Add() = v2_root;
+    *chain.Add() = signed_by(root_body(r3), {K().attacker});
+    auto s = ota::trust::apply_root_updates(chain, agent);
+    CHECK(s.code() == Code::kSignatureInvalid);
+    CHECK_THAT(s.message(), Contains("root update: "));
+    CHECK(agent.root_version() == 2);
+  }
+}

@@ -25,7 +25,7 @@ int fail(const Status& s) {
   return 1;
 }
 
-using ota::pack::write_file_atomically;
+using ota::atomic_write_stream;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -46,7 +46,7 @@ int cmd_diff(const std::string& base_path, const std::string& new_path, const st
   opt.level = level;
   opt.exec_transform = !no_transform;
   delta::EncodeStats st;
-  Status s = write_file_atomically(out_path, [&](ota::ByteSink& sink) {
+  Status s = atomic_write_stream(out_path, [&](ota::ByteSink& sink) {
     return delta::make_delta(base ? base->data() : nullptr, base ? base->size() : 0, img.value()->data(),
                              img.value()->size(), sink, opt, &st);
   });
@@ -93,7 +93,7 @@ int cmd_patch(const std::string& base_path, const std::string& delta_path, const
     base = std::move(b.value());
   }
   delta::ApplyStats st;
-  Status s = write_file_atomically(out_path, [&](ota::ByteSink& sink) {
+  Status s = atomic_write_stream(out_path, [&](ota::ByteSink& sink) {
     return base ? delta::apply_delta(*base, *d.value(), sink, {}, &st)
                 : delta::apply_full(*d.value(), sink, &st);
   });

@@ -134,6 +134,14 @@ struct AgentConfig {
   // unless the campaign allows the downgrade, and a replayed older campaign is refused.
   // Empty: targets are not signature-checked (development only; the agent logs a warning).
   std::string trust_root_file;
+  // With a trust root, a target is checked the Uptane "full verification" way: besides the
+  // director's signature, the image role's metadata (Target.signed_image, required) must list the
+  // same image for this hardware, and the payload sent is bound to it before a byte is applied (a
+  // delta's own SHA-256, size and base must be a signed delta of that image). true: "partial
+  // verification", the director's signature alone (for an ECU that cannot hold image metadata); a
+  // delta is then bounded by the signed image size and checked by the image's signed SHA-256 after
+  // reconstruction. The agent logs which one it runs at start-up.
+  bool partial_verification = false;
   // This ECU's own private key (PEM, ECDSA P-256). When set, every Result is signed with it
   // (ota.v1.Result.ecu_signature), so the client cannot claim an ECU's success for it.
   std::string ecu_key_file;

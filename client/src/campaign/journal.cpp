@@ -121,7 +121,7 @@ Journal::Journal(std::string path, WriteHook before_write)
     : path_(std::move(path)), before_write_(std::move(before_write)) {}
 
 Status Journal::open(const v1::Campaign& campaign) {
-  auto content = read_small_file(path_, kMaxJournalBytes);
+  auto content = read_state_file(path_, kMaxJournalBytes);
   if (content) {
     v1::CampaignJournal old;
     Status st = codec::decode(*content, &old, kMaxJournalBytes, "campaign journal " + path_);

@@ -102,10 +102,11 @@ Status check_payload(const PayloadInfo& payload, const Digest& sha256, uint64_t 
   if (size != payload.size)
     return make_error(Code::kHashMismatch, what + ": payload is " + std::to_string(size) +
                                                " bytes, the signed metadata says " +
-                                               std::to_string(payload.size));
+                                               std::to_string(payload.size) + " (the signed size is " +
+                                               std::to_string(payload.size) + " bytes)");
   if (sha256 != payload.sha256)
-    return make_error(Code::kHashMismatch, what + ": payload sha256 " + hex(sha256) +
-                                               " differs from the signed metadata " + hex(payload.sha256));
+    return make_error(Code::kHashMismatch, what + ": payload SHA-256 " + hex(sha256) + " is not the signed " +
+                                               hex(payload.sha256));
   return Status::ok();
 }
 

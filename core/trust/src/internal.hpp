@@ -25,10 +25,6 @@ std::string format_time(int64_t unix_seconds);
 // Copies a 32-byte protobuf bytes field into a Digest; false for any other length.
 bool to_digest(const std::string& bytes, Digest* out);
 
-// Writes a file readable by the owner only (private keys), atomically, never world-readable even
-// for a moment.
-Status write_private_file(const std::string& path, std::string_view content);
-
 // The keys of one role, as the current root defines them.
 struct RoleSpec {
   std::string name;                       // "root", "image", "director"

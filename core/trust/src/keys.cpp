@@ -59,39 +59,6 @@ bool to_digest(const std::string& bytes, Digest* out) {
   return true;
 }
 
-Status write_private_file(const std::string& path, std::string_view content) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_status(errno, "create " + tmp);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t w = ::write(fd, content.data() + off, content.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      Status s = errno_status(errno, "write " + tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
-    }
-    off += static_cast<size_t>(w);
-  }
-  // fchmod too: the umask cannot widen 0600, but an existing ACL default could.
-  if (::fchmod(fd, 0600) != 0 || ::fsync(fd) != 0) {
-    Status s = errno_status(errno, "sync " + tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Status s = errno_status(errno, "rename " + tmp);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  return Status::ok();
-}
-
 }  // namespace detail
 
 namespace {
@@ -281,16 +248,14 @@ std::string PrivateKey::private_pem() const {
 Status PrivateKey::save(const std::string& path) const {
   std::string pem = private_pem();
   if (pem.empty()) return make_error(Code::kInternal, "cannot encode private key");
-  Status s = detail::write_private_file(path, pem);
+  Status s = atomic_write_file(path, pem, 0600);
   mbedtls_platform_zeroize(pem.data(), pem.size());
   return s;
 }
 
 Status PrivateKey::save_public(const std::string& path) const {
-  OTA_RETURN_IF_ERROR(atomic_write_file(path, impl_->public_pem));
   // A public key is meant to be handed out.
-  if (::chmod(path.c_str(), 0644) != 0) return errno_status(errno, "chmod " + path);
-  return Status::ok();
+  return atomic_write_file(path, impl_->public_pem, 0644);
 }
 
 const std::string& PrivateKey::key_id() const { return impl_->key_id; }

@@ -26,7 +26,7 @@ std::string counter_text(const Counter& c) {
 // A counter file that exists but does not parse is an error: failing closed is the only safe answer
 // when the rollback state is damaged.
 Result<Counter> load_counter(const std::string& path) {
-  auto text = read_small_file(path, kStateFileCap);
+  auto text = read_state_file(path, kStateFileCap);
   if (!text) {
     if (text.status().code() == Code::kNotFound) return Counter{};
     return text.status();
@@ -64,7 +64,7 @@ struct TrustStore::Impl {
   }
 
   Status load_revoked() {
-    auto text = read_small_file(path("revoked"), kStateFileCap);
+    auto text = read_state_file(path("revoked"), kStateFileCap);
     if (!text) return text.status().code() == Code::kNotFound ? Status::ok() : text.status();
     std::istringstream in(*text);
     std::string role, id;
@@ -107,7 +107,7 @@ Result<std::unique_ptr<TrustStore>> TrustStore::open(const std::string& root_fil
   impl->clock = &clock;
   impl->limits = limits;
   impl->state_dir = state_dir;
-  OTA_RETURN_IF_ERROR(make_dirs(state_dir));
+  OTA_RETURN_IF_ERROR(make_private_dir(state_dir));
 
   auto provisioned = read_small_file(root_file, limits.max_root_bytes);
   if (!provisioned) return provisioned.status().with_context("trusted root " + root_file);
@@ -118,7 +118,7 @@ Result<std::unique_ptr<TrustStore>> TrustStore::open(const std::string& root_fil
 
   // A root accepted by an earlier update_root replaces the provisioned one if newer. It was verified
   // against its predecessor before it was written; re-check that it is at least self-consistent.
-  auto saved = read_small_file(impl->path("root.signed"), limits.max_root_bytes);
+  auto saved = read_state_file(impl->path("root.signed"), limits.max_root_bytes);
   if (saved) {
     auto sroot = verify_self_signed_root(*saved, limits);
     if (!sroot) return sroot.status().with_context("trust state root.signed");

@@ -42,6 +42,29 @@ Status check_common(const std::string& who, const std::string& version, uint64_t
   return Status::ok();
 }
 
+Status out_of_bounds(const char* field, uint32_t value, uint32_t lo, uint32_t hi) {
+  return make_error(Code::kRejected, std::string("campaign ") + field + " " + std::to_string(value) +
+                                         " is outside " + std::to_string(lo) + ".." + std::to_string(hi) +
+                                         " (0 for the default); it is not signed, so it is bounded");
+}
+
+// The fields no signature covers change how the campaign runs: bounded, so that none can fail the
+// campaign on its own (a health check of 1 ms rolls every ECU back).
+Status check_unsigned_fields(const ota::v1::Campaign& wire) {
+  const uint32_t health = wire.health_timeout_ms();
+  if (health != 0 && (health < kMinHealthTimeoutMs || health > kMaxHealthTimeoutMs))
+    return out_of_bounds("health_timeout_ms", health, kMinHealthTimeoutMs, kMaxHealthTimeoutMs);
+  if (wire.chunk_size() != 0 && (wire.chunk_size() < kMinChunkSize || wire.chunk_size() > kMaxChunkSize))
+    return out_of_bounds("chunk_size", wire.chunk_size(), kMinChunkSize, kMaxChunkSize);
+  if (wire.window() > kMaxWindow) return out_of_bounds("window", wire.window(), 1, kMaxWindow);
+  const Limits limits;
+  if (static_cast<size_t>(wire.root_updates_size()) > limits.max_root_updates)
+    return make_error(Code::kRejected, "campaign carries " + std::to_string(wire.root_updates_size()) +
+                                           " root updates, more than the limit of " +
+                                           std::to_string(limits.max_root_updates));
+  return Status::ok();
+}
+
 }  // namespace
 
 Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampaign& sc) {
@@ -94,6 +117,7 @@ Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampa
       return make_error(Code::kRejected, "group " + std::to_string(g.id) +
                                              " is atomic in the signed campaign, not on the wire");
   }
+  OTA_RETURN_IF_ERROR(check_unsigned_fields(wire));
   const auto& wp = wire.preconditions();
   const Preconditions& sp = sc.preconditions;
   if ((sp.require_parked && !wp.require_parked()) ||
@@ -110,10 +134,17 @@ Status check_target_matches(const ota::v1::Target& wire, const AgentTarget& st) 
       check_common(who, wire.version(), wire.size(), wire.sha256(), wire.allow_downgrade(), t));
   if (!wire.hardware_id().empty() && wire.hardware_id() != t.hardware_id)
     return field_mismatch(who, "hardware id", wire.hardware_id().substr(0, 128), t.hardware_id);
-  if (st.image_verified && wire.encoding() == ota::v1::PAYLOAD_ENCODING_DELTA &&
-      !matches_delta(t.image, wire.base_sha256(), wire.payload_sha256(), wire.payload_size()))
-    return make_error(Code::kRejected, who + ": the delta payload matches no signed delta of " +
-                                           t.image_name + " " + t.version);
+  if (!st.image_verified) return Status::ok();
+  if (wire.encoding() == ota::v1::PAYLOAD_ENCODING_DELTA) {
+    if (!matches_delta(t.image, wire.base_sha256(), wire.payload_sha256(), wire.payload_size()))
+      return make_error(Code::kRejected, who + ": the delta payload (" + std::to_string(wire.payload_size()) +
+                                             " bytes, SHA-256 " + hex_of(wire.payload_sha256()) +
+                                             ") matches no signed delta of " + t.image_name + " " +
+                                             t.version);
+  } else if (wire.payload_size() != t.size || wire.payload_sha256() != bytes_of(t.sha256)) {
+    return make_error(Code::kRejected,
+                      who + ": the raw payload is not the signed image " + t.image_name + " " + t.version);
+  }
   return Status::ok();
 }
 

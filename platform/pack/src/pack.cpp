@@ -19,18 +19,6 @@
 
 namespace ota::pack {
 
-Status write_file_atomically(const std::string& path, const std::function<Status(ByteSink&)>& fn) {
-  const std::string tmp = path + ".tmp";
-  auto sink = FileSink::open(tmp, 0);
-  if (!sink) return sink.status();
-  Status s = fn(*sink.value());
-  if (s.is_ok()) s = sink.value()->sync();
-  sink.value().reset();
-  if (s.is_ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = errno_status(errno, "rename " + tmp);
-  if (!s.is_ok()) ::unlink(tmp.c_str());
-  return s;
-}
-
 Status verify_delta_file(const std::string& base_path, const std::string& delta_path) {
   class NullSink : public ByteSink {
    public:
@@ -76,7 +64,7 @@ Status build_payload(const std::string& path, const MappedFile* base, const Mapp
                      Built* built) {
   delta::EncodeOptions opt;
   opt.level = level;
-  return write_file_atomically(path, [&](ByteSink& sink) {
+  return atomic_write_stream(path, [&](ByteSink& sink) {
     HashingSink hashing(&sink);
     OTA_RETURN_IF_ERROR(delta::make_delta(base ? base->data() : nullptr, base ? base->size() : 0,
                                           image.data(), image.size(), hashing, opt, &built->stats));

@@ -145,6 +145,7 @@ struct Limits {
   size_t max_keys = 64;                         // keys in one root
   size_t max_targets = 512;                     // images in image metadata, targets in director metadata
   uint64_t max_image_size = uint64_t{1} << 34;  // 16 GiB: a target claiming more is rejected
+  size_t max_root_updates = 16;                 // roots in one rotation chain (root_updates)
 };
 
 // ------------------------------------------------------------------------------------------------

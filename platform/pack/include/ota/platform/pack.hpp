@@ -38,7 +38,4 @@ Status make_package(const PackArgs& args, bool verbose);
 // apply checks the result's SHA-256, so OK means the delta reconstructs the image it was made for.
 Status verify_delta_file(const std::string& base_path, const std::string& delta_path);
 
-// Writes through `fn` into path.tmp, then syncs and renames it over path; a failure leaves no file.
-Status write_file_atomically(const std::string& path, const std::function<Status(ByteSink&)>& fn);
-
 }  // namespace ota::pack
