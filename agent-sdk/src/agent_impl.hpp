@@ -77,6 +77,7 @@ class AgentCore {
   Status perform(Action action, const Input& in);
   void perform_command(Action action, const v1::Command& cmd);
   Status refusal(Action action, const v1::Command& cmd) const;
+  Status with_last_error(const Status& refusal) const;
   void publish_state(bool force);
   void set_phase(v1::Phase phase);
   // Records the error as last_error (saved), answers with it, publishes the state.
@@ -100,6 +101,8 @@ class AgentCore {
 
   // bank_actions.cpp: recovery at start, Activate, Commit, Rollback, Cancel.
   Status create_state();
+  Status resume_trial();
+  Status fall_back_from_trial(Bank previous, const Status& why);
   Status roll_back_unconfirmed_trial();
   Status return_to_transfer();
   void activate(const v1::Command& cmd);
