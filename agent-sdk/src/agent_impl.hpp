@@ -20,6 +20,7 @@
 // active_bank()/active_version() on any thread (through DiskState's lock).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -128,6 +129,7 @@ class AgentCore {
   Inbox inbox_;
   std::unique_ptr<Transport> transport_;  // delivers into inbox_; reset by stop()
 
+  std::atomic<bool> subscribed_{false};  // the command topic is subscribed: presence may be published
   std::mutex stop_mu_;  // serialises stop(): a signal thread and the destructor may both call it
 };
 

@@ -134,8 +134,16 @@ void AgentCore::activate(const v1::Command& cmd) {
     out_.publish_hello(true);
     return fail(cmd, reported, failed_phase, v1::OUTCOME_ROLLED_BACK);
   }
-  set_phase(v1::PHASE_TRIAL);
-  (void)disk_.save();
+  // The answer is this ECU's vote: it is durable (TRIAL: kept across a restart) before it is given,
+  // and before the state says so. A vote that cannot be saved is not given.
+  st = disk_.change_and_save([](v1::AgentDiskState& s) { s.set_phase(v1::PHASE_TRIAL); });
+  if (!st.is_ok()) {
+    Status rb = roll_back_to(prev);
+    out_.publish_hello(true);
+    return fail(cmd, rb.is_ok() ? st.with_context("saving the trial; rolled back") : st, v1::PHASE_HEALTH,
+                v1::OUTCOME_ROLLED_BACK);
+  }
+  publish_state(true);
   out_.publish_hello(true);
   answer(cmd, v1::OUTCOME_OK);
 }
