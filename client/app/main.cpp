@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "campaign.hpp"
+#include "campaign/journal.hpp"
 #include "campaign_admission.hpp"
 #include "campaign_intake.hpp"
 #include "command_line.hpp"
@@ -28,10 +29,11 @@ constexpr const char* kLog = "client";
 constexpr const char* kVersion = "0.1.0";
 
 // Exit statuses (docs/CLIENT.md, section 1).
-constexpr int kExitSuccess = 0;     // the campaign ended CAMPAIGN_SUCCESS
-constexpr int kExitFailure = 1;     // the client itself failed
-constexpr int kExitUsage = 2;       // usage or configuration error
-constexpr int kExitNotSuccess = 3;  // the campaign ended otherwise, or was refused
+constexpr int kExitSuccess = 0;      // the campaign ended CAMPAIGN_SUCCESS
+constexpr int kExitFailure = 1;      // the client itself failed
+constexpr int kExitUsage = 2;        // usage or configuration error
+constexpr int kExitNotSuccess = 3;   // the campaign ended otherwise, or was refused
+constexpr int kExitUnavailable = 4;  // a broker unreachable at start: temporary, start again later
 
 // The running campaign, for SIGUSR1: the signal thread outlives run_client's locals.
 std::atomic<client::CampaignRunner*> g_runner{nullptr};
@@ -41,6 +43,46 @@ int fail(int exit_status, const std::string& what) {
   return exit_status;
 }
 int fail(int exit_status, const Status& st) { return fail(exit_status, st.to_string()); }
+
+// A connection that failed because nothing answered is temporary; anything else is the
+// configuration's (credentials refused, certificates unreadable) or the client's own failure.
+int connection_failure(const Status& st, int otherwise) {
+  const bool temporary = st.code() == Code::kUnavailable || st.code() == Code::kTimeout;
+  return temporary ? kExitUnavailable : otherwise;
+}
+
+// Hands the report on (vehicle, platform when connected, file) and turns the campaign's end into
+// the exit status.
+int conclude(const v1::VehicleReport& report, Transport& transport, client::CloudLink* cloud,
+             const std::string& report_file) {
+  if (Status w = client::deliver_report(report, transport, cloud, report_file); !w.is_ok()) {
+    return fail(kExitFailure, w);
+  }
+  OTA_LOGI(kLog, "campaign %s: %s%s%s", report.campaign_id().c_str(),
+           v1::CampaignResult_Name(report.result()).c_str(), report.reason().empty() ? "" : ": ",
+           report.reason().c_str());
+  transport.disconnect(std::chrono::seconds(2));
+  return report.result() == v1::CAMPAIGN_SUCCESS ? kExitSuccess : kExitNotSuccess;
+}
+
+// A campaign the journal holds unfinished is resumed before anything else, whatever the platform
+// does: it was verified when it was admitted, its payloads are local, and its ECUs may be mid-way.
+// The platform is reached afterwards, for the report only (a failure to reach it is logged).
+int resume_journaled(const client::ClientConfig& cfg, const v1::Campaign& campaign,
+                     client::RunnerOptions ropts, client::ConsentProvider& consent, client::VehicleBus& bus) {
+  OTA_LOGI(kLog, "the journal holds campaign %s unfinished: resuming it", campaign.campaign_id().c_str());
+  ropts.on_status = client::status_publisher(bus.transport(), nullptr);
+  client::FileVehicleState vehicle(cfg.conditions.file);
+  client::CampaignRunner runner(bus.fleet(), bus.transport(), vehicle, consent, ropts);
+  g_runner = &runner;
+  auto report = runner.run(campaign);
+  g_runner = nullptr;
+  if (!report) return fail(kExitFailure, report.status());
+  auto platform = client::connect_platform(cfg.cloud);
+  if (!platform)
+    OTA_LOGW(kLog, "cloud: %s; the report stays in the vehicle", platform.status().to_string().c_str());
+  return conclude(*report, bus.transport(), platform ? platform->get() : nullptr, cfg.report.file);
+}
 
 int run_client(const client::ClientConfig& cfg) {
   auto keys = client::load_ecu_keys(cfg.trust.ecu_keys, cfg.vehicle.ecus);
@@ -60,12 +102,16 @@ int run_client(const client::ClientConfig& cfg) {
     if (auto* r = g_runner.load()) r->cancel();
   });
   auto bus = client::VehicleBus::connect(*topts);
-  if (!bus) return fail(kExitFailure, bus.status());
+  if (!bus) return fail(connection_failure(bus.status(), kExitFailure), bus.status());
   OTA_LOGI(kLog, "connected to %s as %s", cfg.broker.uri.c_str(), cfg.broker.username.c_str());
+  if (auto unfinished = client::unfinished_campaign(ropts.journal_path)) {
+    return resume_journaled(cfg, *unfinished, ropts, *consent, **bus);
+  }
   client::AgentDirectory& fleet = (*bus)->fleet();
   Transport& transport = (*bus)->transport();
   auto platform = client::connect_platform(cfg.cloud);
-  if (!platform) return fail(kExitUsage, "cloud: " + platform.status().to_string());
+  if (!platform)
+    return fail(connection_failure(platform.status(), kExitUsage), "cloud: " + platform.status().to_string());
   std::unique_ptr<client::CloudLink> cloud = std::move(*platform);
   ropts.on_status = client::status_publisher(transport, cloud.get());
 
@@ -107,14 +153,7 @@ int run_client(const client::ClientConfig& cfg) {
   g_runner = nullptr;
   if (!report) return fail(kExitFailure, report.status());
   client::record_campaign_end(*admission, *report);
-  if (Status w = client::deliver_report(*report, transport, cloud.get(), cfg.report.file); !w.is_ok()) {
-    return fail(kExitFailure, w);
-  }
-  OTA_LOGI(kLog, "campaign %s: %s%s%s", report->campaign_id().c_str(),
-           v1::CampaignResult_Name(report->result()).c_str(), report->reason().empty() ? "" : ": ",
-           report->reason().c_str());
-  transport.disconnect(std::chrono::seconds(2));
-  return report->result() == v1::CAMPAIGN_SUCCESS ? kExitSuccess : kExitNotSuccess;
+  return conclude(*report, transport, cloud.get(), cfg.report.file);
 }
 
 }  // namespace

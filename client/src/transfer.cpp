@@ -242,9 +242,11 @@ StartAnswer start_transfer(AgentDirectory& agents, const TransferPlan& plan) {
   st->set_chunk_size(plan.chunk_size);
   st->set_window(plan.window);
   StartAnswer answer;
-  auto r = agents.call(plan.ecu_id, cmd, std::chrono::seconds(30));
+  auto r = agents.call(plan.ecu_id, cmd, plan.command_timeout);
   if (!r) {
-    answer.kind = r.status().code() == Code::kTimeout ? StartAnswer::kUnanswered : StartAnswer::kRefused;
+    const Code code = r.status().code();
+    answer.kind = code == Code::kTimeout || code == Code::kUnavailable ? StartAnswer::kUnanswered
+                                                                       : StartAnswer::kRefused;
     answer.error = r.status();
   } else if (r->outcome() != v1::OUTCOME_OK) {
     answer.kind = StartAnswer::kRefused;
@@ -289,7 +291,11 @@ Status run_transfer(AgentDirectory& agents, Transport& transport, const Transfer
     if (cancel) return Status(Code::kAborted, "transfer cancelled");
     if (need_start) {
       StartAnswer answer = start_transfer(agents, plan);
-      if (answer.kind == StartAnswer::kUnanswered && attempt < plan.max_resyncs) continue;
+      if (answer.kind == StartAnswer::kUnanswered && attempt < plan.max_resyncs) {
+        OTA_LOGW(kLog, "%s: %s; sending StartTransfer again (%d/%d)", plan.ecu_id.c_str(),
+                 answer.error.message().c_str(), attempt + 2, plan.max_resyncs + 1);
+        continue;
+      }
       if (answer.kind != StartAnswer::kReady) return answer.error;
       start = answer.resume_offset;
       if (start > total) return Status(Code::kCorrupt, plan.ecu_id + ": resume offset beyond the payload");
