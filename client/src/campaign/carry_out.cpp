@@ -61,7 +61,7 @@ Status CampaignRunner::Impl::commit(v1::EcuJournal* e) {
     st = r ? codec::from_wire(r->error()) : r.status();
     if (st.is_ok()) st = Status(Code::kRejected, std::string("answered ") + v1::Outcome_Name(r->outcome()));
     OTA_LOGW(kLog, "%s: commit attempt %d failed: %s", e->ecu_id().c_str(), attempt, st.to_string().c_str());
-    if (r && r->outcome() == v1::OUTCOME_REFUSED && !cancel_) {
+    if (r && r->outcome() == v1::OUTCOME_REFUSED) {
       // Not on trial: back on its previous image (its bootloader fell back, or it failed its health
       // check after a restart) while the others commit. The group's decision holds for it too.
       if (Status rf = roll_forward(e); !rf.is_ok()) {
