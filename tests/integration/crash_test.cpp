@@ -28,6 +28,9 @@ struct Round {
   // From start to end of ota-sim, setup included: below the client's 30 s command timeout, which a
   // recovery that waited for it would exceed.
   int max_seconds;
+  // When set: the path the round must have taken, as the agent of `ecu` logs it, and a success.
+  const char* ecu = nullptr;
+  const char* agent_says = nullptr;
 };
 
 // What one ECU's disk says: the version in the bank it boots, checked against the bytes there.
@@ -76,6 +79,12 @@ void check_round(const Round& r) {
   const std::string expected = run.report.result() == v1::CAMPAIGN_SUCCESS ? "1.1.0" : "1.0.0";
   CHECK(*versions.begin() == expected);
   CHECK(took.count() <= r.max_seconds);
+  if (r.agent_says) {
+    auto log = ota::read_small_file(run.work + "/ecu/" + r.ecu + "/agent.log", 16 << 20);
+    REQUIRE(log.is_ok());
+    CHECK(log->find(r.agent_says) != std::string::npos);
+    CHECK(run.report.result() == v1::CAMPAIGN_SUCCESS);
+  }
 }
 
 void check_rounds(const std::vector<Round>& rounds) {
@@ -99,7 +108,11 @@ TEST_CASE("kill -9 of an agent at any phase never splits an atomic group", "[int
       {"mid-transfer", {"--write-speed", "1", "--kill", "agent:bcm@bcm:transfer"}, 25},
       {"while installing", {"--kill", "agent:bcm@bcm:install"}, 25},
       {"while activating, before its answer", {"--kill", "agent:tcu@tcu:activate"}, 25},
-      {"on trial, before the decision", {"--kill", "agent:bcm@bcm:trial"}, 25},
+      {"on trial, before the decision",
+       {"--kill", "agent:bcm@bcm:trial"},
+       25,
+       "bcm",
+       "restarted on trial bank B, healthy: waiting for the client's commit or rollback"},
       {"after the commit decision, before its commit", {"--kill", "agent:adas@decision:commit"}, 25},
       {"between two commits", {"--kill", "agent:adas@committed:1"}, 25},
       {"during the rollback", with(kUnhealthyTcu, {"--kill", "agent:bcm@bcm:rollback"}), 25},
