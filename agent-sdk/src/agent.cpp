@@ -145,8 +145,11 @@ Status AgentCore::connect() {
   if (!transport_) return Status(Code::kInternal, "no transport for " + cfg_.broker_uri);
   out_.set_transport(transport_.get());
   transport_->on_message([this](TransportMessage&& m) { on_transport_message(std::move(m)); });
+  // The hello says "send me commands": it goes out only once the command topic is subscribed (on
+  // a reconnect the transport restores the subscription before it calls back), or a client that
+  // answers a new hello at once would lose its command.
   transport_->on_connection([this](bool up) {
-    if (up) inbox_.deliver(Inbound{Inbound::Kind::kConnected, {}});
+    if (up && subscribed_) inbox_.deliver(Inbound{Inbound::Kind::kConnected, {}});
   });
   inbox_.start();
   receiver_.start_checkpoint_thread();
@@ -156,6 +159,8 @@ Status AgentCore::connect() {
     stop();
     return st;
   }
+  subscribed_ = true;
+  inbox_.deliver(Inbound{Inbound::Kind::kConnected, {}});
   return Status::ok();
 }
 

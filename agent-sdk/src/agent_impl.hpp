@@ -20,6 +20,7 @@
 // active_bank()/active_version() on any thread (through DiskState's lock).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,6 +78,7 @@ class AgentCore {
   Status perform(Action action, const Input& in);
   void perform_command(Action action, const v1::Command& cmd);
   Status refusal(Action action, const v1::Command& cmd) const;
+  Status with_last_error(const Status& refusal) const;
   void publish_state(bool force);
   void set_phase(v1::Phase phase);
   // Records the error as last_error (saved), answers with it, publishes the state.
@@ -100,6 +102,8 @@ class AgentCore {
 
   // bank_actions.cpp: recovery at start, Activate, Commit, Rollback, Cancel.
   Status create_state();
+  Status resume_trial();
+  Status fall_back_from_trial(Bank previous, const Status& why);
   Status roll_back_unconfirmed_trial();
   Status return_to_transfer();
   void activate(const v1::Command& cmd);
@@ -125,6 +129,7 @@ class AgentCore {
   Inbox inbox_;
   std::unique_ptr<Transport> transport_;  // delivers into inbox_; reset by stop()
 
+  std::atomic<bool> subscribed_{false};  // the command topic is subscribed: presence may be published
   std::mutex stop_mu_;  // serialises stop(): a signal thread and the destructor may both call it
 };
 

@@ -39,8 +39,54 @@ Status AgentCore::create_state() {
   return disk_.create(factory);
 }
 
-// A start in the middle of a trial means the new bank never got committed: go back to the previous
-// one, as a bootloader does when the trial boot is not confirmed.
+// A start on a trial the agent had answered (saved TRIAL): the client counted this ECU healthy and may
+// have decided, durably, to commit the whole group, so the agent does not abort on its own. It keeps
+// the trial when the device booted the trial bank and is still healthy, and waits for Commit or
+// Rollback; only a device that booted the previous bank (its bootloader gave up) or fails its check
+// again is rolled back, keeping the verified image staged so that the client can activate it again.
+Status AgentCore::resume_trial() {
+  const Bank trial = active_bank();
+  const Bank prev = from_wire(disk_.view().previous_bank());
+  Bank booted = trial;
+  Status asked = guarded("booted_bank", [&] {
+    booted = dev_.booted_bank(trial);
+    return Status::ok();
+  });
+  if (!asked.is_ok()) {
+    OTA_LOGW(kLog, "%s: %s; taking bank %s as booted", cfg_.ecu_id.c_str(), asked.to_string().c_str(),
+             agent::bank_name(trial));
+    booted = trial;
+  }
+  if (booted != trial) {
+    return fall_back_from_trial(
+        prev, Status(Code::kAborted, std::string("the device booted bank ") + agent::bank_name(booted) +
+                                         " instead of trial bank " + agent::bank_name(trial)));
+  }
+  Status health = run_health_check(trial, cfg_.health_timeout);
+  if (!health.is_ok()) return fall_back_from_trial(prev, health.with_context("health check after restart"));
+  OTA_LOGI(kLog, "%s: restarted on trial bank %s, healthy: waiting for the client's commit or rollback",
+           cfg_.ecu_id.c_str(), agent::bank_name(trial));
+  return Status::ok();
+}
+
+// The trial is over without a commit: back on `previous`, the trial image still verified in the other
+// bank and its transfer held (STAGED), `why` as the last error.
+Status AgentCore::fall_back_from_trial(Bank previous, const Status& why) {
+  OTA_LOGW(kLog, "%s: trial of bank %s ended on restart: %s; back on bank %s", cfg_.ecu_id.c_str(),
+           agent::bank_name(active_bank()), why.message().c_str(), agent::bank_name(previous));
+  Status st = guarded("rollback", [&] { return dev_.rollback(previous); });
+  if (!st.is_ok()) return st.with_context("rollback after restart");
+  return disk_.change_and_save([&](v1::AgentDiskState& s) {
+    s.set_active_bank(to_wire(previous));
+    s.set_trial(false);
+    s.set_phase(v1::PHASE_STAGED);
+    codec::to_wire(why, v1::PHASE_HEALTH, s.mutable_last_error());
+  });
+}
+
+// A start in the middle of an activation the agent had not answered (saved ACTIVATE): the client has
+// not counted this ECU, so the agent goes back to the previous bank, as a bootloader does when the
+// trial boot is not confirmed, and a later Activate is refused with this cause.
 Status AgentCore::roll_back_unconfirmed_trial() {
   const Bank prev = from_wire(disk_.view().previous_bank());
   OTA_LOGW(kLog, "%s: restarted during the trial of bank %s; rolling back to %s", cfg_.ecu_id.c_str(),
@@ -88,8 +134,16 @@ void AgentCore::activate(const v1::Command& cmd) {
     out_.publish_hello(true);
     return fail(cmd, reported, failed_phase, v1::OUTCOME_ROLLED_BACK);
   }
-  set_phase(v1::PHASE_TRIAL);
-  (void)disk_.save();
+  // The answer is this ECU's vote: it is durable (TRIAL: kept across a restart) before it is given,
+  // and before the state says so. A vote that cannot be saved is not given.
+  st = disk_.change_and_save([](v1::AgentDiskState& s) { s.set_phase(v1::PHASE_TRIAL); });
+  if (!st.is_ok()) {
+    Status rb = roll_back_to(prev);
+    out_.publish_hello(true);
+    return fail(cmd, rb.is_ok() ? st.with_context("saving the trial; rolled back") : st, v1::PHASE_HEALTH,
+                v1::OUTCOME_ROLLED_BACK);
+  }
+  publish_state(true);
   out_.publish_hello(true);
   answer(cmd, v1::OUTCOME_OK);
 }
@@ -148,7 +202,7 @@ void AgentCore::commit(const v1::Command& cmd) {
   Status st = guarded("commit", [&] { return dev_.commit(active_bank()); });
   if (!st.is_ok()) {
     // Stay on trial: the client decided to commit the whole group and retries. The ECU still runs
-    // the healthy new image, and a restart before a commit returns it to the previous bank.
+    // the healthy new image, and a restart keeps the trial (resume_trial).
     set_phase(v1::PHASE_TRIAL);
     return fail(cmd, st, v1::PHASE_COMMIT);
   }

@@ -201,6 +201,19 @@ class CDevice : public ota::agent::Device {
     return call("rollback", s_->cb.rollback, s_->cb.user, to_c(previous));
   }
 
+  Bank booted_bank(Bank activated) override {
+    if (!s_->cb.booted_bank) return activated;
+    ota_bank_t booted = to_c(activated);
+    Status st = call("booted_bank", s_->cb.booted_bank, s_->cb.user, to_c(activated), &booted);
+    if (!st.is_ok()) {
+      OTA_LOGW("agent", "booted_bank: %s; taking the activated bank", st.to_string().c_str());
+      return activated;
+    }
+    if (booted == OTA_BANK_A) return Bank::kA;
+    if (booted == OTA_BANK_B) return Bank::kB;
+    return activated;
+  }
+
   std::vector<ota::agent::Dtc> read_dtcs() override {
     if (!s_->cb.read_dtcs) return {};
     // A callback with more DTCs than room says how many it has; ask again with room for all (the

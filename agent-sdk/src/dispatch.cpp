@@ -144,6 +144,8 @@ Status AgentCore::perform(Action action, const Input& in) {
   switch (action) {
     case Action::kCreateState:
       return create_state();
+    case Action::kResumeTrial:
+      return resume_trial();
     case Action::kRollBackUnconfirmedTrial:
       return roll_back_unconfirmed_trial();
     case Action::kReturnToTransfer:
@@ -203,15 +205,25 @@ void AgentCore::perform_command(Action action, const v1::Command& cmd) {
   }
 }
 
+// A refusal that follows from an earlier failure of this transfer (a rollback after a failed health
+// check, or after a restart) names that failure: a client that asks again after its own restart gets
+// the cause, not only its consequence.
+Status AgentCore::with_last_error(const Status& refusal) const {
+  const v1::Error& last = disk_.view().last_error();
+  if (last.message().empty()) return refusal;
+  return Status(refusal.code(), refusal.message() + " (after: " + last.message() + ")");
+}
+
 // Why a refusing row refuses.
 Status AgentCore::refusal(Action action, const v1::Command& cmd) const {
   switch (action) {
     case Action::kRefuseUnknownTransfer:
       return Status(Code::kNotFound, "no transfer '" + cmd.install().transfer_id() + "' to install");
     case Action::kRefuseNothingStaged:
-      return Status(Code::kRejected, "nothing staged for '" + cmd.activate().transfer_id() + "'");
+      return with_last_error(
+          Status(Code::kRejected, "nothing staged for '" + cmd.activate().transfer_id() + "'"));
     case Action::kRefuseNoTrial:
-      return Status(Code::kRejected, "no activated update to commit");
+      return with_last_error(Status(Code::kRejected, "no activated update to commit"));
     case Action::kRefuseCancelInTrial:
       return Status(Code::kRejected, "update already activated: cancel no longer applies, roll back instead");
     case Action::kRefuseUnknownCommand:

@@ -63,6 +63,14 @@ Status FileDevice::activate(Bank bank, const ImageInfo&) {
 
 Status FileDevice::rollback(Bank previous) { return atomic_write_file(boot_file_, bank_name(previous)); }
 
+Bank FileDevice::booted_bank(Bank activated) {
+  auto boot = read_small_file(boot_file_, 64);
+  if (!boot) return activated;
+  if (*boot == "A") return Bank::kA;
+  if (*boot == "B") return Bank::kB;
+  return activated;
+}
+
 uint64_t FileDevice::free_space() const {
   struct statvfs vfs {};
   std::string dir =

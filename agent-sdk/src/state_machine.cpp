@@ -29,6 +29,7 @@ using R = Answer;
 constexpr Rule kRules[] = {
   // {event, from, guard, action, answer on success, phase after success, phase after a failure}
   {E::kStart, kAny, G::kNoStateFile, A::kCreateState, R::kNone, {IDLE}, kSame},
+  {E::kStart, {TRIAL}, G::kTrial, A::kResumeTrial, R::kNone, {TRIAL, STAGED}, kSame},
   {E::kStart, kAny, G::kTrial, A::kRollBackUnconfirmedTrial, R::kNone, {IDLE}, kSame},
   {E::kStart, {INSTALL, ACTIVATE}, G::kAlways, A::kReturnToTransfer, R::kNone, {TRANSFER}, kSame},
   {E::kStart, kAny, G::kAlways, A::kKeepState, R::kNone, kSame, kNever},
@@ -167,6 +168,8 @@ const char* action_name(Action a) {
   switch (a) {
     case Action::kCreateState:
       return "create_state";
+    case Action::kResumeTrial:
+      return "resume_trial";
     case Action::kRollBackUnconfirmedTrial:
       return "roll_back_unconfirmed_trial";
     case Action::kReturnToTransfer:

@@ -49,6 +49,7 @@ enum class Guard : uint8_t {
 enum class Action : uint8_t {
   // start
   kCreateState,
+  kResumeTrial,
   kRollBackUnconfirmedTrial,
   kReturnToTransfer,
   kKeepState,

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "campaign.hpp"
+#include "campaign/journal.hpp"
 #include "campaign_admission.hpp"
 #include "campaign_intake.hpp"
 #include "command_line.hpp"
@@ -28,10 +29,11 @@ using namespace ota;
 constexpr const char* kLog = "client";
 
 // Exit statuses (docs/CLIENT.md, section 1).
-constexpr int kExitSuccess = 0;     // the campaign ended CAMPAIGN_SUCCESS
-constexpr int kExitFailure = 1;     // the client itself failed
-constexpr int kExitUsage = 2;       // usage or configuration error
-constexpr int kExitNotSuccess = 3;  // the campaign ended otherwise, or was refused
+constexpr int kExitSuccess = 0;      // the campaign ended CAMPAIGN_SUCCESS
+constexpr int kExitFailure = 1;      // the client itself failed
+constexpr int kExitUsage = 2;        // usage or configuration error
+constexpr int kExitNotSuccess = 3;   // the campaign ended otherwise, or was refused
+constexpr int kExitUnavailable = 4;  // a broker unreachable at start: temporary, start again later
 
 // The running campaign, for SIGUSR1: the signal thread outlives run_client's locals.
 std::atomic<client::CampaignRunner*> g_runner{nullptr};
@@ -41,6 +43,46 @@ int fail(int exit_status, const std::string& what) {
   return exit_status;
 }
 int fail(int exit_status, const Status& st) { return fail(exit_status, st.to_string()); }
+
+// A connection that failed because nothing answered is temporary; anything else is the
+// configuration's (credentials refused, certificates unreadable) or the client's own failure.
+int connection_failure(const Status& st, int otherwise) {
+  const bool temporary = st.code() == Code::kUnavailable || st.code() == Code::kTimeout;
+  return temporary ? kExitUnavailable : otherwise;
+}
+
+// Hands the report on (vehicle, platform when connected, file) and turns the campaign's end into
+// the exit status.
+// After the report was handed to delivery: waits (bounded) for the platform's acknowledgement, logs
+// how the campaign ended and turns it into the exit status.
+int finish(const v1::VehicleReport& report, const Status& delivered, Transport& transport,
+           client::CloudLink* cloud) {
+  if (!delivered.is_ok()) return fail(kExitFailure, delivered);
+  client::await_report_acks(cloud);
+  OTA_LOGI(kLog, "campaign %s: %s%s%s", report.campaign_id().c_str(),
+           v1::CampaignResult_Name(report.result()).c_str(), report.reason().empty() ? "" : ": ",
+           report.reason().c_str());
+  transport.disconnect(std::chrono::seconds(2));
+  return report.result() == v1::CAMPAIGN_SUCCESS ? kExitSuccess : kExitNotSuccess;
+}
+
+int resume_journaled(const client::ClientConfig& cfg, const v1::Campaign& campaign,
+                     client::RunnerOptions ropts, client::ConsentProvider& consent, client::VehicleBus& bus) {
+  OTA_LOGI(kLog, "the journal holds campaign %s unfinished: resuming it", campaign.campaign_id().c_str());
+  ropts.on_status = client::status_publisher(bus.transport(), nullptr);
+  client::FileVehicleState vehicle(cfg.conditions.file);
+  client::CampaignRunner runner(bus.fleet(), bus.transport(), vehicle, consent, ropts);
+  g_runner = &runner;
+  auto report = runner.run(campaign);
+  g_runner = nullptr;
+  if (!report) return fail(kExitFailure, report.status());
+  auto platform = client::connect_platform(cfg.cloud, cfg.state.dir);
+  if (!platform)
+    OTA_LOGW(kLog, "cloud: %s; the report stays in the vehicle", platform.status().to_string().c_str());
+  client::CloudLink* cloud = platform ? platform->get() : nullptr;
+  Status delivered = client::deliver_report(*report, bus.transport(), cloud, cfg.report.file);
+  return finish(*report, delivered, bus.transport(), cloud);
+}
 
 int run_client(const client::ClientConfig& cfg) {
   auto keys = client::load_ecu_keys(cfg.trust.ecu_keys, cfg.vehicle.ecus);
@@ -66,12 +108,16 @@ int run_client(const client::ClientConfig& cfg) {
     if (auto* r = g_runner.load()) r->cancel();
   });
   auto bus = client::VehicleBus::connect(*topts);
-  if (!bus) return fail(kExitFailure, bus.status());
+  if (!bus) return fail(connection_failure(bus.status(), kExitFailure), bus.status());
   OTA_LOGI(kLog, "connected to %s as %s", cfg.broker.uri.c_str(), cfg.broker.username.c_str());
+  if (auto unfinished = client::unfinished_campaign(ropts.journal_path)) {
+    return resume_journaled(cfg, *unfinished, ropts, *consent, **bus);
+  }
   client::AgentDirectory& fleet = (*bus)->fleet();
   Transport& transport = (*bus)->transport();
   auto platform = client::connect_platform(cfg.cloud, cfg.state.dir);
-  if (!platform) return fail(kExitUsage, "cloud: " + platform.status().to_string());
+  if (!platform)
+    return fail(connection_failure(platform.status(), kExitUsage), "cloud: " + platform.status().to_string());
   std::unique_ptr<client::CloudLink> cloud = std::move(*platform);
   ropts.on_status = client::status_publisher(transport, cloud.get());
 
@@ -123,13 +169,7 @@ int run_client(const client::ClientConfig& cfg) {
   // the stored report to answer the offer that comes again.
   Status delivered = client::deliver_report(*report, transport, cloud.get(), cfg.report.file);
   client::record_campaign_end(*admission, *report);
-  if (!delivered.is_ok()) return fail(kExitFailure, delivered);
-  client::await_report_acks(cloud.get());
-  OTA_LOGI(kLog, "campaign %s: %s%s%s", report->campaign_id().c_str(),
-           v1::CampaignResult_Name(report->result()).c_str(), report->reason().empty() ? "" : ": ",
-           report->reason().c_str());
-  transport.disconnect(std::chrono::seconds(2));
-  return report->result() == v1::CAMPAIGN_SUCCESS ? kExitSuccess : kExitNotSuccess;
+  return finish(*report, delivered, transport, cloud.get());
 }
 
 }  // namespace

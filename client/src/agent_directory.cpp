@@ -16,6 +16,14 @@ constexpr const char* kLog = "client";
 void log_cut(const std::string& ecu, const char* what, const std::string& cut) {
   if (!cut.empty()) OTA_LOGE(kLog, "%s: %s cut to the client's limits: %s", ecu.c_str(), what, cut.c_str());
 }
+
+// Whether `next` shows the agent back after a restart or a reconnect (AgentView::returns). A hello
+// replayed as retained after the client's own reconnect carries the timestamp already held.
+bool returned(const AgentView& view, const v1::Hello& next) {
+  if (!next.online()) return false;
+  if (next.boot_id() != view.hello.boot_id() || !view.hello.online()) return true;
+  return view.stale && next.timestamp_ms() > view.hello.timestamp_ms();
+}
 }  // namespace
 
 v1::BankInfo active_bank(const AgentView& view) {
@@ -66,6 +74,10 @@ void AgentDirectory::on_message(const TransportMessage& m) {
         }
         if (st.is_ok()) {
           log_cut(ecu, "hello", cap_inventory(hello.mutable_inventory()));
+          if (returned(view, hello)) {
+            ++view.returns;
+            view.stale = false;
+          }
           view.hello = hello;
           view.refusal.clear();
         } else {
@@ -171,19 +183,34 @@ Status AgentDirectory::send(const std::string& ecu_id, v1::Command& cmd) {
   return transport_.publish(topics::ecu(ecu_id, Leaf::kCmd), cmd.SerializeAsString(), 1, false);
 }
 
+void AgentDirectory::on_connection_lost() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [ecu, view] : agents_) view.stale = true;
+}
+
 Result<v1::Result> AgentDirectory::call(const std::string& ecu_id, v1::Command cmd,
                                         std::chrono::milliseconds timeout) {
   cmd.set_correlation_id(next_correlation_id(ecu_id));
   const std::string id = cmd.correlation_id();
+  auto returns = [&] {  // with mu_ held
+    auto it = agents_.find(ecu_id);
+    return it == agents_.end() ? uint64_t{0} : it->second.returns;
+  };
+  uint64_t returns_at_send = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_[id] = std::nullopt;
+    returns_at_send = returns();
   }
   Status st = send(ecu_id, cmd);
   std::unique_lock<std::mutex> lock(mu_);
-  if (st.is_ok() && !cv_.wait_for(lock, timeout, [&] { return pending_[id].has_value(); })) {
+  if (st.is_ok() && !cv_.wait_for(lock, timeout,
+                                  [&] { return pending_[id].has_value() || returns() != returns_at_send; })) {
     st = Status(Code::kTimeout,
                 ecu_id + " did not answer " + id + " within " + std::to_string(timeout.count()) + " ms");
+  }
+  if (st.is_ok() && !pending_[id].has_value()) {
+    st = Status(Code::kUnavailable, ecu_id + " came back (restart or reconnect) before answering " + id);
   }
   std::optional<v1::Result> r = std::move(pending_[id]);
   pending_.erase(id);

@@ -28,6 +28,11 @@ struct AgentView {
   v1::DtcList dtcs;      // last DTC list
   uint64_t last_seen_ms = 0;
   std::string refusal;  // set when the agent speaks another protocol major version
+  // Counts the agent's returns: an online hello with a new boot_id (a restart), after an offline one
+  // (its Will: a reconnect), or newer than the one held when the client's own connection was lost.
+  // A command sent before a return may have been lost with the agent's session: call() wakes on it.
+  uint64_t returns = 0;
+  bool stale = false;  // the client's connection was lost since this agent's last hello
 };
 
 // The agent's active bank as its hello reports it; an empty BankInfo if none is listed.
@@ -49,7 +54,15 @@ class AgentDirectory {
   // missing ones in the error message.
   Status wait_online(const std::vector<std::string>& ecus, std::chrono::milliseconds timeout);
 
-  // Sends a command and waits for its Result. Errors: kTimeout if none in time; kInvalidArgument,
+  // The client's own connection to the broker was lost: an agent's next hello newer than the one
+  // held counts as a return (AgentView::returns), even if it arrives before the client knows it is
+  // connected again. Call from the transport's connection callback.
+  void on_connection_lost();
+
+  // Sends a command and waits for its Result. Errors: kTimeout if none in time; kUnavailable, as
+  // soon as the agent returns (AgentView::returns) before answering: the command may have been lost
+  // with its session, and the caller may send it again at once (commands after StartTransfer are
+  // idempotent on the agent); kInvalidArgument,
   // at once and without sending, for a command above codec::kMaxControlMessage (every agent would
   // drop it); the Result itself may carry a failure (outcome/error), which the caller inspects.
   Result<v1::Result> call(const std::string& ecu_id, v1::Command cmd, std::chrono::milliseconds timeout);

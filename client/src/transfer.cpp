@@ -215,7 +215,9 @@ StartAnswer start_transfer(AgentDirectory& agents, const TransferPlan& plan,
   StartAnswer answer;
   auto r = agents.call(plan.ecu_id, cmd, timeout);
   if (!r) {
-    answer.kind = r.status().code() == Code::kTimeout ? StartAnswer::kUnanswered : StartAnswer::kRefused;
+    const Code code = r.status().code();
+    answer.kind = code == Code::kTimeout || code == Code::kUnavailable ? StartAnswer::kUnanswered
+                                                                       : StartAnswer::kRefused;
     answer.error = r.status();
   } else if (r->outcome() != v1::OUTCOME_OK) {
     answer.kind = StartAnswer::kRefused;
@@ -313,7 +315,7 @@ class TransferRun {
       std::lock_guard<std::mutex> lock(acks_.mu);
       return fail(bounds_.check(acks_.advanced, acks_.acked, now).with_context(plan_.ecu_id));
     }
-    std::chrono::milliseconds timeout = kStartTimeout;
+    std::chrono::milliseconds timeout = plan_.command_timeout;
     if (plan_.deadline != Clock::time_point::max()) timeout = std::min(timeout, until(plan_.deadline, now));
     if (plan_.min_rate)
       timeout = std::min(timeout, std::max(plan_.stall_timeout, until(bounds_.next_check(), now)));
@@ -323,6 +325,8 @@ class TransferRun {
     std::lock_guard<std::mutex> lock(acks_.mu);
     if (answer.kind == StartAnswer::kUnanswered) {
       last_ = "StartTransfer unanswered";
+      OTA_LOGW(kLog, "%s: %s; sending StartTransfer again", plan_.ecu_id.c_str(),
+               answer.error.message().c_str());
       if (Status st = bounds_.check(acks_.advanced, acks_.acked, now); !st.is_ok())
         return fail(st.with_context(plan_.ecu_id + ": StartTransfer unanswered"));
       last_error_ = answer.error;

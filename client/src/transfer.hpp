@@ -44,6 +44,9 @@ struct TransferPlan {
   uint32_t chunk_size = 256 * 1024;
   uint32_t window = 3;                            // chunks in flight (the runner: see campaign/plan.cpp)
   std::chrono::milliseconds stall_timeout{5000};  // no ack progress for this long: resynchronise
+  // The wait for the answer to StartTransfer (the runner: its agent_timeout). An agent that comes
+  // back meanwhile (AgentDirectory::call) ends the wait at once.
+  std::chrono::milliseconds command_timeout{30000};
   // Rounds after the first pass: resyncs, retries of an unanswered StartTransfer and rewinds on a
   // CORRUPT ack all count; one more fails the transfer.
   int max_resyncs = 20;

@@ -24,6 +24,10 @@ Result<std::unique_ptr<VehicleBus>> VehicleBus::connect(TransportOptions options
   bus->fleet_ = std::make_unique<AgentDirectory>(*bus->transport_);
   bus->transport_->on_message(
       [fleet = bus->fleet_.get()](const TransportMessage& m) { fleet->on_message(m); });
+  // Commands sent around a lost connection may be lost: the agents' fresh hellos wake their callers.
+  bus->transport_->on_connection([fleet = bus->fleet_.get()](bool up) {
+    if (!up) fleet->on_connection_lost();
+  });
   OTA_RETURN_IF_ERROR(bus->transport_->connect(std::chrono::seconds(10)));
   // The defined leaves only: a topic an agent made up under its up/ never reaches the client.
   for (topics::Leaf leaf : topics::kAgentUpLeaves)

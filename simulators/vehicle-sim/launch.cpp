@@ -1,5 +1,9 @@
 #include "launch.hpp"
 
+#include <algorithm>
+
+#include "teardown.hpp"
+
 #include "config.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/trust.hpp"
@@ -85,6 +89,14 @@ std::vector<std::string> agent_argv(const Scenario& s, const Options& opt, const
   return argv;
 }
 
+Result<ChildProcess> spawn_agent(const Scenario& s, const Options& opt, const EcuFaults& faults,
+                                 const Broker& broker, size_t i) {
+  SpawnOptions so;
+  so.log_path = s.work + "/ecu/" + s.ecus[i] + "/agent.log";  // appended to by a restarted agent
+  so.name = "agent " + s.ecus[i];
+  return ChildProcess::spawn(agent_argv(s, opt, faults, broker, i), so);
+}
+
 }  // namespace
 
 Status start_broker(const Scenario& s, Vehicle& v) {
@@ -132,15 +144,22 @@ Status write_client_config(const Scenario& s, const Options& opt, const Vehicle&
 
 Status start_agents(const Scenario& s, const Options& opt, const EcuFaults& faults, Vehicle& v) {
   for (size_t i = 0; i < s.ecus.size(); ++i) {
-    const std::string& e = s.ecus[i];
-    auto argv = agent_argv(s, opt, faults, *v.broker, i);
-    SpawnOptions so;
-    so.log_path = s.work + "/ecu/" + e + "/agent.log";
-    so.name = "agent " + e;
-    auto child = ChildProcess::spawn(argv, so);
+    auto child = spawn_agent(s, opt, faults, *v.broker, i);
     if (!child) return child.status();
-    v.agents.emplace(e, std::move(*child));
+    v.agents.emplace(s.ecus[i], std::move(*child));
   }
+  return Status::ok();
+}
+
+Status kill_and_restart_agent(const Scenario& s, const Options& opt, const std::string& ecu, Vehicle& v) {
+  const auto it = std::find(s.ecus.begin(), s.ecus.end(), ecu);
+  auto running = v.agents.find(ecu);
+  if (it == s.ecus.end() || running == v.agents.end()) return Status(Code::kNotFound, "no agent " + ecu);
+  v.stats.push_back(process_stats("agent " + ecu + " (killed)", running->second.kill()));
+  v.agents.erase(running);
+  auto child = spawn_agent(s, opt, ecu_faults(opt), *v.broker, static_cast<size_t>(it - s.ecus.begin()));
+  if (!child) return child.status();
+  v.agents.emplace(ecu, std::move(*child));
   return Status::ok();
 }
 

@@ -42,6 +42,10 @@ Status write_client_config(const Scenario& s, const Options& opt, const Vehicle&
 // One ota-agent-sim per ECU, with the faults asked for it; logs in WORK/ecu/{ecu}/agent.log.
 Status start_agents(const Scenario& s, const Options& opt, const EcuFaults& faults, Vehicle& v);
 
+// Kills ECU `ecu`'s agent (kill -9) and starts it again at once with the same command line, as a
+// process supervisor would; the killed one's stats go to v.stats.
+Status kill_and_restart_agent(const Scenario& s, const Options& opt, const std::string& ecu, Vehicle& v);
+
 // ota-client with WORK/client.toml (and the campaign file when the platform is not used); log in
 // WORK/client.log.
 Result<ChildProcess> spawn_client(const Scenario& s);

@@ -1,6 +1,7 @@
 #include "observer.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "ota/core/codec.hpp"
@@ -28,6 +29,7 @@ Observer::Observer(const Broker& broker, bool show) : show_(show) {
 Status Observer::start() {
   OTA_RETURN_IF_ERROR(t_->connect(std::chrono::seconds(5)));
   OTA_RETURN_IF_ERROR(t_->subscribe(std::string(topics::kPrefix) + "ecu/+/up/result", 1));
+  OTA_RETURN_IF_ERROR(t_->subscribe(std::string(topics::kPrefix) + "ecu/+/up/state", 1));
   return t_->subscribe(topics::kVehicleStatus, 1);
 }
 
@@ -76,10 +78,27 @@ void Observer::on_status(const TransportMessage& m) {
   }
 }
 
+bool Observer::seen_phase(const std::string& ecu, const std::string& phase) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return phases_.count({ecu, phase}) > 0;
+}
+
+void Observer::on_state(const std::string& ecu, const TransportMessage& m) {
+  v1::AgentState s;
+  if (!codec::decode(m.payload, &s, codec::kMaxControlMessage, "state").is_ok()) return;
+  std::string name = v1::Phase_Name(s.phase());
+  if (name.rfind("PHASE_", 0) == 0) name = name.substr(6);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::lock_guard<std::mutex> lock(mu_);
+  phases_.emplace(ecu, name);
+}
+
 void Observer::on_result(const TransportMessage& m) {
   std::string ecu;
   topics::Leaf leaf = topics::Leaf::kUnknown;
-  if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf) || leaf != topics::Leaf::kResult) return;
+  if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf)) return;
+  if (leaf == topics::Leaf::kState) return on_state(ecu, m);
+  if (leaf != topics::Leaf::kResult) return;
   v1::Result r;
   if (!codec::decode(m.payload, &r, codec::kMaxControlMessage, "result").is_ok()) return;
   if (!r.has_transfer_ready() || r.outcome() != v1::OUTCOME_OK) return;

@@ -6,7 +6,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "ota/core/transport.hpp"
 #include "ota/sim/broker.hpp"
@@ -28,6 +30,10 @@ class Observer {
   // From now on, record per ECU the resume offset of the first StartTransfer answered.
   void watch_resumes();
   std::map<std::string, uint64_t> resumes() const;
+  // Every (ECU, phase) an agent's state has reported since start (phases as v1::Phase_Name without
+  // the PHASE_ prefix, lower case: "transfer", "trial", ...). Kept, not replaced, so that a phase
+  // passed through between two polls is still seen.
+  bool seen_phase(const std::string& ecu, const std::string& phase) const;
   void stop() { t_->disconnect(std::chrono::seconds(1)); }
   // Ends the progress line, if one was printed.
   void finish_line();
@@ -35,6 +41,7 @@ class Observer {
  private:
   void on_status(const TransportMessage& m);
   void on_result(const TransportMessage& m);
+  void on_state(const std::string& ecu, const TransportMessage& m);
 
   bool show_;
   bool printed_ = false;
@@ -44,6 +51,7 @@ class Observer {
   std::map<std::string, uint64_t> acked_;
   bool watch_resumes_ = false;
   std::map<std::string, uint64_t> resumes_;
+  std::set<std::pair<std::string, std::string>> phases_;
   std::unique_ptr<Transport> t_;
 };
 

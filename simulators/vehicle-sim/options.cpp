@@ -35,6 +35,9 @@ void add_trigger_options(CLI::App& app, Options& o) {
          "--restart-broker-at", o.restart_broker_at,
          "kill -9 the broker when every ECU has this percent acknowledged, then restart it on the same port")
       ->check(CLI::Range(0, 100));
+  app.add_option("--kill", o.kill,
+                 "WHO@WHEN - kill -9 WHO (client, broker, agent:ECU) when WHEN is reached (ECU:PHASE, "
+                 "decision:commit|rollback|cancel, committed:N), then restart it at once; repeatable");
 }
 
 void add_trust_options(CLI::App& app, Options& o) {

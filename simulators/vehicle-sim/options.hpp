@@ -29,9 +29,10 @@ struct Options {
   bool not_parked = false;
   bool ignition_on = false;
   std::vector<std::string> consent;
-  int cancel_at = -1;          // percent of bytes acknowledged overall
-  int kill_client_at = -1;     // percent: kill -9 the client there and start it again
-  int restart_broker_at = -1;  // percent of every ECU: kill -9 the broker there, restart it on its port
+  int cancel_at = -1;             // percent of bytes acknowledged overall
+  int kill_client_at = -1;        // percent: kill -9 the client there and start it again
+  int restart_broker_at = -1;     // percent of every ECU: kill -9 the broker there, restart it on its port
+  std::vector<std::string> kill;  // WHO@WHEN (kill_trigger.hpp): kill -9 and restart at a point
   bool non_atomic = false;
   int health_timeout_ms = 10000;
   int timeout_s = 600;

@@ -126,8 +126,6 @@ TEST_CASE("a start during a trial rolls back to the previous bank", "[unit][agen
   const Kill kills[] = {
       {"killed while switching banks", "activate", v1::PHASE_TRIAL, v1::PHASE_ACTIVATE},
       {"killed during the health check", "health_check", v1::PHASE_TRIAL, v1::PHASE_ACTIVATE},
-      {"stopped on trial", "", v1::PHASE_TRIAL, v1::PHASE_TRIAL},
-      {"killed while committing", "commit", v1::PHASE_DONE, v1::PHASE_TRIAL},
   };
   for (const Kill& k : kills) {
     DYNAMIC_SECTION(k.what) {
@@ -154,8 +152,7 @@ TEST_CASE("a start during a trial rolls back to the previous bank", "[unit][agen
 
 TEST_CASE("a start whose rollback fails fails, and the next start rolls back", "[unit][agent][recovery]") {
   AgentRig rig;
-  rig.reach(v1::PHASE_TRIAL);
-  rig.stop();
+  kill_in(rig, "health_check", v1::PHASE_TRIAL);
   const std::string before = rig.disk().SerializeAsString();
   rig.device.fail("rollback", ota::Status(ota::Code::kIoError, "simulated bootloader failure"));
   const size_t mark = rig.transitions_seen();
@@ -164,7 +161,7 @@ TEST_CASE("a start whose rollback fails fails, and the next start rolls back", "
   CHECK(st.message().find("rollback after restart") != std::string::npos);
   const Transition t = rig.wait_transition(Event::kStart, mark);
   CHECK(t.action == Action::kRollBackUnconfirmedTrial);
-  CHECK(t.after == v1::PHASE_TRIAL);  // unchanged: the row's "on failure"
+  CHECK(t.after == v1::PHASE_ACTIVATE);  // unchanged: the row's "on failure"
   CHECK(rig.disk().SerializeAsString() == before);
   rig.stop();
 
@@ -209,4 +206,97 @@ TEST_CASE("a state file that does not decode stops the start", "[unit][agent][re
   ota::Status st = rig.try_start();
   CHECK(st.code() == ota::Code::kCorrupt);
   CHECK(rig.transitions_seen() == mark);  // no row is taken for a state that cannot be read
+}
+
+namespace {
+
+// A trial the agent had answered, as a kill (or a stop) leaves it on disk.
+void leave_answered_trial(AgentRig& rig, const std::string& how) {
+  if (how == "stopped on trial") {
+    rig.reach(v1::PHASE_TRIAL);
+    rig.stop();
+  } else {
+    kill_in(rig, "commit", v1::PHASE_DONE);
+  }
+  REQUIRE(rig.disk().trial());
+  REQUIRE(rig.disk().phase() == v1::PHASE_TRIAL);
+}
+
+}  // namespace
+
+TEST_CASE("a restart on an answered trial keeps it and waits for the client's decision",
+          "[unit][agent][recovery]") {
+  for (const std::string how : {"stopped on trial", "killed while committing"}) {
+    DYNAMIC_SECTION(how) {
+      AgentRig rig;
+      leave_answered_trial(rig, how);
+      const Transition t = start_again(rig);
+      check_row(rig, t, Event::kStart, Action::kResumeTrial, v1::PHASE_TRIAL, nullptr, {});
+      CHECK(t.after == v1::PHASE_TRIAL);
+      auto d = rig.disk();
+      CHECK(d.trial());
+      CHECK(d.active_bank() == v1::BANK_B);
+      CHECK(d.banks(1).valid());
+      const auto calls = rig.device.calls();
+      CHECK(std::count(calls.begin(), calls.end(), "health_check B") == 2);  // again after the restart
+      CHECK_FALSE(called(rig, "rollback A"));
+      CHECK(file_content(rig.dir.file("boot")) == "B");
+      CHECK(rig.hello().inventory().active_bank() == v1::BANK_B);
+      SECTION("the client's Commit commits it") {
+        CHECK(rig.commit("t1").outcome() == v1::OUTCOME_OK);
+        CHECK(rig.disk().phase() == v1::PHASE_DONE);
+        CHECK_FALSE(rig.disk().trial());
+      }
+      SECTION("the client's Rollback rolls it back") {
+        CHECK(rig.rollback("t1").outcome() == v1::OUTCOME_ROLLED_BACK);
+        CHECK(rig.disk().active_bank() == v1::BANK_A);
+        CHECK(file_content(rig.dir.file("boot")) == "A");
+      }
+    }
+  }
+}
+
+TEST_CASE("a restart on an answered trial the bootloader gave up on falls back, the image kept staged",
+          "[unit][agent][recovery]") {
+  AgentRig rig;
+  leave_answered_trial(rig, "stopped on trial");
+  // The bootloader spent its boot attempts on B and booted A again: it says so in the boot file.
+  REQUIRE(ota::atomic_write_file(rig.dir.file("boot"), "A").is_ok());
+  const Transition t = start_again(rig);
+  check_row(rig, t, Event::kStart, Action::kResumeTrial, v1::PHASE_TRIAL, nullptr, {});
+  CHECK(t.after == v1::PHASE_STAGED);
+  auto d = rig.disk();
+  CHECK_FALSE(d.trial());
+  CHECK(d.active_bank() == v1::BANK_A);
+  CHECK(d.banks(1).valid());  // the verified image stays for a roll forward
+  CHECK(d.transfer_id() == "t1");
+  CHECK(d.last_error().code() == v1::ERROR_CODE_ABORTED);
+  CHECK(d.last_error().message().find("booted bank A instead of trial bank B") != std::string::npos);
+  const auto calls = rig.device.calls();
+  CHECK(std::count(calls.begin(), calls.end(), "health_check B") == 1);  // the activation's only
+  // The client's Commit is refused with the cause; its roll forward activates the staged image again.
+  auto refused = rig.commit("t1");
+  CHECK(refused.outcome() == v1::OUTCOME_REFUSED);
+  CHECK(refused.error().message().find("booted bank A instead of trial bank B") != std::string::npos);
+  CHECK(rig.activate("t1").outcome() == v1::OUTCOME_OK);
+  CHECK(rig.commit("t1").outcome() == v1::OUTCOME_OK);
+  CHECK(rig.disk().active_bank() == v1::BANK_B);
+  CHECK(file_content(rig.dir.file("boot")) == "B");
+}
+
+TEST_CASE("a restart on an answered trial that fails its health check again falls back",
+          "[unit][agent][recovery]") {
+  AgentRig rig;
+  leave_answered_trial(rig, "stopped on trial");
+  rig.device.fail("health_check", ota::Status(ota::Code::kRejected, "service did not start"));
+  const Transition t = start_again(rig);
+  check_row(rig, t, Event::kStart, Action::kResumeTrial, v1::PHASE_TRIAL, nullptr, {});
+  CHECK(t.after == v1::PHASE_STAGED);
+  auto d = rig.disk();
+  CHECK_FALSE(d.trial());
+  CHECK(d.active_bank() == v1::BANK_A);
+  CHECK(d.banks(1).valid());
+  CHECK(d.last_error().message().find("service did not start") != std::string::npos);
+  CHECK(called(rig, "rollback A"));
+  CHECK(file_content(rig.dir.file("boot")) == "A");
 }

@@ -87,10 +87,17 @@ void transfer_closed(AgentRig& rig) {
   rig.restart();
 }
 
-// IDLE still holding "t1": a restart during its trial rolled it back.
+// IDLE still holding "t1": a kill during its activation (the health check, not yet answered), and
+// the restart rolled it back.
 void idle_after_trial(AgentRig& rig) {
+  rig.device.snapshot_at("health_check", rig.state_path());
   rig.reach(TRIAL);
-  rig.restart();
+  rig.stop();
+  auto killed = rig.device.snapshot();
+  REQUIRE(killed);
+  REQUIRE(ota::atomic_write_file(rig.state_path(), *killed).is_ok());
+  rig.start();
+  REQUIRE(rig.disk().phase() == IDLE);
   REQUIRE(rig.disk().transfer_id() == "t1");
 }
 

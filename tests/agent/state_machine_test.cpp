@@ -141,11 +141,12 @@ TEST_CASE("the rows the protocol singles out", "[unit][agent][rules]") {
     f.held_transfer = false;
     CHECK(find_rule(Event::kInstall, f)->action == Action::kRefuseUnknownTransfer);
   }
-  SECTION("a start with the trial flag rolls back whatever phase was saved") {
+  SECTION("a start with the trial flag keeps an answered trial and rolls back any other phase saved") {
     f.trial = true;
     for (v1::Phase p : kAtRest) {
       f.phase = p;
-      CHECK(find_rule(Event::kStart, f)->action == Action::kRollBackUnconfirmedTrial);
+      CHECK(find_rule(Event::kStart, f)->action ==
+            (p == v1::PHASE_TRIAL ? Action::kResumeTrial : Action::kRollBackUnconfirmedTrial));
     }
     f.phase = v1::PHASE_ACTIVATE;
     CHECK(find_rule(Event::kStart, f)->action == Action::kRollBackUnconfirmedTrial);

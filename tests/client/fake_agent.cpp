@@ -91,6 +91,12 @@ void FakeAgent::on_message(const TransportMessage& m) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     commands_.push_back(body_name(cmd));
+    if (cmd.has_install() && script_.lost_installs > 0) {
+      --script_.lost_installs;
+      ++boot_id_;  // restarted: the command died with the process
+      publish_hello();
+      return;
+    }
     r = handle(cmd);
   }
   r.set_correlation_id(cmd.correlation_id());
@@ -205,6 +211,15 @@ v1::Result FakeAgent::activate(const v1::Activate& act) {
 
 v1::Result FakeAgent::commit(const v1::Commit& c) {
   if (c.transfer_id() == done_transfer_ && phase_ == v1::PHASE_DONE) return answer(v1::OUTCOME_OK);
+  if (script_.fall_backs > 0 && phase_ == v1::PHASE_TRIAL) {
+    --script_.fall_backs;
+    active_ = previous_;
+    trial_ = false;
+    phase_ = v1::PHASE_STAGED;
+    if (script_.fall_back_loses_image) forget_transfer();
+    ++boot_id_;
+    publish_hello();
+  }
   if (c.transfer_id() != transfer_id_ || phase_ != v1::PHASE_TRIAL)
     return answer(v1::OUTCOME_REFUSED, v1::ERROR_CODE_REJECTED, "not on trial");
   if (script_.commit_failures > 0) {
@@ -253,6 +268,7 @@ void FakeAgent::publish_hello() {
   v1::Hello h;
   codec::set_protocol(h.mutable_protocol());
   h.set_online(true);
+  h.set_boot_id(boot_id_);
   auto* inv = h.mutable_inventory();
   inv->set_ecu_id(ecu_id_);
   inv->set_active_bank(active_ == 0 ? v1::BANK_A : v1::BANK_B);

@@ -25,6 +25,14 @@ struct FakeAgentScript {
   int incomplete_installs = 0;  // answer this many Installs NOT_FOUND, losing the last chunk (as after a
                                 // restart between an ack and the checkpoint)
   int commit_failures = 0;      // answer this many Commits FAILED (the agent stays on trial)
+  // This many Commits find the ECU back on its previous bank, as after a restart on trial whose
+  // bootloader fell back: the image stays staged (Activate rolls it forward), or with
+  // `fall_back_loses_image` it is gone (IDLE: it must be sent again). Answered REFUSED.
+  int fall_backs = 0;
+  bool fall_back_loses_image = false;
+  // This many Installs are lost with a restart of the agent: no answer, the install not done, and
+  // a hello with a new boot_id.
+  int lost_installs = 0;
 };
 
 class FakeAgent {
@@ -92,6 +100,7 @@ class FakeAgent {
   uint32_t chunk_size_ = 0;
   std::string done_transfer_;  // the transfer committed last
   std::vector<std::string> commands_;
+  uint64_t boot_id_ = 1;
 };
 
 }  // namespace ota::test

@@ -178,3 +178,20 @@ TEST_CASE("the write hook sees every write and can refuse it", "[unit][campaign]
   CHECK(writes == 2);
   CHECK_FALSE(read_back(path).started());  // the refused write did not happen
 }
+
+TEST_CASE("the campaign a client resumes at start: only an unfinished journal's", "[unit][campaign]") {
+  auto dir = temp();
+  const std::string path = dir.path() + "/campaign-journal.pb";
+  CHECK_FALSE(ota::client::unfinished_campaign(path).has_value());  // no journal
+  Journal j(path, nullptr);
+  REQUIRE(j.open(two_ecu_campaign("c1")).is_ok());
+  auto pending = ota::client::unfinished_campaign(path);
+  REQUIRE(pending.has_value());
+  CHECK(pending->campaign_id() == "c1");
+  CHECK(pending->targets_size() == 2);
+  j.data().set_finished(true);
+  REQUIRE(j.save().is_ok());
+  CHECK_FALSE(ota::client::unfinished_campaign(path).has_value());
+  REQUIRE(ota::atomic_write_file(path, "not a journal").is_ok());
+  CHECK_FALSE(ota::client::unfinished_campaign(path).has_value());
+}

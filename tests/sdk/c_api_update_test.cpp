@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -190,6 +191,9 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callbac
   INFO(ota_agent_last_error(agent));
   REQUIRE(ota_agent_start(agent) == OTA_OK);
 
+  // Changes seen by the client (a section waits on them); they outlive the client's transport thread.
+  std::mutex seen_mu;
+  std::condition_variable seen;
   TestClient client(*this);
   REQUIRE(client.transport->connect(5s).is_ok());
   for (auto leaf : ota::topics::kAgentUpLeaves)
@@ -267,6 +271,55 @@ TEST_CASE_METHOD(ota::test::BrokerFixture, "an update runs through every callbac
     CHECK(dev.committed == 1);
     CHECK(dev.rolled_back == 0);
     CHECK(dev.active == OTA_BANK_B);
+  }
+
+  SECTION("restarted on an answered trial: the C device's booted_bank decides, read within struct_size") {
+    ota::v1::Command activate;
+    activate.mutable_activate()->set_transfer_id(plan.transfer_id);
+    REQUIRE(client.call(activate).outcome() == ota::v1::OUTCOME_OK);
+    ota_agent_stop(agent);
+    owner.reset();
+    // NULL: the trial bank; an ABI 2 caller's struct ends before the field, so it is not read;
+    // a callback saying the bootloader fell back to A: rolled back, the image kept.
+    const char* how = GENERATE("null", "abi 2 size", "fell back");
+    CAPTURE(how);
+    ota_agent_callbacks_t again = recording_callbacks(&dev);
+    again.booted_bank = [](void*, ota_bank_t, ota_bank_t* booted) {
+      *booted = OTA_BANK_A;
+      return OTA_OK;
+    };
+    if (std::string(how) == "null") again.booted_bank = nullptr;
+    if (std::string(how) == "abi 2 size") again.struct_size = offsetof(ota_agent_callbacks_t, booted_bank);
+    const bool falls_back = std::string(how) == "fell back";
+    const uint64_t returns_before = client.fleet->agent("ecu-a")->returns;
+    client.fleet->on_change([&](const std::string&) {
+      std::lock_guard<std::mutex> lock(seen_mu);
+      seen.notify_all();
+    });
+    REQUIRE(ota_agent_create(&cfg, &again, &agent) == OTA_OK);
+    owner.reset(agent);
+    INFO(ota_agent_last_error(agent));
+    REQUIRE(ota_agent_start(agent) == OTA_OK);
+    {  // its new hello, before the client speaks to it again
+      std::unique_lock<std::mutex> lock(seen_mu);
+      REQUIRE(
+          seen.wait_for(lock, 10s, [&] { return client.fleet->agent("ecu-a")->returns > returns_before; }));
+    }
+    CHECK(ota_agent_active_bank(agent) == (falls_back ? OTA_BANK_A : OTA_BANK_B));
+    {
+      std::lock_guard<std::mutex> lock(dev.mu);
+      CHECK(dev.checked == (falls_back ? 1 : 2));  // checked again when the trial is kept
+      CHECK(dev.rolled_back == (falls_back ? 1 : 0));
+    }
+    ota::v1::Command commit;
+    commit.mutable_commit()->set_transfer_id(plan.transfer_id);
+    r = client.call(commit);
+    CHECK(r.outcome() == (falls_back ? ota::v1::OUTCOME_REFUSED : ota::v1::OUTCOME_OK));
+    if (falls_back) {  // the client rolls it forward: the staged image is activated again
+      REQUIRE(client.call(activate).outcome() == ota::v1::OUTCOME_OK);
+      CHECK(client.call(commit).outcome() == ota::v1::OUTCOME_OK);
+    }
+    CHECK(ota_agent_active_bank(agent) == OTA_BANK_B);
   }
 
   SECTION("unhealthy: the C callback's message comes back with the rollback") {

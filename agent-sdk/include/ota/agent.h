@@ -54,7 +54,7 @@
 
 /* Version of the C ABI this header describes. Compare with ota_agent_abi_version() at run time
  * when a program relies on something added after version 1. */
-#define OTA_AGENT_ABI_VERSION 2u /* 2: ota_agent_config_t.bank_sync_concurrent */
+#define OTA_AGENT_ABI_VERSION 3u /* 2: ota_agent_config_t.bank_sync_concurrent; 3: booted_bank */
 
 #ifdef __cplusplus
 extern "C" {
@@ -220,6 +220,14 @@ typedef struct ota_agent_callbacks {
   /* Optional. Bytes free for staging (delta payloads are staged in state_dir before
    * reconstruction). NULL: 1 GiB. */
   uint64_t (*free_space)(void* user);
+
+  /* Optional (ABI 3). The bank the ECU actually booted, asked by ota_agent_start when it finds an
+   * activated update not yet committed (the client may have decided to commit it already). Store it
+   * in *booted. A bootloader falls back to the previous bank only once its boot attempts on the new
+   * one are spent: say so here, and only then does the agent record the rollback; otherwise it keeps
+   * the trial, runs health_check again and waits for the client's commit or rollback. `activated`
+   * is the bank the agent activated. NULL, a failure or a value that is not a bank: `activated`. */
+  ota_status_t (*booted_bank)(void* user, ota_bank_t activated, ota_bank_t* booted);
 } ota_agent_callbacks_t;
 
 /* Zeroes *callbacks (every callback NULL, user NULL) and sets struct_size. */

@@ -98,6 +98,15 @@ class Device {
   // Makes the activated bank permanent (e.g. clears the bootloader's trial flag). Default: OK.
   virtual ota::Status commit(Bank /*bank*/) { return ota::Status::ok(); }
 
+  // The bank the ECU actually booted, asked when the Agent starts with an activated update not yet
+  // committed (the trial: the client may have decided to commit it already). A bootloader falls back
+  // to the previous bank only once its boot attempts on the new one are spent: the device says so
+  // here, and only then does the Agent record the rollback; otherwise it keeps the trial, runs the
+  // health check again and waits for the client's Commit or Rollback. `activated` is the bank the
+  // Agent activated. Called on the thread that calls Agent::start(). Default: `activated` (the
+  // device boots what it was told to).
+  virtual Bank booted_bank(Bank activated) { return activated; }
+
   // Returns the ECU to `previous` (the bank it ran before activation). Must succeed whenever
   // possible: the Agent retries it on the next start if it fails. Default: OK.
   virtual ota::Status rollback(Bank /*previous*/) { return ota::Status::ok(); }
@@ -163,9 +172,12 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Loads (or creates) the durable state, finishes any interrupted activation by rolling back,
-  // connects to the broker, publishes the retained hello and state, and starts serving commands.
-  // Errors: kInvalidArgument (config), kIoError/kCorrupt (state dir), kUnavailable/kRejected (broker).
+  // Loads (or creates) the durable state and recovers (docs/PROTOCOL.md section 7): an activation
+  // interrupted before it was answered is rolled back; a trial already answered is kept when the
+  // device booted it and is healthy (Device::booted_bank, health_check), and waits for the client's
+  // Commit or Rollback. Then connects to the broker, publishes the retained hello and state, and starts
+  // serving commands. Errors: kInvalidArgument (config), kIoError/kCorrupt (state dir),
+  // kUnavailable/kRejected (broker).
   ota::Status start();
 
   // Blocks until stop() is called from another thread or a signal handler thread.

@@ -24,6 +24,9 @@ class FileDevice : public Device {
   // Records `bank` in the boot file (atomically).
   ota::Status activate(Bank bank, const ImageInfo& image) override;
   ota::Status rollback(Bank previous) override;
+  // The bank the boot file names (`activated` when it names none): a bootloader that gave up on a
+  // trial boot rewrites the boot file to the previous bank.
+  Bank booted_bank(Bank activated) override;
   uint64_t free_space() const override;
 
   const std::string& bank_path(Bank bank) const { return bank == Bank::kA ? bank_a_ : bank_b_; }

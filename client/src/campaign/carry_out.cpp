@@ -44,19 +44,32 @@ Status CampaignRunner::Impl::commit_group(const Members& members) {
 }
 
 // Commits one ECU. The group decided to commit: a failing commit is retried, never turned into a
-// rollback of this ECU alone (the others may have committed already). Returns the journal write's
-// status; the ECU's own outcome goes into its report.
+// rollback of this ECU alone (the others may have committed already), and an ECU found back on its
+// previous image is rolled forward first. Returns the journal write's status; the ECU's own outcome
+// goes into its report.
 Status CampaignRunner::Impl::commit(v1::EcuJournal* e) {
   v1::Command cmd;
+  cmd.set_campaign_id(journal_.campaign().campaign_id());
   cmd.mutable_commit()->set_transfer_id(e->transfer_id());
   Result<v1::Result> r = Status(Code::kInternal, "commit not sent");
   Status st;
   for (int attempt = 1; attempt <= kCommitAttempts; ++attempt) {
-    r = call_timed(e, cmd, v1::PHASE_COMMIT);
+    const auto t0 = clock_.now();
+    r = call_with_retry(e->ecu_id(), cmd, options_.agent_timeout);
+    add_time(e, v1::PHASE_COMMIT, t0);
     if (r && r->outcome() == v1::OUTCOME_OK) break;
     st = r ? codec::from_wire(r->error()) : r.status();
     if (st.is_ok()) st = Status(Code::kRejected, std::string("answered ") + v1::Outcome_Name(r->outcome()));
     OTA_LOGW(kLog, "%s: commit attempt %d failed: %s", e->ecu_id().c_str(), attempt, st.to_string().c_str());
+    if (r && r->outcome() == v1::OUTCOME_REFUSED) {
+      // Not on trial: back on its previous image (its bootloader fell back, or it failed its health
+      // check after a restart) while the others commit. The group's decision holds for it too.
+      if (Status rf = roll_forward(e); !rf.is_ok()) {
+        st = rf.with_context("roll forward");
+        OTA_LOGW(kLog, "%s: %s", e->ecu_id().c_str(), st.to_string().c_str());
+      }
+      continue;
+    }
     clock_.sleep_for(kCommitBackoff * attempt);
   }
   if (!r || r->outcome() != v1::OUTCOME_OK) {
@@ -86,6 +99,21 @@ Status CampaignRunner::Impl::commit(v1::EcuJournal* e) {
     e->set_finished(true);
   }
   return save();
+}
+
+// Brings a member of a group decided "commit" back onto its trial: Activate the verified image it
+// still holds in its other bank, or, when it holds it no more, send and install it again first.
+Status CampaignRunner::Impl::roll_forward(v1::EcuJournal* e) {
+  OTA_LOGW(kLog, "%s: not on trial although its group decided to commit; rolling it forward",
+           e->ecu_id().c_str());
+  v1::Phase phase = v1::PHASE_ACTIVATE;
+  Status st = activate(e, &phase);
+  if (st.code() != Code::kRejected) return st;  // OK, or a failure a new image would not cure
+  OTA_LOGW(kLog, "%s: %s; sending the image again", e->ecu_id().c_str(), st.message().c_str());
+  auto plan = prepare(e);
+  if (!plan) return plan.status();
+  OTA_RETURN_IF_ERROR(stage(e, *plan, &phase));
+  return activate(e, &phase);
 }
 
 void CampaignRunner::Impl::clear_resolved_dtcs(v1::EcuJournal* e) {
@@ -118,7 +146,7 @@ Status CampaignRunner::Impl::roll_back_group(const v1::GroupJournal& group, cons
       cmd.mutable_rollback()->set_transfer_id(e->transfer_id());
       cmd.mutable_rollback()->set_reason("atomic group " + std::to_string(group.group()) + " failed");
     }
-    auto r = call_timed(e, cmd, v1::PHASE_ROLLBACK);
+    auto r = roll_back(e, cmd);
     {
       std::lock_guard<std::mutex> lock(journal_mu_);
       if (e->report().result() == v1::FAILED) return;  // keeps its own failure in the report
@@ -129,6 +157,27 @@ Status CampaignRunner::Impl::roll_back_group(const v1::GroupJournal& group, cons
     journal_error.add(save());
   });
   return journal_error.get();
+}
+
+// One member of a group decided "rollback" or "cancel", told until it answers ROLLED_BACK: whatever
+// it did meanwhile (restarted on trial, came back late), it ends on its previous image. A member
+// that refuses Cancel because it is on trial is rolled back instead.
+Result<v1::Result> CampaignRunner::Impl::roll_back(v1::EcuJournal* e, const v1::Command& first) {
+  v1::Command cmd = first;
+  Result<v1::Result> r = Status(Code::kInternal, "rollback not sent");
+  for (int attempt = 1; attempt <= kCommitAttempts; ++attempt) {
+    r = call_timed(e, cmd, v1::PHASE_ROLLBACK);
+    if (r) return r;
+    OTA_LOGW(kLog, "%s: %s attempt %d failed: %s", e->ecu_id().c_str(),
+             cmd.has_cancel() ? "cancel" : "rollback", attempt, r.status().to_string().c_str());
+    if (cmd.has_cancel() && r.status().code() == Code::kRejected) {
+      cmd.mutable_rollback()->set_transfer_id(first.cancel().transfer_id());
+      cmd.mutable_rollback()->set_reason("cancelled");
+      continue;
+    }
+    clock_.sleep_for(kCommitBackoff * attempt);
+  }
+  return r;
 }
 
 }  // namespace ota::client

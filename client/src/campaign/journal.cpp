@@ -117,6 +117,20 @@ Status check_journal(const v1::CampaignJournal& journal) {
   return Status::ok();
 }
 
+std::optional<v1::Campaign> unfinished_campaign(const std::string& path) {
+  auto content = read_small_file(path, kMaxJournalBytes);
+  if (!content) return std::nullopt;
+  v1::CampaignJournal j;
+  Status st = codec::decode(*content, &j, kMaxJournalBytes, "campaign journal " + path);
+  if (st.is_ok()) st = check_journal(j).with_context("campaign journal " + path);
+  if (!st.is_ok()) {
+    OTA_LOGW(kLog, "%s; nothing to resume", st.to_string().c_str());
+    return std::nullopt;
+  }
+  if (j.finished() || j.campaign().campaign_id().empty()) return std::nullopt;
+  return j.campaign();
+}
+
 Journal::Journal(std::string path, WriteHook before_write)
     : path_(std::move(path)), before_write_(std::move(before_write)) {}
 

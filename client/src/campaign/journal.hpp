@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,11 @@ void record_decision(v1::GroupJournal* group, GroupDecision decision);
 // A journal as read from disk: kCorrupt naming what does not make sense (a decision that is not one
 // of the known ones, an ECU or group the campaign does not have).
 Status check_journal(const v1::CampaignJournal& journal);
+
+// The campaign of the journal at `path` when it holds one that is not finished: what a client
+// starting up resumes before it listens for any offer. nullopt when there is no journal, it is
+// finished, or it cannot be read or makes no sense (logged; Journal::open then starts afresh).
+std::optional<v1::Campaign> unfinished_campaign(const std::string& path);
 
 class Journal {
  public:

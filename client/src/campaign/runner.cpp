@@ -176,12 +176,15 @@ void CampaignRunner::Impl::add_time(v1::EcuJournal* e, v1::Phase phase,
 }
 
 // Every command after StartTransfer is idempotent on the agent, so an unanswered one is sent again:
-// the agent may have restarted or the broker dropped the connection.
+// the agent may have restarted or the broker dropped the connection. An agent that comes back (a new
+// boot, a reconnect) is asked again at once, not after the timeout.
 Result<v1::Result> CampaignRunner::Impl::call_with_retry(const std::string& ecu, const v1::Command& cmd,
                                                          std::chrono::milliseconds timeout, int attempts) {
   for (int i = 1;; ++i) {
     auto r = agents_.call(ecu, cmd, timeout);
-    if (r || r.status().code() != Code::kTimeout || i >= attempts || cancel_) return r;
+    const bool unanswered =
+        !r && (r.status().code() == Code::kTimeout || r.status().code() == Code::kUnavailable);
+    if (!unanswered || i >= attempts || cancel_) return r;
     OTA_LOGW(kLog, "%s; sending it again (%d/%d)", r.status().message().c_str(), i + 1, attempts);
   }
 }

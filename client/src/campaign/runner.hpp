@@ -53,6 +53,9 @@ class CampaignRunner::Impl {
   Result<v1::Result> call_with_retry(const std::string& ecu, const v1::Command& cmd,
                                      std::chrono::milliseconds timeout, int attempts = 3);
   Result<v1::Result> call_timed(v1::EcuJournal* e, v1::Command cmd, v1::Phase timed_as);
+  // Install verifies (and for a delta reconstructs) a whole image before it answers: it is given
+  // four command timeouts. An agent that restarts meanwhile is asked again at once all the same.
+  std::chrono::milliseconds install_timeout() const { return options_.agent_timeout * 4; }
 
   // admission.cpp: before the first group.
   std::optional<Refusal> admit();
@@ -74,6 +77,8 @@ class CampaignRunner::Impl {
   // carry_out.cpp: the recorded decision.
   Status commit_group(const Members& members);
   Status commit(v1::EcuJournal* e);
+  Status roll_forward(v1::EcuJournal* e);
+  Result<v1::Result> roll_back(v1::EcuJournal* e, const v1::Command& cmd);
   void clear_resolved_dtcs(v1::EcuJournal* e);
   Status roll_back_group(const v1::GroupJournal& group, const Members& members);
 

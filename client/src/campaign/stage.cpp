@@ -127,6 +127,7 @@ Result<TransferPlan> CampaignRunner::Impl::prepare(v1::EcuJournal* e) {
   plan.min_rate = options_.min_rate;
   plan.rate_window = options_.rate_window;
   plan.deadline = deadline_;
+  plan.command_timeout = options_.agent_timeout;
   {
     std::lock_guard<std::mutex> lock(journal_mu_);
     e->mutable_report()->set_encoding(plan.target.encoding());
@@ -174,7 +175,7 @@ Status CampaignRunner::Impl::stage(v1::EcuJournal* e, const TransferPlan& plan, 
     v1::Command cmd;
     cmd.set_campaign_id(plan.campaign_id);
     cmd.mutable_install()->set_transfer_id(plan.transfer_id);
-    auto r = call_with_retry(e->ecu_id(), cmd, options_.agent_timeout * 4);
+    auto r = call_with_retry(e->ecu_id(), cmd, install_timeout());
     add_time(e, v1::PHASE_INSTALL, t0);
     if (!r) return r.status();
     switch (install_answer(*r)) {
