@@ -84,19 +84,28 @@ int resume_journaled(const client::ClientConfig& cfg, const v1::Campaign& campai
   return finish(*report, delivered, bus.transport(), cloud);
 }
 
-int run_client(const client::ClientConfig& cfg) {
-  auto keys = client::load_ecu_keys(cfg.trust.ecu_keys, cfg.vehicle.ecus);
-  if (!keys) return fail(kExitUsage, keys.status());
-  auto consent = client::ScriptedConsent::from_answers(cfg.consent.answers);
-  if (!consent) return fail(kExitUsage, consent.status());
+// The runner's options that come from the configuration.
+client::RunnerOptions runner_options(const client::ClientConfig& cfg) {
   client::RunnerOptions ropts;
   ropts.journal_path = cfg.state.dir + "/campaign-journal.pb";
-  ropts.ecu_keys = std::move(*keys);
   ropts.agent_timeout = std::chrono::milliseconds(cfg.timeouts.agent_ms);
   ropts.stall_timeout = std::chrono::milliseconds(cfg.timeouts.stall_ms);
   ropts.campaign_timeout = std::chrono::milliseconds(cfg.timeouts.campaign_ms);
   ropts.min_rate = static_cast<uint64_t>(cfg.transfer.min_rate);
   ropts.rate_window = std::chrono::milliseconds(cfg.transfer.rate_window_ms);
+  return ropts;
+}
+
+int run_new_campaign(const client::ClientConfig& cfg, client::RunnerOptions ropts,
+                     client::ConsentProvider& consent, client::VehicleBus& bus);
+
+int run_client(const client::ClientConfig& cfg) {
+  auto keys = client::load_ecu_keys(cfg.trust.ecu_keys, cfg.vehicle.ecus);
+  if (!keys) return fail(kExitUsage, keys.status());
+  auto consent = client::ScriptedConsent::from_answers(cfg.consent.answers);
+  if (!consent) return fail(kExitUsage, consent.status());
+  client::RunnerOptions ropts = runner_options(cfg);
+  ropts.ecu_keys = std::move(*keys);
   if (Status st = make_private_dir(cfg.state.dir); !st.is_ok()) return fail(kExitUsage, st);
   // One client per state directory: a second one would fight the first over the journal.
   auto lock = DirLock::acquire(cfg.state.dir, "ota-client");
@@ -113,8 +122,14 @@ int run_client(const client::ClientConfig& cfg) {
   if (auto unfinished = client::unfinished_campaign(ropts.journal_path)) {
     return resume_journaled(cfg, *unfinished, ropts, *consent, **bus);
   }
-  client::AgentDirectory& fleet = (*bus)->fleet();
-  Transport& transport = (*bus)->transport();
+  return run_new_campaign(cfg, std::move(ropts), *consent, **bus);
+}
+
+// No campaign under way: takes one (the campaign file, or the platform's offer), admits it and runs it.
+int run_new_campaign(const client::ClientConfig& cfg, client::RunnerOptions ropts,
+                     client::ConsentProvider& consent, client::VehicleBus& bus) {
+  client::AgentDirectory& fleet = bus.fleet();
+  Transport& transport = bus.transport();
   auto platform = client::connect_platform(cfg.cloud, cfg.state.dir);
   if (!platform)
     return fail(connection_failure(platform.status(), kExitUsage), "cloud: " + platform.status().to_string());
@@ -160,7 +175,7 @@ int run_client(const client::ClientConfig& cfg) {
   }
 
   client::FileVehicleState vehicle(cfg.conditions.file);
-  client::CampaignRunner runner(fleet, transport, vehicle, *consent, ropts);
+  client::CampaignRunner runner(fleet, transport, vehicle, consent, ropts);
   g_runner = &runner;
   auto report = runner.run(admission->campaign);
   g_runner = nullptr;

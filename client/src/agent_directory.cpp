@@ -43,94 +43,107 @@ void AgentDirectory::on_message(const TransportMessage& m) {
   std::string ecu;
   Leaf leaf = Leaf::kUnknown;
   if (!topics::parse_ecu_topic(m.topic, &ecu, &leaf)) return;
-  if (leaf == Leaf::kAck) {
-    v1::ChunkAck ack;
-    if (Status st = codec::decode(m.payload, &ack, codec::kMaxControlMessage, "ack from " + ecu);
-        !st.is_ok()) {
-      OTA_LOGW(kLog, "%s", st.to_string().c_str());
-      return;
-    }
-    // Held across the call: clear_ack_listener() waits for a running listener, so a transfer
-    // can end (and free what its listener uses) safely.
-    std::lock_guard<std::mutex> lock(ack_mu_);
-    auto it = ack_listeners_.find(ecu);
-    if (it != ack_listeners_.end()) it->second(ack);
-    return;
-  }
+  if (leaf == Leaf::kAck) return on_ack(ecu, m.payload);
+  bool changed = false;
   std::function<void(const std::string&)> change;
   {
     std::lock_guard<std::mutex> lock(mu_);
     AgentView& view = agents_[ecu];
     view.last_seen_ms = codec::now_ms();
-    Status st;
     switch (leaf) {
-      case Leaf::kHello: {
-        v1::Hello hello;
-        st = codec::decode(m.payload, &hello, codec::kMaxControlMessage, "hello from " + ecu);
-        if (st.is_ok()) st = codec::check_protocol(hello.protocol(), "agent " + ecu);
-        if (st.is_ok() && hello.inventory().ecu_id() != ecu) {
-          st = Status(Code::kRejected,
-                      "hello on " + ecu + "'s topic names ECU '" + hello.inventory().ecu_id() + "'");
-        }
-        if (st.is_ok()) {
-          log_cut(ecu, "hello", cap_inventory(hello.mutable_inventory()));
-          if (returned(view, hello)) {
-            ++view.returns;
-            view.stale = false;
-          }
-          view.hello = hello;
-          view.refusal.clear();
-        } else {
-          view.refusal = st.message();
-          OTA_LOGW(kLog, "%s", st.to_string().c_str());
-        }
-        change = change_cb_;
+      case Leaf::kHello:
+        changed = take_hello(view, ecu, m.payload);
         break;
-      }
-      case Leaf::kState: {
-        v1::AgentState state;
-        st = codec::decode(m.payload, &state, codec::kMaxControlMessage, "state from " + ecu);
-        if (st.is_ok()) {
-          log_cut(ecu, "state", cap_state(&state));
-          view.state = state;
-          change = change_cb_;
-        } else {
-          OTA_LOGW(kLog, "%s", st.to_string().c_str());
-        }
+      case Leaf::kState:
+        changed = take_state(view, ecu, m.payload);
         break;
-      }
-      case Leaf::kDtc: {
-        v1::DtcList dtcs;
-        st = codec::decode(m.payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu);
-        if (st.is_ok()) {
-          log_cut(ecu, "DTC list", cap_dtcs(dtcs.mutable_dtcs()));
-          view.dtcs = dtcs;
-        } else {
-          OTA_LOGW(kLog, "%s", st.to_string().c_str());
-        }
+      case Leaf::kDtc:
+        take_dtcs(view, ecu, m.payload);
         break;
-      }
-      case Leaf::kResult: {
-        v1::Result r;
-        st = codec::decode(m.payload, &r, codec::kMaxControlMessage, "result from " + ecu);
-        if (!st.is_ok()) {
-          OTA_LOGW(kLog, "%s", st.to_string().c_str());
-          break;
-        }
-        auto it = pending_.find(r.correlation_id());
-        // A result is taken only from the ECU the command went to (the correlation id names it).
-        if (it != pending_.end() && r.ecu_id() == ecu &&
-            r.correlation_id().compare(0, ecu.size() + 1, ecu + "/") == 0) {
-          it->second = r;
-        }
+      case Leaf::kResult:
+        take_result(ecu, m.payload);
         break;
-      }
       default:
         break;
     }
+    if (changed) change = change_cb_;
   }
   cv_.notify_all();
   if (change) change(ecu);
+}
+
+void AgentDirectory::on_ack(const std::string& ecu, const std::string& payload) {
+  v1::ChunkAck ack;
+  if (Status st = codec::decode(payload, &ack, codec::kMaxControlMessage, "ack from " + ecu); !st.is_ok()) {
+    OTA_LOGW(kLog, "%s", st.to_string().c_str());
+    return;
+  }
+  // Held across the call: clear_ack_listener() waits for a running listener, so a transfer
+  // can end (and free what its listener uses) safely.
+  std::lock_guard<std::mutex> lock(ack_mu_);
+  auto it = ack_listeners_.find(ecu);
+  if (it != ack_listeners_.end()) it->second(ack);
+}
+
+bool AgentDirectory::take_hello(AgentView& view, const std::string& ecu, const std::string& payload) {
+  v1::Hello hello;
+  Status st = codec::decode(payload, &hello, codec::kMaxControlMessage, "hello from " + ecu);
+  if (st.is_ok()) st = codec::check_protocol(hello.protocol(), "agent " + ecu);
+  if (st.is_ok() && hello.inventory().ecu_id() != ecu) {
+    st = Status(Code::kRejected,
+                "hello on " + ecu + "'s topic names ECU '" + hello.inventory().ecu_id() + "'");
+  }
+  if (!st.is_ok()) {
+    view.refusal = st.message();
+    OTA_LOGW(kLog, "%s", st.to_string().c_str());
+    return true;  // a refused hello changes what the directory says of the ECU too
+  }
+  log_cut(ecu, "hello", cap_inventory(hello.mutable_inventory()));
+  if (returned(view, hello)) {
+    ++view.returns;
+    view.stale = false;
+  }
+  view.hello = hello;
+  view.refusal.clear();
+  return true;
+}
+
+bool AgentDirectory::take_state(AgentView& view, const std::string& ecu, const std::string& payload) {
+  v1::AgentState state;
+  Status st = codec::decode(payload, &state, codec::kMaxControlMessage, "state from " + ecu);
+  if (!st.is_ok()) {
+    OTA_LOGW(kLog, "%s", st.to_string().c_str());
+    return false;
+  }
+  log_cut(ecu, "state", cap_state(&state));
+  view.state = state;
+  return true;
+}
+
+void AgentDirectory::take_dtcs(AgentView& view, const std::string& ecu, const std::string& payload) {
+  v1::DtcList dtcs;
+  Status st = codec::decode(payload, &dtcs, codec::kMaxControlMessage, "DTCs from " + ecu);
+  if (!st.is_ok()) {
+    OTA_LOGW(kLog, "%s", st.to_string().c_str());
+    return;
+  }
+  log_cut(ecu, "DTC list", cap_dtcs(dtcs.mutable_dtcs()));
+  view.dtcs = dtcs;
+}
+
+void AgentDirectory::take_result(const std::string& ecu, const std::string& payload) {
+  v1::Result r;
+  Status st = codec::decode(payload, &r, codec::kMaxControlMessage, "result from " + ecu);
+  if (!st.is_ok()) {
+    OTA_LOGW(kLog, "%s", st.to_string().c_str());
+    return;
+  }
+  auto it = pending_.find(r.correlation_id());
+  // A result is taken only from the ECU the command went to (the correlation id names it).
+  if (it != pending_.end() && r.ecu_id() == ecu &&
+      r.correlation_id().compare(0, ecu.size() + 1, ecu + "/") == 0) {
+    it->second = r;
+  }
 }
 
 std::optional<AgentView> AgentDirectory::agent(const std::string& ecu_id) const {

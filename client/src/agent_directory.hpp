@@ -79,6 +79,13 @@ class AgentDirectory {
   std::string next_correlation_id(const std::string& ecu_id);
 
  private:
+  // One uplink leaf each; the take_* run under mu_ and return whether on_change listeners are told.
+  void on_ack(const std::string& ecu, const std::string& payload);
+  bool take_hello(AgentView& view, const std::string& ecu, const std::string& payload);
+  bool take_state(AgentView& view, const std::string& ecu, const std::string& payload);
+  void take_dtcs(AgentView& view, const std::string& ecu, const std::string& payload);
+  void take_result(const std::string& ecu, const std::string& payload);
+
   Transport& transport_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

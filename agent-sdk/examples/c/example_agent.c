@@ -106,7 +106,8 @@ static const char* arg(int argc, char** argv, const char* name, const char* fall
   return fallback;
 }
 
-int main(int argc, char** argv) {
+/* --help and --version: prints and returns 1 when one was asked, else 0. */
+static int print_info(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf(
@@ -114,43 +115,58 @@ int main(int argc, char** argv) {
           "          [--bank-a FILE] [--bank-b FILE] [--bank-size BYTES]\n"
           "OTA agent SDK %s (C ABI %u)\n",
           argv[0], ota_agent_sdk_version(), ota_agent_abi_version());
-      return 0;
+      return 1;
     }
     if (strcmp(argv[i], "--version") == 0) {
       printf("example-agent-c %s\n", ota_agent_sdk_version());
-      return 0;
+      return 1;
     }
   }
+  return 0;
+}
+
+/* The first line of `path` into buf (without its line end); 0 on success. */
+static int read_password(const char* path, char* buf, size_t size) {
+  FILE* f = fopen(path, "r");
+  if (!f || !fgets(buf, (int)size, f)) {
+    fprintf(stderr, "cannot read %s\n", path);
+    if (f) fclose(f);
+    return -1;
+  }
+  fclose(f);
+  buf[strcspn(buf, "\r\n")] = '\0';
+  return 0;
+}
+
+/* Opens (creating) the two bank files; the boot selection lives beside bank A. 0 on success. */
+static int open_device(device_t* dev, const char* bank_a, const char* bank_b) {
+  if (snprintf(dev->boot_file, sizeof dev->boot_file, "%s.boot", bank_a) >= (int)sizeof dev->boot_file) {
+    fprintf(stderr, "path too long: %s\n", bank_a);
+    return -1;
+  }
+  dev->fd[OTA_BANK_A] = open(bank_a, O_RDWR | O_CREAT, 0644);
+  dev->fd[OTA_BANK_B] = open(bank_b, O_RDWR | O_CREAT, 0644);
+  if (dev->fd[OTA_BANK_A] < 0 || dev->fd[OTA_BANK_B] < 0) {
+    perror("open banks");
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (print_info(argc, argv)) return 0;
   const char* state_dir = arg(argc, argv, "--state-dir", NULL);
   const char* pw_file = arg(argc, argv, "--password-file", NULL);
-  const char* bank_a = arg(argc, argv, "--bank-a", "bank_a.img");
-  const char* bank_b = arg(argc, argv, "--bank-b", "bank_b.img");
   char password[256] = "";
   if (!state_dir) {
     fprintf(stderr, "--state-dir is required (see --help)\n");
     return 2;
   }
-  if (pw_file) {
-    FILE* f = fopen(pw_file, "r");
-    if (!f || !fgets(password, sizeof password, f)) {
-      fprintf(stderr, "cannot read %s\n", pw_file);
-      return 2;
-    }
-    fclose(f);
-    password[strcspn(password, "\r\n")] = '\0';
-  }
-
+  if (pw_file && read_password(pw_file, password, sizeof password) != 0) return 2;
   device_t dev = {{-1, -1, -1}, strtoull(arg(argc, argv, "--bank-size", "67108864"), NULL, 10), ""};
-  if (snprintf(dev.boot_file, sizeof dev.boot_file, "%s.boot", bank_a) >= (int)sizeof dev.boot_file) {
-    fprintf(stderr, "path too long: %s\n", bank_a);
-    return 2;
-  }
-  dev.fd[OTA_BANK_A] = open(bank_a, O_RDWR | O_CREAT, 0644);
-  dev.fd[OTA_BANK_B] = open(bank_b, O_RDWR | O_CREAT, 0644);
-  if (dev.fd[1] < 0 || dev.fd[2] < 0) {
-    perror("open banks");
+  if (open_device(&dev, arg(argc, argv, "--bank-a", "bank_a.img"),
+                  arg(argc, argv, "--bank-b", "bank_b.img")) != 0)
     return 1;
-  }
 
   ota_agent_config_t cfg;
   ota_agent_config_init(&cfg);
