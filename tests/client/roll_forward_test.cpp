@@ -8,18 +8,12 @@
 
 #include "vehicle.hpp"
 
+using ota::test::ecu_report;
 using ota::test::FakeAgentScript;
 using ota::test::TestVehicle;
 namespace v1 = ota::v1;
 
 namespace {
-
-const v1::EcuReport& ecu_report(const v1::VehicleReport& report, const std::string& id) {
-  for (const auto& e : report.ecus()) {
-    if (e.ecu_id() == id) return e;
-  }
-  throw std::runtime_error("no report for " + id);
-}
 
 long count(TestVehicle& vehicle, const std::string& ecu, const std::string& command) {
   const auto cmds = vehicle.agent(ecu).snapshot().commands;

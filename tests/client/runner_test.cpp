@@ -7,19 +7,13 @@
 #include "vehicle.hpp"
 
 using ota::client::ConsentAnswer;
+using ota::test::ecu_report;
 using ota::test::EcuSpec;
 using ota::test::FakeAgentScript;
 using ota::test::TestVehicle;
 namespace v1 = ota::v1;
 
 namespace {
-
-const v1::EcuReport& ecu_report(const v1::VehicleReport& report, const std::string& id) {
-  for (const auto& e : report.ecus()) {
-    if (e.ecu_id() == id) return e;
-  }
-  throw std::runtime_error("no report for " + id);
-}
 
 // The campaign states published, consecutive repeats folded.
 std::vector<std::string> state_sequence(const TestVehicle& vehicle) {

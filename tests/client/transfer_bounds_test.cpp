@@ -203,8 +203,11 @@ TEST_CASE("an ack beyond the payload or beyond what was sent is a protocol error
     Client client(broker);
     ota::Status st = client.run();
     CHECK(st.code() == Code::kCorrupt);
-    // The window lets two chunks out before the first ack.
-    CHECK(st.message() == "rogue: protocol error: ack with next_offset 65536 beyond the 2048 bytes sent");
+    // The window lets up to two chunks out before the first ack arrives: one or two were sent.
+    const std::string one = "rogue: protocol error: ack with next_offset 65536 beyond the 1024 bytes sent";
+    const std::string two = "rogue: protocol error: ack with next_offset 65536 beyond the 2048 bytes sent";
+    INFO(st.message());
+    CHECK((st.message() == one || st.message() == two));
   }
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -131,5 +132,13 @@ class TestVehicle {
   std::map<uint32_t, v1::GroupDecision> landed_decisions_;
   std::vector<v1::CampaignStatus> statuses_;
 };
+
+// The report of ECU `id` in `report`; throws when there is none (a test failure).
+inline const v1::EcuReport& ecu_report(const v1::VehicleReport& report, const std::string& id) {
+  for (const auto& e : report.ecus()) {
+    if (e.ecu_id() == id) return e;
+  }
+  throw std::runtime_error("no report for " + id);
+}
 
 }  // namespace ota::test

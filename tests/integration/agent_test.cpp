@@ -33,26 +33,12 @@ ota::sim::TempDir make_temp() {
 // A broker, a client-side AgentDirectory connected as ota-client, and helpers to start agents.
 struct Vehicle : ota::test::BrokerFixture {
   ota::sim::TempDir dir = make_temp();
-  std::unique_ptr<ota::Transport> transport;
-  std::unique_ptr<ota::client::AgentDirectory> fleet;
+  ota::test::ClientBus bus{broker()};
+  std::unique_ptr<ota::Transport>& transport = bus.transport;
+  std::unique_ptr<ota::client::AgentDirectory>& fleet = bus.fleet;
   std::map<std::string, ota::sim::ChildProcess> agents;
 
-  // The transport goes first: its callbacks use the fleet.
-  ~Vehicle() { transport.reset(); }
-
-  Vehicle() : BrokerFixture(std::vector<std::string>{"ecu-a", "ecu-b"}) {
-    ota::TransportOptions o;
-    o.uri = broker().uri();
-    o.client_id = "test-client";
-    o.username = "ota-client";
-    o.password = broker().password("ota-client");
-    transport = ota::make_transport(o);
-    fleet = std::make_unique<ota::client::AgentDirectory>(*transport);
-    transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
-    REQUIRE(transport->connect(5s).is_ok());
-    for (auto leaf : ota::topics::kAgentUpLeaves)
-      REQUIRE(transport->subscribe(ota::topics::all_agents_filter(leaf), 1).is_ok());
-  }
+  Vehicle() : BrokerFixture(std::vector<std::string>{"ecu-a", "ecu-b"}) {}
 
   std::string ecu_dir(const std::string& ecu) { return dir.file(ecu); }
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "ota/core/file.hpp"
+#include "ota/core/topics.hpp"
 #include "ota/sim/broker.hpp"
 
 namespace ota::test {
@@ -102,6 +103,20 @@ Rerun rerun_vehicle(const SimRun& first, const ota::sim::TempDir& dir, const std
   out.agent_log = read(tag + "-agent.log");
   out.report_json = read(tag + ".json");
   return out;
+}
+
+ClientBus::ClientBus(ota::sim::Broker& broker) {
+  ota::TransportOptions o;
+  o.uri = broker.uri();
+  o.client_id = "test-client";
+  o.username = "ota-client";
+  o.password = broker.password("ota-client");
+  transport = ota::make_transport(o);
+  fleet = std::make_unique<ota::client::AgentDirectory>(*transport);
+  transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
+  REQUIRE(transport->connect(std::chrono::seconds(5)).is_ok());
+  for (auto leaf : ota::topics::kAgentUpLeaves)
+    REQUIRE(transport->subscribe(ota::topics::all_agents_filter(leaf), 1).is_ok());
 }
 
 }  // namespace ota::test

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "agent_directory.hpp"
+#include "ota/core/transport.hpp"
+#include "ota/sim/broker.hpp"
 #include "ota/sim/process.hpp"
 #include "ota/sim/tempdir.hpp"
 #include "ota/v1/ota.pb.h"
@@ -46,5 +49,16 @@ Rerun rerun_vehicle(const SimRun& first, const ota::sim::TempDir& dir, const std
 
 // The boot bank recorded by an ota-sim ECU ("A" or "B").
 std::string boot_bank(const SimRun& run, const std::string& ecu);
+
+// The client's side of the vehicle bus, for tests that play the client: a transport connected to
+// `broker` as ota-client (client id "test-client"), subscribed to every agent's uplink leaves and
+// feeding `fleet`. REQUIREs the connection and the subscriptions. The transport is dropped first
+// (its callbacks use the directory).
+struct ClientBus {
+  explicit ClientBus(ota::sim::Broker& broker);
+  ~ClientBus() { transport.reset(); }
+  std::unique_ptr<ota::Transport> transport;
+  std::unique_ptr<ota::client::AgentDirectory> fleet;
+};
 
 }  // namespace ota::test

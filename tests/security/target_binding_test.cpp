@@ -43,27 +43,15 @@ std::string read_or_empty(const std::string& path) {
 // base), and images the platform never signed.
 struct SignedVehicle : ota::test::BrokerFixture {
   ota::sim::TempDir dir = ota::test::temp_dir("ota-sec-target-");
-  std::unique_ptr<ota::Transport> transport;
-  std::unique_ptr<ota::client::AgentDirectory> fleet;
+  ota::test::ClientBus bus{broker()};
+  std::unique_ptr<ota::Transport>& transport = bus.transport;
+  std::unique_ptr<ota::client::AgentDirectory>& fleet = bus.fleet;
   std::map<std::string, ota::sim::ChildProcess> agents;
   ota::sim::ImageFile base, next, delta;
   ota::sim::TrustMaterial trust;
   v1::SignedCampaign signed_campaign;
 
-  ~SignedVehicle() { transport.reset(); }
-
   SignedVehicle() : BrokerFixture(std::vector<std::string>{"ecu-a", "ecu-b"}) {
-    ota::TransportOptions o;
-    o.uri = broker().uri();
-    o.client_id = "test-client";
-    o.username = "ota-client";
-    o.password = broker().password("ota-client");
-    transport = ota::make_transport(o);
-    fleet = std::make_unique<ota::client::AgentDirectory>(*transport);
-    transport->on_message([this](const ota::TransportMessage& m) { fleet->on_message(m); });
-    REQUIRE(transport->connect(5s).is_ok());
-    for (auto leaf : ota::topics::kAgentUpLeaves)
-      REQUIRE(transport->subscribe(ota::topics::all_agents_filter(leaf), 1).is_ok());
     base = image(ota::sim::write_base_image(dir.file("base.img"), 256 * 1024, 7));
     next = image(ota::sim::write_next_image(base, dir.file("next.img"), 3));
     delta = image(ota::sim::write_delta(base, next, dir.file("next.delta")));

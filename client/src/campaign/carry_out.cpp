@@ -161,11 +161,14 @@ Status CampaignRunner::Impl::roll_back_group(const v1::GroupJournal& group, cons
 
 // One member of a group decided "rollback" or "cancel", told until it answers ROLLED_BACK: whatever
 // it did meanwhile (restarted on trial, came back late), it ends on its previous image. A member
-// that refuses Cancel because it is on trial is rolled back instead.
+// that refuses Cancel because it is on trial is rolled back instead. A member that never staged its
+// image was never sent Activate, so its boot bank never changed: it is told once, and a silent one
+// (the usual reason it never staged) does not hold the campaign for every attempt's timeouts.
 Result<v1::Result> CampaignRunner::Impl::roll_back(v1::EcuJournal* e, const v1::Command& first) {
   v1::Command cmd = first;
   Result<v1::Result> r = Status(Code::kInternal, "rollback not sent");
-  for (int attempt = 1; attempt <= kCommitAttempts; ++attempt) {
+  const int attempts = e->phase() >= v1::PHASE_STAGED ? kCommitAttempts : 1;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
     r = call_timed(e, cmd, v1::PHASE_ROLLBACK);
     if (r) return r;
     OTA_LOGW(kLog, "%s: %s attempt %d failed: %s", e->ecu_id().c_str(),
