@@ -3,6 +3,9 @@
 // The pieces and their threads are laid out in agent_impl.hpp.
 #include "ota/agent.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include "agent_impl.hpp"
 #include "ota/core/file.hpp"
 #include "ota/core/log.hpp"
@@ -141,6 +144,21 @@ TransportOptions AgentCore::transport_options() const {
 }
 
 Status AgentCore::connect() {
+  inbox_.start();
+  receiver_.start_checkpoint_thread();
+  Status st = connect_with_backoff();
+  if (st.is_ok()) st = transport_->subscribe(topics::ecu_down_filter(cfg_.ecu_id), 1);
+  if (!st.is_ok()) {
+    stop();
+    return st;
+  }
+  subscribed_ = true;
+  inbox_.deliver(Inbound{Inbound::Kind::kConnected, {}});
+  return Status::ok();
+}
+
+// A new transport per attempt: a failed connect leaves no half-open session behind to reuse.
+Status AgentCore::connect_once(std::chrono::milliseconds timeout) {
   transport_ = make_transport_(transport_options());
   if (!transport_) return Status(Code::kInternal, "no transport for " + cfg_.broker_uri);
   out_.set_transport(transport_.get());
@@ -151,17 +169,54 @@ Status AgentCore::connect() {
   transport_->on_connection([this](bool up) {
     if (up && subscribed_) inbox_.deliver(Inbound{Inbound::Kind::kConnected, {}});
   });
-  inbox_.start();
-  receiver_.start_checkpoint_thread();
-  Status st = transport_->connect(std::chrono::seconds(10));
-  if (st.is_ok()) st = transport_->subscribe(topics::ecu_down_filter(cfg_.ecu_id), 1);
-  if (!st.is_ok()) {
-    stop();
-    return st;
+  return transport_->connect(timeout);
+}
+
+// The broker may come up after the agent (both started at boot): retry with a backoff doubling
+// from kRetryMin to kRetryMax until cfg_.connect_timeout (0: forever). Refused credentials are
+// not a matter of time and fail at once.
+Status AgentCore::connect_with_backoff() {
+  using std::chrono::milliseconds;
+  constexpr milliseconds kRetryMin{100}, kRetryMax{5000}, kAttemptMax{10000};
+  const auto limit = cfg_.connect_timeout;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  milliseconds backoff = kRetryMin;
+  for (int attempt = 1;; ++attempt) {
+    milliseconds budget = kAttemptMax;
+    if (limit.count() > 0) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      budget = std::clamp(left, milliseconds(1), kAttemptMax);
+    }
+    OTA_LOGD(kLog, "%s: connecting to %s (attempt %d)", cfg_.ecu_id.c_str(), cfg_.broker_uri.c_str(),
+             attempt);
+    Status st = connect_once(budget);
+    if (st.is_ok()) {
+      if (attempt > 1)
+        OTA_LOGI(kLog, "%s: connected to %s after %d attempts", cfg_.ecu_id.c_str(), cfg_.broker_uri.c_str(),
+                 attempt);
+      return st;
+    }
+    transport_.reset();
+    out_.set_transport(nullptr);
+    if (st.code() == Code::kRejected || st.code() == Code::kInvalidArgument) {
+      return Status(st.code(),
+                    st.message() + " (not retried: check ecu_id, password, certificate, broker_uri)");
+    }
+    milliseconds pause = backoff;
+    if (limit.count() > 0) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        return Status(Code::kUnavailable, "broker not reachable within " + std::to_string(limit.count()) +
+                                              " ms (" + std::to_string(attempt) +
+                                              " attempts): " + st.message());
+      }
+      pause = std::min(pause, left);
+    }
+    OTA_LOGI(kLog, "%s: broker not reachable (%s); retrying in %lld ms", cfg_.ecu_id.c_str(),
+             st.message().c_str(), static_cast<long long>(pause.count()));
+    std::this_thread::sleep_for(pause);
+    backoff = std::min(backoff * 2, kRetryMax);
   }
-  subscribed_ = true;
-  inbox_.deliver(Inbound{Inbound::Kind::kConnected, {}});
-  return Status::ok();
 }
 
 // The transport's thread: only this ECU's commands and chunks go on.

@@ -66,6 +66,8 @@ class AgentCore {
   Status recover_at_start();
   Status load_ecu_key();
   Status connect();
+  Status connect_with_backoff();
+  Status connect_once(std::chrono::milliseconds timeout);
   TransportOptions transport_options() const;
   void on_transport_message(TransportMessage&& m);
 

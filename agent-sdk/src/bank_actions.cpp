@@ -112,6 +112,8 @@ Status AgentCore::return_to_transfer() {
 void AgentCore::activate(const v1::Command& cmd) {
   const Bank prev = active_bank();
   const Bank next = agent::other(prev);
+  OTA_LOGI(kLog, "%s: activating bank %s (version %s)", cfg_.ecu_id.c_str(), agent::bank_name(next),
+           disk_.view().target().version().c_str());
   Status st = record_trial_intent(prev, next);
   if (!st.is_ok()) return fail(cmd, st, v1::PHASE_ACTIVATE);
   publish_state(true);
@@ -123,6 +125,8 @@ void AgentCore::activate(const v1::Command& cmd) {
     auto timeout = cmd.activate().health_timeout_ms() > 0
                        ? std::chrono::milliseconds(cmd.activate().health_timeout_ms())
                        : cfg_.health_timeout;
+    OTA_LOGD(kLog, "%s: bank %s activated; health check (%lld ms)", cfg_.ecu_id.c_str(),
+             agent::bank_name(next), static_cast<long long>(timeout.count()));
     st = run_health_check(next, timeout);
     failed_phase = v1::PHASE_HEALTH;
   }
@@ -143,6 +147,8 @@ void AgentCore::activate(const v1::Command& cmd) {
     return fail(cmd, rb.is_ok() ? st.with_context("saving the trial; rolled back") : st, v1::PHASE_HEALTH,
                 v1::OUTCOME_ROLLED_BACK);
   }
+  OTA_LOGI(kLog, "%s: bank %s healthy, on trial: waiting for the client's commit or rollback",
+           cfg_.ecu_id.c_str(), agent::bank_name(next));
   publish_state(true);
   out_.publish_hello(true);
   answer(cmd, v1::OUTCOME_OK);
@@ -184,6 +190,7 @@ Status AgentCore::run_health_check(Bank bank, std::chrono::milliseconds timeout)
 
 // Returns to `previous` after a failed activation or health check, or on command.
 Status AgentCore::roll_back_to(Bank previous) {
+  OTA_LOGI(kLog, "%s: rolling back to bank %s", cfg_.ecu_id.c_str(), agent::bank_name(previous));
   set_phase(v1::PHASE_ROLLBACK);
   Status st = guarded("rollback", [&] { return dev_.rollback(previous); });
   Status saved = disk_.change_and_save([&](v1::AgentDiskState& s) {
@@ -210,6 +217,10 @@ void AgentCore::commit(const v1::Command& cmd) {
     s.set_trial(false);
     s.set_phase(v1::PHASE_DONE);
   });
+  if (st.is_ok()) {
+    OTA_LOGI(kLog, "%s: committed bank %s (version %s)", cfg_.ecu_id.c_str(), agent::bank_name(active_bank()),
+             active_version().c_str());
+  }
   publish_state(true);
   out_.publish_hello(true);
   answer(cmd, st.is_ok() ? v1::OUTCOME_OK : v1::OUTCOME_FAILED, st);
@@ -228,8 +239,12 @@ void AgentCore::roll_back_trial(const v1::Command& cmd) {
 
 // Rollback or Cancel before activation: the transfer is forgotten, a staged bank becomes invalid.
 void AgentCore::abandon_transfer(const v1::Command& cmd) {
-  OTA_LOGI(kLog, "%s: rollback requested%s%s", cfg_.ecu_id.c_str(), rollback_reason(cmd).empty() ? "" : ": ",
-           rollback_reason(cmd).c_str());
+  if (cmd.has_cancel()) {
+    OTA_LOGI(kLog, "%s: transfer %s cancelled", cfg_.ecu_id.c_str(), disk_.view().transfer_id().c_str());
+  } else {
+    OTA_LOGI(kLog, "%s: rollback requested%s%s", cfg_.ecu_id.c_str(),
+             rollback_reason(cmd).empty() ? "" : ": ", rollback_reason(cmd).c_str());
+  }
   receiver_.close();
   receiver_.forget_payload();
   Status st = disk_.change_and_save([](v1::AgentDiskState& s) {

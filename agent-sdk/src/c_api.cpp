@@ -288,6 +288,10 @@ ota::agent::AgentConfig to_cpp(const ota_agent_config_t& c) {
   a.durable_interval_bytes = c.durable_interval_bytes;
   a.health_timeout = std::chrono::milliseconds(c.health_timeout_ms);
   a.progress_interval = std::chrono::milliseconds(c.progress_interval_ms);
+  a.trust_root_file = str(c.trust_root_file);
+  a.partial_verification = c.partial_verification != 0;
+  a.ecu_key_file = str(c.ecu_key_file);
+  a.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);
   return a;
 }
 
@@ -305,6 +309,8 @@ ota_agent_config_t default_config() {
   c.health_timeout_ms = static_cast<uint32_t>(d.health_timeout.count());
   c.progress_interval_ms = static_cast<uint32_t>(d.progress_interval.count());
   c.bank_sync_concurrent = 0;
+  c.partial_verification = d.partial_verification ? 1 : 0;
+  c.connect_timeout_ms = static_cast<uint32_t>(d.connect_timeout.count());
   return c;
 }
 

@@ -59,7 +59,15 @@ void AgentCore::open_transfer(const v1::Command& cmd, bool resume) {
   if (offset > 0) {
     OTA_LOGI(kLog, "%s: resuming %s at byte %llu", cfg_.ecu_id.c_str(), req.transfer_id().c_str(),
              static_cast<unsigned long long>(offset));
+  } else {
+    OTA_LOGI(kLog, "%s: transfer %s: version %s into bank %s", cfg_.ecu_id.c_str(), req.transfer_id().c_str(),
+             req.target().version().c_str(), agent::bank_name(agent::other(active_bank())));
   }
+  OTA_LOGD(kLog, "%s: transfer %s: %s payload of %llu bytes for an image of %llu, chunks of %u",
+           cfg_.ecu_id.c_str(), req.transfer_id().c_str(),
+           req.target().encoding() == v1::PAYLOAD_ENCODING_DELTA ? "delta" : "raw",
+           static_cast<unsigned long long>(req.target().payload_size()),
+           static_cast<unsigned long long>(req.target().size()), req.chunk_size());
   answer_ready(cmd, receiver_.next_offset());
   publish_state(true);
   out_.publish_hello(true);  // the inactive bank no longer holds an image
@@ -82,6 +90,9 @@ uint64_t AgentCore::reopen_receiver(uint64_t offset, Status* st) {
 }
 
 void AgentCore::install(const v1::Command& cmd) {
+  OTA_LOGI(kLog, "%s: installing %s (version %s) into bank %s", cfg_.ecu_id.c_str(),
+           disk_.view().transfer_id().c_str(), disk_.view().target().version().c_str(),
+           agent::bank_name(agent::other(active_bank())));
   Status st = receiver_.settle_checkpoints();  // the transfer's last checkpoint
   set_phase(v1::PHASE_INSTALL);
   (void)disk_.save();
@@ -106,6 +117,10 @@ void AgentCore::install(const v1::Command& cmd) {
   if (disk_.view().target().encoding() == v1::PAYLOAD_ENCODING_DELTA) {
     (void)::unlink(receiver_.staging_path().c_str());
   }
+  OTA_LOGI(kLog, "%s: installed version %s in bank %s", cfg_.ecu_id.c_str(),
+           disk_.view().target().version().c_str(), agent::bank_name(agent::other(active_bank())));
+  OTA_LOGD(kLog, "%s: image of %llu bytes verified against its SHA-256", cfg_.ecu_id.c_str(),
+           static_cast<unsigned long long>(disk_.view().target().size()));
   publish_state(true);
   out_.publish_hello(true);
   answer(cmd, v1::OUTCOME_OK);

@@ -134,6 +134,11 @@ TEST_CASE("ota_agent_config_init fills the C++ defaults", "[unit][sdk]") {
   CHECK(cfg.health_timeout_ms == static_cast<uint32_t>(d.health_timeout.count()));
   CHECK(cfg.progress_interval_ms == static_cast<uint32_t>(d.progress_interval.count()));
   CHECK(cfg.bank_sync_concurrent == 0);
+  CHECK(cfg.trust_root_file == nullptr);
+  CHECK(cfg.partial_verification == 0);
+  CHECK(cfg.ecu_key_file == nullptr);
+  CHECK(cfg.connect_timeout_ms == static_cast<uint32_t>(d.connect_timeout.count()));
+  CHECK(cfg.connect_timeout_ms == 10000);
 }
 
 TEST_CASE("ota_agent_config_init_sized never writes past a smaller (older) struct", "[unit][sdk]") {

@@ -113,6 +113,7 @@ static int print_info(int argc, char** argv) {
       printf(
           "usage: %s --ecu ID --state-dir DIR [--broker URI] [--password-file FILE]\n"
           "          [--bank-a FILE] [--bank-b FILE] [--bank-size BYTES]\n"
+          "          [--trust-root FILE] [--ecu-key FILE] [--connect-timeout-ms MS (0: forever)]\n"
           "OTA agent SDK %s (C ABI %u)\n",
           argv[0], ota_agent_sdk_version(), ota_agent_abi_version());
       return 1;
@@ -176,6 +177,11 @@ int main(int argc, char** argv) {
   cfg.state_dir = state_dir;
   cfg.hardware_id = "example-hw";
   cfg.bank_sync_concurrent = 1; /* fdatasync may run beside the writes of the same descriptor */
+  /* Production: the root the ECU was provisioned with, and its own key to sign its results. */
+  cfg.trust_root_file = arg(argc, argv, "--trust-root", NULL);
+  cfg.ecu_key_file = arg(argc, argv, "--ecu-key", NULL);
+  /* Started at boot, possibly before the broker: wait for it (with backoff) this long. */
+  cfg.connect_timeout_ms = (uint32_t)strtoul(arg(argc, argv, "--connect-timeout-ms", "10000"), NULL, 10);
 
   ota_agent_callbacks_t cb;
   ota_agent_callbacks_init(&cb);

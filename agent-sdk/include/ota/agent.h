@@ -54,7 +54,9 @@
 
 /* Version of the C ABI this header describes. Compare with ota_agent_abi_version() at run time
  * when a program relies on something added after version 1. */
-#define OTA_AGENT_ABI_VERSION 3u /* 2: ota_agent_config_t.bank_sync_concurrent; 3: booted_bank */
+/* 2: ota_agent_config_t.bank_sync_concurrent; 3: booted_bank; 4: trust_root_file, partial_verification,
+ * ecu_key_file, connect_timeout_ms */
+#define OTA_AGENT_ABI_VERSION 4u
 
 #ifdef __cplusplus
 extern "C" {
@@ -118,6 +120,14 @@ typedef struct ota_agent_config {
    * of fdatasync on a file descriptor); the transfer then goes on while a checkpoint syncs. It must
    * make durable every byte whose bank_write returned before it was called. Default 0. */
   int bank_sync_concurrent;
+  /* ABI 4: the rest of ota::agent::AgentConfig (docs/SDK.md, section 3). */
+  const char* trust_root_file; /* root metadata (SignedMetadata bytes) the ECU was provisioned with:
+                                  every target must then be signed. NULL: unchecked (development) */
+  int partial_verification;    /* nonzero, with a trust root: the director's signature alone (Uptane
+                                  partial verification). Default 0: full verification */
+  const char* ecu_key_file;    /* this ECU's private key (PEM, ECDSA P-256): every result is signed */
+  uint32_t connect_timeout_ms; /* how long ota_agent_start waits for the broker, retrying with a
+                                  backoff of 100 ms doubling to 5 s; 0: forever. Default 10000 */
 } ota_agent_config_t;
 
 /* Fills *config with the defaults above, which are those of ota::agent::AgentConfig (strings NULL
@@ -255,12 +265,14 @@ OTA_AGENT_API ota_status_t ota_agent_create(const ota_agent_config_t* config,
                                             const ota_agent_callbacks_t* callbacks, ota_agent_t** out);
 
 /* Loads (or creates) the durable state in state_dir, finishes an interrupted activation by rolling
- * back, connects to the broker, publishes the retained hello and state, and starts serving
- * commands on the worker thread. Returns once connected. May be called once per agent: after a
- * failure or a stop, destroy the agent and create a new one. Must not run concurrently with
- * ota_agent_stop or ota_agent_destroy of the same agent.
- * Errors: OTA_ERR_INVALID_ARGUMENT, OTA_ERR_IO / OTA_ERR_CORRUPT (state dir), OTA_ERR_UNAVAILABLE /
- * OTA_ERR_REJECTED (broker), with a message in ota_agent_last_error(agent). */
+ * back, connects to the broker (waiting for it up to config connect_timeout_ms, with backoff),
+ * publishes the retained hello and state, and starts serving commands on the worker thread.
+ * Returns once connected; afterwards a lost connection is restored by the SDK on its own. May be called once
+ * per agent: after a failure or a stop, destroy the agent and create a new one. Must not run concurrently
+ * with ota_agent_stop or ota_agent_destroy of the same agent. Errors: OTA_ERR_INVALID_ARGUMENT, OTA_ERR_IO /
+ * OTA_ERR_CORRUPT (state dir), OTA_ERR_UNAVAILABLE (broker not reachable in time), OTA_ERR_REJECTED
+ * (credentials refused: at once, not retried), OTA_ERR_NOT_FOUND / OTA_ERR_SIGNATURE_INVALID (trust root or
+ * ECU key file), with a message in ota_agent_last_error(agent). */
 OTA_AGENT_API ota_status_t ota_agent_start(ota_agent_t* agent);
 
 /* Blocks until ota_agent_stop is called from another thread (returns at once if already stopped). */

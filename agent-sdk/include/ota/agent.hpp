@@ -161,6 +161,10 @@ struct AgentConfig {
   uint64_t durable_interval_bytes = 8 * 1024 * 1024;
   std::chrono::milliseconds health_timeout{10000};   // used when the client sends none
   std::chrono::milliseconds progress_interval{250};  // at most one progress report per interval
+  // How long start() waits for the broker: it retries with a backoff doubling from 100 ms to 5 s
+  // (each attempt logged) until connected or this much time has passed (then kUnavailable).
+  // 0: wait forever. Refused credentials (kRejected) fail at once, never retried.
+  std::chrono::milliseconds connect_timeout{10000};
 };
 
 // Runs one ECU's side of the protocol. Construct, start(), and keep it alive while the ECU runs.
@@ -175,9 +179,10 @@ class Agent {
   // Loads (or creates) the durable state and recovers (docs/PROTOCOL.md section 7): an activation
   // interrupted before it was answered is rolled back; a trial already answered is kept when the
   // device booted it and is healthy (Device::booted_bank, health_check), and waits for the client's
-  // Commit or Rollback. Then connects to the broker, publishes the retained hello and state, and starts
-  // serving commands. Errors: kInvalidArgument (config), kIoError/kCorrupt (state dir),
-  // kUnavailable/kRejected (broker).
+  // Commit or Rollback. Then connects to the broker (waiting for it up to config connect_timeout,
+  // with backoff), publishes the retained hello and state, and starts serving commands. After that a
+  // lost connection is restored by the transport on its own. Errors: kInvalidArgument (config),
+  // kIoError/kCorrupt (state dir), kUnavailable (broker not reachable in time), kRejected (refused).
   ota::Status start();
 
   // Blocks until stop() is called from another thread or a signal handler thread.
