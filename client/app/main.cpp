@@ -69,6 +69,7 @@ int finish(const v1::VehicleReport& report, const Status& delivered, Transport& 
 int resume_journaled(const client::ClientConfig& cfg, const v1::Campaign& campaign,
                      client::RunnerOptions ropts, client::ConsentProvider& consent, client::VehicleBus& bus) {
   OTA_LOGI(kLog, "the journal holds campaign %s unfinished: resuming it", campaign.campaign_id().c_str());
+  client::Admission admission = client::readmit_journaled(cfg, campaign);
   ropts.on_status = client::status_publisher(bus.transport(), nullptr);
   client::FileVehicleState vehicle(cfg.conditions.file);
   client::CampaignRunner runner(bus.fleet(), bus.transport(), vehicle, consent, ropts);
@@ -81,6 +82,7 @@ int resume_journaled(const client::ClientConfig& cfg, const v1::Campaign& campai
     OTA_LOGW(kLog, "cloud: %s; the report stays in the vehicle", platform.status().to_string().c_str());
   client::CloudLink* cloud = platform ? platform->get() : nullptr;
   Status delivered = client::deliver_report(*report, bus.transport(), cloud, cfg.report.file);
+  client::record_campaign_end(admission, *report);  // as after an uninterrupted run: no replay
   return finish(*report, delivered, bus.transport(), cloud);
 }
 

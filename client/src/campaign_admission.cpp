@@ -55,6 +55,29 @@ Result<Admission> admit_campaign(const ClientConfig& config, const CampaignInput
   return Status(Code::kInvalidArgument, "no [trust] root configured and trust.allow_unsigned is not set");
 }
 
+Admission readmit_journaled(const ClientConfig& config, const v1::Campaign& campaign) {
+  Admission out;
+  out.campaign = campaign;
+  if (config.trust.root.empty()) return out;
+  static const trust::SystemClock clock;  // outlives every store
+  auto opened = trust::TrustStore::open(config.trust.root, config.trust_dir(), clock);
+  if (!opened) {
+    OTA_LOGW(kLog, "trust: %s; the end of campaign %s is not recorded", opened.status().to_string().c_str(),
+             campaign.campaign_id().c_str());
+    return out;
+  }
+  const std::string signed_director = campaign.targets_size() > 0 ? campaign.targets(0).signed_target() : "";
+  auto version = (*opened)->unfinished_campaign(signed_director);
+  if (!version) {
+    OTA_LOGW(kLog, "trust: journaled campaign %s: %s; its end is not recorded",
+             campaign.campaign_id().c_str(), version.status().to_string().c_str());
+    return out;
+  }
+  out.store = std::move(*opened);
+  out.director_version = *version;
+  return out;
+}
+
 void record_campaign_end(Admission& admission, const v1::VehicleReport& report) {
   if (!admission.store || report.result() == v1::CAMPAIGN_POSTPONED) return;
   if (Status m = admission.store->mark_campaign_finished(admission.director_version); !m.is_ok()) {

@@ -30,6 +30,15 @@ struct Admission {
 Result<Admission> admit_campaign(const ClientConfig& config, const CampaignInput& input,
                                  const std::map<std::string, AgentView>& agents);
 
+// A campaign resumed from the journal after a restart runs without being verified again (it was,
+// before it was journaled); its end must still be recorded, or its metadata would stay resumable
+// and a replay of it would run again. With [trust] root this opens the trust store and finds the
+// counter of the journaled campaign by its signed director metadata (the targets' signed_target,
+// persisted with the journal before the first command); the counter was made durable by
+// verify_campaign before that. Never refuses: when there is nothing to record (unsigned, no match,
+// a store that does not open) `store` stays null and a warning says why.
+Admission readmit_journaled(const ClientConfig& config, const v1::Campaign& campaign);
+
 // Once the run ended in any way but postponed, a signed campaign can no longer be resumed, only
 // replaced: records that in the trust store (a failure is logged).
 void record_campaign_end(Admission& admission, const v1::VehicleReport& report);

@@ -96,7 +96,12 @@ Result<GateResult> verify_signed_campaign(trust::TrustStore& store, const v1::Si
   codec::set_protocol(c.mutable_protocol());
   c.set_campaign_id(vc.campaign_id);
   c.set_vin(vc.vin);
-  c.set_require_consent(sc.require_consent());
+  // The unsigned flag must equal the signed one (check_campaign_matches refuses it otherwise, so a
+  // flag cleared in transit is seen); metadata that does not sign it runs with consent asked.
+  c.set_require_consent(vc.require_consent ? sc.require_consent() : true);
+  if (!vc.require_consent)
+    OTA_LOGW(kLog, "campaign %s: the signed metadata does not say whether consent is required: asking",
+             vc.campaign_id.c_str());
   c.set_health_timeout_ms(sc.health_timeout_ms());
   c.set_chunk_size(sc.chunk_size());
   c.set_window(sc.window());

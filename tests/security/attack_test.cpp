@@ -97,6 +97,11 @@ TEST_CASE("A truncated payload is refused before a byte reaches the ECU", "[inte
   expect_refused("truncated-payload", "the signed size is", false);
 }
 
+TEST_CASE("A consent flag cleared in transit is refused", "[integration][security]") {
+  expect_refused("consent-cleared",
+                 "require_consent on the wire (false) differs from the signed require_consent (true)");
+}
+
 TEST_CASE("A replayed campaign is refused once the first run finished", "[integration][security]") {
   auto dir = temp();
   auto first = ota::test::run_sim(dir, {"--agents", "1", "--image-size", "256KiB", "--no-cloud"});
@@ -111,6 +116,29 @@ TEST_CASE("A replayed campaign is refused once the first run finished", "[integr
   REQUIRE(google::protobuf::util::JsonStringToMessage(replay.report_json, &report).ok());
   CHECK(report.result() == v1::CAMPAIGN_REJECTED);
   CHECK(report.reason().find("was already finished (replay)") != std::string::npos);
+}
+
+TEST_CASE("A campaign resumed after a crash is refused as a replay once it finished",
+          "[integration][security][fault]") {
+  auto dir = temp();
+  // The client is killed mid-transfer and started again: it resumes the campaign from its journal
+  // without verifying it again, and must still record its end in the trust store.
+  auto first = ota::test::run_sim(dir, {"--agents", "1", "--image-size", "512KiB", "--chunk-size", "32768",
+                                        "--write-speed", "1", "--no-cloud", "--kill", "client@bcm:transfer"});
+  const std::string log = first.client_log();
+  INFO(first.output << log);
+  REQUIRE(first.exit_code == 0);
+  REQUIRE(log.find("the journal holds campaign sim-campaign-1 unfinished: resuming it") != std::string::npos);
+  REQUIRE(ota::test::boot_bank(first, "bcm") == "B");
+  auto replay = ota::test::rerun_vehicle(first, dir, first.work + "/signed-campaign.json", "replay");
+  INFO(replay.client_log);
+  CHECK(replay.client_exit != 0);
+  v1::VehicleReport report;
+  INFO(replay.report_json);
+  REQUIRE(google::protobuf::util::JsonStringToMessage(replay.report_json, &report).ok());
+  CHECK(report.result() == v1::CAMPAIGN_REJECTED);
+  CHECK(report.reason().find("was already finished (replay)") != std::string::npos);
+  CHECK(ota::test::boot_bank(first, "bcm") == "B");  // not flashed again into bank A
 }
 
 TEST_CASE_METHOD(ota::test::BrokerFixture, "A process posing as another agent cannot speak on its topics",

@@ -255,6 +255,32 @@ TEST_CASE("rollback and replay of director metadata are refused, across restarts
   }
 }
 
+TEST_CASE("a resumed campaign finds its own unfinished counter, and only that one", "[unit][trust][attack]") {
+  Vehicle v;
+  {
+    auto store = v.open();
+    REQUIRE(store->verify_campaign(good_director(5), good_image(), default_vehicle()).is_ok());
+  }
+  auto store = v.open();  // after a restart, from the signed bytes the journal kept
+  auto found = store->unfinished_campaign(good_director(5));
+  REQUIRE(found.is_ok());
+  CHECK(*found == 5);
+
+  SECTION("other director metadata is not the campaign under way") {
+    auto other = store->unfinished_campaign(good_director(6));
+    CHECK(other.status().code() == Code::kNotFound);
+    CHECK(store->unfinished_campaign("not an envelope").status().code() != Code::kOk);
+  }
+  SECTION("once marked finished it is a replay, as after an uninterrupted run") {
+    REQUIRE(store->mark_campaign_finished(*found).is_ok());
+    CHECK(store->unfinished_campaign(good_director(5)).status().code() == Code::kNotFound);
+    auto again = v.open();
+    auto r = again->verify_campaign(good_director(5), good_image(), default_vehicle());
+    CHECK(r.status().code() == Code::kRejected);
+    CHECK_THAT(r.status().message(), Contains("already finished (replay)"));
+  }
+}
+
 TEST_CASE("rollback of image metadata is refused", "[unit][trust][attack]") {
   Vehicle v;
   auto store = v.open();

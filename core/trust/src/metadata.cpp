@@ -298,6 +298,7 @@ Result<DirectorInfo> decode_director(std::string_view body, const Limits& limits
   c.preconditions.require_parked = m.preconditions().require_parked();
   c.preconditions.require_ignition_off = m.preconditions().require_ignition_off();
   c.preconditions.min_battery_percent = m.preconditions().min_battery_percent();
+  if (m.has_require_consent()) c.require_consent = m.require_consent();
   if (c.preconditions.min_battery_percent > 100)
     return make_error(Code::kCorrupt, "director metadata: battery threshold above 100%");
 

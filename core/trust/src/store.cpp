@@ -256,6 +256,17 @@ Status TrustStore::mark_campaign_finished(uint64_t director_version) {
   return Status::ok();
 }
 
+Result<uint64_t> TrustStore::unfinished_campaign(std::string_view signed_director) const {
+  const Impl& s = *impl_;
+  auto env = parse_envelope(signed_director, s.limits.max_director_bytes, s.limits, "director metadata");
+  if (!env) return env.status();
+  if (s.director.version == 0 || s.director.done || sha256(env->body()) != s.director.sha)
+    return make_error(Code::kNotFound, "the director metadata is not the accepted, unfinished campaign (v" +
+                                           std::to_string(s.director.version) +
+                                           (s.director.done ? ", finished)" : ")"));
+  return s.director.version;
+}
+
 uint64_t TrustStore::root_version() const { return impl_->root.version; }
 uint64_t TrustStore::director_version() const { return impl_->director.version; }
 uint64_t TrustStore::image_version() const { return impl_->image.version; }

@@ -65,6 +65,17 @@ Status check_unsigned_fields(const ota::v1::Campaign& wire) {
   return Status::ok();
 }
 
+// The owner's consent is signed (DirectorMetadata.require_consent): a relay that clears the flag
+// must not skip it. Metadata signed before the field existed does not say; the caller then asks
+// (the client's trust gate sets require_consent).
+Status check_consent(const ota::v1::Campaign& wire, const VerifiedCampaign& sc) {
+  if (!sc.require_consent) return Status::ok();
+  if (wire.require_consent() != *sc.require_consent)
+    return field_mismatch("campaign", "require_consent", wire.require_consent() ? "true" : "false",
+                          *sc.require_consent ? "true" : "false");
+  return Status::ok();
+}
+
 }  // namespace
 
 Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampaign& sc) {
@@ -118,6 +129,7 @@ Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampa
                                              " is atomic in the signed campaign, not on the wire");
   }
   OTA_RETURN_IF_ERROR(check_unsigned_fields(wire));
+  OTA_RETURN_IF_ERROR(check_consent(wire, sc));
   const auto& wp = wire.preconditions();
   const Preconditions& sp = sc.preconditions;
   if ((sp.require_parked && !wp.require_parked()) ||

@@ -101,6 +101,17 @@ Status rotation_withheld(Draft& d) {
   return Status::ok();
 }
 
+Status require_consent(Draft& d) {
+  d.director.require_consent = true;
+  return Status::ok();
+}
+
+// A relay skips the owner's consent by clearing the flag outside the signatures.
+Status clear_consent(const v1::Campaign&, v1::SignedCampaign& sc) {
+  sc.set_require_consent(false);
+  return Status::ok();
+}
+
 Status bad_signature(const v1::Campaign&, v1::SignedCampaign& sc) {
   v1::SignedMetadata m;
   if (!m.ParseFromString(sc.signed_director()) || m.signatures_size() == 0) {
@@ -154,6 +165,7 @@ const std::vector<Mutation>& mutations() {
       {"truncated-payload", Attack::kTruncatedPayload, nullptr, truncated_payload},
       {"rotation-unsigned-by-old", Attack::kRotationUnsignedByOld, rotation_unsigned_by_old, nullptr},
       {"rotation-withheld", Attack::kRotationWithheld, rotation_withheld, nullptr},
+      {"consent-cleared", Attack::kConsentCleared, require_consent, clear_consent},
   };
   return table;
 }

@@ -124,6 +124,7 @@ Draft honest_draft(const v1::Campaign& campaign, Keys keys, uint64_t director_ve
   director.preconditions.require_parked = campaign.preconditions().require_parked();
   director.preconditions.require_ignition_off = campaign.preconditions().require_ignition_off();
   director.preconditions.min_battery_percent = campaign.preconditions().min_battery_soc_percent();
+  director.require_consent = campaign.require_consent();
   for (const auto& g : campaign.groups()) {
     trust::CampaignGroup group;
     group.id = g.group();

@@ -106,6 +106,7 @@ std::string make_director_body(const VerifiedCampaign& c) {
   m.mutable_preconditions()->set_require_parked(c.preconditions.require_parked);
   m.mutable_preconditions()->set_require_ignition_off(c.preconditions.require_ignition_off);
   m.mutable_preconditions()->set_min_battery_percent(c.preconditions.min_battery_percent);
+  if (c.require_consent) m.set_require_consent(*c.require_consent);
   return m.SerializeAsString();
 }
 

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -220,6 +221,9 @@ struct VerifiedCampaign {
   // One entry per group used by a target (defaults filled in), sorted by (order, id).
   std::vector<CampaignGroup> groups;
   Preconditions preconditions;
+  // Whether the owner must consent (DirectorMetadata.require_consent). Empty: the metadata was
+  // signed before the field existed and does not say; the client then asks.
+  std::optional<bool> require_consent;
   Digest director_sha256{};  // SHA-256 of the signed director bytes as received
   // True when this exact director metadata was already accepted and its campaign is not finished:
   // the client is resuming after a restart, not facing a replay.
@@ -256,7 +260,8 @@ struct RootSpec {
 Result<std::string> make_root_body(const RootSpec& spec);
 // images: name, version, version_number, size, sha256, hardware_ids, full (if has_full), deltas.
 std::string make_image_body(uint64_t version, int64_t expires, const std::vector<ImageInfo>& images);
-// From vin, campaign_id, version, expires, targets (all fields but .image), groups, preconditions.
+// From vin, campaign_id, version, expires, targets (all fields but .image), groups, preconditions,
+// require_consent (written only when set).
 std::string make_director_body(const VerifiedCampaign& campaign);
 
 // ------------------------------------------------------------------------------------------------
@@ -300,6 +305,13 @@ class TrustStore {
   // Records that the campaign with this director version is finished (success, failure or cancel):
   // its metadata can no longer be "resumed", only replaced by a higher version.
   Status mark_campaign_finished(uint64_t director_version);
+
+  // The director version of the accepted, unfinished campaign whose signed director metadata is
+  // exactly `signed_director` (SignedMetadata bytes, as the journal keeps them in every target):
+  // how a campaign resumed after a restart, without being verified again, finds the counter it
+  // must mark finished. kNotFound when the counter holds another campaign or a finished one;
+  // kCorrupt/kRejected when the bytes are not a director envelope under the caps.
+  Result<uint64_t> unfinished_campaign(std::string_view signed_director) const;
 
   uint64_t root_version() const;
   uint64_t director_version() const;  // 0 if none accepted yet

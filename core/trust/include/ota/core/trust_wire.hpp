@@ -27,6 +27,8 @@ inline constexpr uint32_t kMaxWindow = 64;
 //    signed group; allow_downgrade is not set unless signed; resolves_dtcs are among the signed ones;
 //  - every group that is atomic in the signed campaign is atomic on the wire;
 //  - wire pre-conditions are at least as strict as the signed ones;
+//  - require_consent equals the signed one when the director metadata carries it (not checked
+//    when it does not: the caller decides, and the client's trust gate then asks for consent);
 //  - the unsigned fields are bounded: health_timeout_ms, chunk_size and window 0 or within the
 //    bounds above, at most Limits::max_root_updates root_updates.
 Status check_campaign_matches(const ota::v1::Campaign& wire, const VerifiedCampaign& signed_campaign);

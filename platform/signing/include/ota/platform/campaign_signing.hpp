@@ -32,11 +32,12 @@ enum class Attack {
   kTruncatedPayload,       // a payload file cut short after signing
   kRotationUnsignedByOld,  // root v2 shipped in root_updates is signed only by its own (new) root key
   kRotationWithheld,       // the campaign is signed with the keys of root v2, which is not shipped
+  kConsentCleared,         // consent required in the signed metadata, the unsigned flag cleared after
 };
 
 // Parses "bad-signature", "untrusted-key", "threshold", "revoked-key", "expired", "wrong-vin",
 // "wrong-hardware", "mix-and-match", "rollback", "oversized", "corrupt-payload", "truncated-payload",
-// "rotation-unsigned-by-old", "rotation-withheld".
+// "rotation-unsigned-by-old", "rotation-withheld", "consent-cleared".
 bool parse_attack(const std::string& name, Attack* out);
 std::vector<std::string> attack_names();
 
