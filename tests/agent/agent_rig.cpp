@@ -255,8 +255,24 @@ void AgentRig::record(const TransportMessage& m) {
   } else if (leaf == topics::Leaf::kAck) {
     v1::ChunkAck a;
     if (a.ParseFromString(m.payload)) acks_.push_back(a);
+  } else if (leaf == topics::Leaf::kHello) {
+    v1::Hello h;
+    if (h.ParseFromString(m.payload)) hellos_.push_back(h);
   }
   seen_changed_.notify_all();
+}
+
+size_t AgentRig::hellos_seen() const {
+  std::lock_guard<std::mutex> lock(seen_mu_);
+  return hellos_.size();
+}
+
+v1::Hello AgentRig::wait_hello(size_t mark) {
+  std::unique_lock<std::mutex> lock(seen_mu_);
+  const bool seen = seen_changed_.wait_for(lock, kDeadline, [&] { return hellos_.size() > mark; });
+  INFO("waiting for a hello from the agent");
+  REQUIRE(seen);
+  return hellos_[mark];
 }
 
 void AgentRig::on_transition(const agent_impl::Rule& r, v1::Phase before, v1::Phase after) {

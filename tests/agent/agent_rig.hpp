@@ -164,6 +164,10 @@ class AgentRig {
   Transition wait_transition(Event event, size_t mark);
   const Transition& last_transition() const;
   size_t acks_seen() const;
+  // Hellos the agent itself published (its Will excluded) since `mark` (a hellos_seen() value):
+  // waits for the first with a deadline, REQUIREs it.
+  size_t hellos_seen() const;
+  v1::Hello wait_hello(size_t mark);
   // The acks after the first `mark` ones, once there is at least one.
   std::vector<v1::ChunkAck> wait_acks(size_t mark);
   std::optional<v1::Result> result_of(const std::string& correlation_id);
@@ -184,6 +188,7 @@ class AgentRig {
   std::condition_variable seen_changed_;
   std::vector<Transition> transitions_;
   std::vector<v1::ChunkAck> acks_;
+  std::vector<v1::Hello> hellos_;
   std::map<std::string, v1::Result> results_;
 };
 
