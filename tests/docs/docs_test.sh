@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The documents keep up with the tree:
-#  - every message and enum of the wire and trust protocol (proto/ota/v1/ota.proto, cloud.proto,
+#  - every message and enum of the wire and trust protocol (proto/ota/v1/ota.proto, cloud.proto, control.proto,
 #    trust.proto) is named, in code spans, in docs/PROTOCOL.md or docs/SECURITY.md, and every one
 #    of the on-disk and package formats (state.proto, package.proto) somewhere in docs/;
 #  - every repository path a document names in a code span (`core/trust/src/reports.cpp`) exists.
@@ -22,7 +22,7 @@ declare -A protocol_words all_words
 while read -r w; do protocol_words[$w]=1; done < <(code_words docs/PROTOCOL.md docs/SECURITY.md)
 while read -r w; do all_words[$w]=1; done < <(code_words docs/*.md)
 checked=0
-for proto in ota cloud trust state package; do
+for proto in ota cloud trust control state package; do
   file=proto/ota/v1/$proto.proto
   [[ -f $file ]] || { fail "$file does not exist"; continue; }
   for name in $(proto_names "$file"); do

@@ -10,6 +10,8 @@
 //   ota/v1/ecu/{ecu}/down/data   client -> agent   payload chunks
 //   ota/v1/vehicle/status        client -> anyone  retained campaign progress
 //   ota/v1/vehicle/report        client -> anyone  retained last vehicle report
+//   ota/v1/vehicle/control/request  tool -> client  ControlRequest (ota/v1/control.proto)
+//   ota/v1/vehicle/control/reply    client -> tools ControlReply
 #pragma once
 
 #include <string>
@@ -39,6 +41,9 @@ std::string ecu_down_filter(std::string_view ecu_id);  // ota/v1/ecu/{ecu}/down/
 
 inline constexpr const char* kVehicleStatus = "ota/v1/vehicle/status";
 inline constexpr const char* kVehicleReport = "ota/v1/vehicle/report";
+// Local control (ota/v1/control.proto): the observer user may publish requests, nothing else.
+inline constexpr const char* kControlRequest = "ota/v1/vehicle/control/request";
+inline constexpr const char* kControlReply = "ota/v1/vehicle/control/reply";
 
 // Splits "ota/v1/ecu/{ecu}/{up|down}/{leaf}". False for any other topic.
 bool parse_ecu_topic(std::string_view topic, std::string* ecu_id, Leaf* leaf);
